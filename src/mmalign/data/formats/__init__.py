@@ -1,0 +1,3 @@
+"""data/formats."""
+
+__all__: list[str] = []

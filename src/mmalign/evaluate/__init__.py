@@ -1,0 +1,3 @@
+"""evaluate."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""models/baselines."""
+
+__all__: list[str] = []

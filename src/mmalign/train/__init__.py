@@ -1,0 +1,3 @@
+"""train."""
+
+__all__: list[str] = []
