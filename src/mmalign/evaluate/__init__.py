@@ -1,3 +1,25 @@
-"""evaluate."""
+"""Evaluation: metrics of the paper's protocol, the sanity floor, significance, tables, plots."""
 
-__all__: list[str] = []
+from mmalign.evaluate.metrics import (
+    CLASSIFICATION_METRICS,
+    METRIC_DIRECTIONS,
+    METRIC_LABELS,
+    PRIMARY_METRIC,
+    REGRESSION_METRICS,
+    classification_metrics,
+    compute_metrics,
+    pearson_corr,
+    regression_metrics,
+)
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "METRIC_DIRECTIONS",
+    "METRIC_LABELS",
+    "PRIMARY_METRIC",
+    "REGRESSION_METRICS",
+    "classification_metrics",
+    "compute_metrics",
+    "pearson_corr",
+    "regression_metrics",
+]
