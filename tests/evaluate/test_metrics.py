@@ -129,17 +129,13 @@ def test_logits_are_argmaxed():
     truth = np.array([0, 0, 0, 0, 1, 1, 2])
     labels = np.array([0, 0, 0, 1, 1, 2, 2])
     logits = np.eye(3)[labels] * 2.0 - 0.5  # (N, C) with the arg-max at `labels`
-    assert compute_metrics(logits, truth, "classification") == classification_metrics(
-        labels, truth
-    )
+    assert compute_metrics(logits, truth, "classification") == classification_metrics(labels, truth)
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(50, 4))
     truth = rng.integers(0, 4, 50)
     m = classification_metrics(torch.from_numpy(logits), truth)
     assert m["f1_macro"] == pytest.approx(f1_score(truth, logits.argmax(1), average="macro"))
-    assert m["f1_weighted"] == pytest.approx(
-        f1_score(truth, logits.argmax(1), average="weighted")
-    )
+    assert m["f1_weighted"] == pytest.approx(f1_score(truth, logits.argmax(1), average="weighted"))
 
 
 def test_tables_know_every_metric():

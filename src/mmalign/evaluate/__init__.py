@@ -1,5 +1,6 @@
 """Evaluation: metrics of the paper's protocol, the sanity floor, significance, tables, plots."""
 
+from mmalign.evaluate.floor import pooled_features, sanity_floor
 from mmalign.evaluate.metrics import (
     CLASSIFICATION_METRICS,
     METRIC_DIRECTIONS,
@@ -21,5 +22,7 @@ __all__ = [
     "classification_metrics",
     "compute_metrics",
     "pearson_corr",
+    "pooled_features",
     "regression_metrics",
+    "sanity_floor",
 ]
