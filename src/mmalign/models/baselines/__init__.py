@@ -1,3 +1,6 @@
-"""models/baselines."""
+"""Baselines of the MM-Align paper (section 4.2), each on the shared backbone."""
 
-__all__: list[str] = []
+from mmalign.models.baselines.lb import SourceOnly
+from mmalign.models.baselines.ub import BothModalities
+
+__all__ = ["SourceOnly", "BothModalities"]

@@ -1,0 +1,163 @@
+"""Alignment dynamics learner (ADL): fitter network, OT fit targets, fit loss, banded imputation.
+
+Follows MM-Align (Han et al., EMNLP 2022), section 3.4: the fitter of Eq. 12 (GRU + linear +
+softmax over the ``W = 2K+1`` window offsets), the fit loss of Eq. 13 and the imputation of
+Eq. 14-15. Corrections (see ``docs/method.md``): the target for victim step ``j`` is the OT
+plan's *column* ``j`` renormalised over the valid source steps (the barycentric projection
+that Eq. 14 sums over); the official code's *row* convention is offered as an option. The
+GRU is bidirectional because the window looks both ways.
+
+All band tensors here are *column bands* on the shared time axis: ``w[b, j, k]`` weighs
+source step ``j + k - K`` for victim step ``j``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from mmalign.ot.band import band_transpose, band_valid_mask
+from mmalign.validation import check_in
+
+__all__ = ["AlignmentFitter", "ot_fit_targets", "fit_loss", "banded_impute", "Convention"]
+
+Convention = Literal["column", "row"]
+
+
+class AlignmentFitter(nn.Module):
+    """Predict banded alignment weights from the source sequence alone (Eq. 12).
+
+    Parameters
+    ----------
+    d_model : int
+        Width ``d`` of the encoded source steps.
+    window : int
+        Window radius ``K``; the output has ``W = 2K+1`` offsets.
+    hidden : int, optional
+        GRU hidden width per direction (default ``d``).
+    bidirectional : bool
+        Run the GRU both ways (default True: the window looks both ways).
+    """
+
+    def __init__(self, d_model: int, window: int, hidden: int | None = None, bidirectional: bool = True) -> None:
+        super().__init__()
+        hidden = hidden or d_model
+        self.window = window
+        self.gru = nn.GRU(d_model, hidden, batch_first=True, bidirectional=bidirectional)
+        self.proj = nn.Linear(hidden * (2 if bidirectional else 1), 2 * window + 1)
+
+    def forward(self, z_source: Tensor, source_mask: Tensor) -> Tensor:
+        """Return weights of shape (B, L, W); each valid row sums to 1 over valid offsets.
+
+        Parameters
+        ----------
+        z_source : Tensor, shape (B, L, d)
+            Encoded source steps (without the head token).
+        source_mask : Tensor, shape (B, L)
+            True on valid steps.
+        """
+        seq_len = z_source.shape[1]
+        lengths = source_mask.sum(1).clamp(min=1).cpu()
+        # pack so that the backward direction starts at each sample's last valid step
+        packed = pack_padded_sequence(z_source, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.gru(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=seq_len)  # (B, L, h)
+        logits = self.proj(out)  # (B, L, W)
+        valid = band_valid_mask(source_mask, source_mask, self.window)  # (B, L, W)
+        logits = logits.masked_fill(~valid, float("-inf"))
+        weights = torch.softmax(logits, dim=-1)
+        return torch.where(valid, weights, torch.zeros_like(weights))  # padded rows: 0, not NaN
+
+
+def ot_fit_targets(
+    plan: Tensor,
+    source_mask: Tensor,
+    victim_mask: Tensor,
+    window: int,
+    convention: Convention = "column",
+) -> tuple[Tensor, Tensor]:
+    """Turn an OT plan (row band) into fitter targets and their validity mask.
+
+    Parameters
+    ----------
+    plan : Tensor, shape (B, L, W)
+        Row band from :func:`mmalign.ot.sinkhorn_banded` (source ``i``, victim ``i+k-K``).
+    source_mask, victim_mask : Tensor, shape (B, L)
+        Valid steps (one shared time axis).
+    window : int
+        ``K``.
+    convention : {"column", "row"}
+        ``"column"`` (default): target for victim step ``j`` is plan column ``j`` renormalised
+        over source steps. ``"row"``: plan row ``i`` renormalised (the official code's choice).
+
+    Returns
+    -------
+    target : Tensor, shape (B, L, W)
+        Each valid row sums to 1 (rows without mass are 0).
+    valid : Tensor, shape (B, L, W), bool
+        Entries that take part in the fit loss.
+    """
+    check_in("convention", convention, ["column", "row"])
+    if convention == "column":
+        band = band_transpose(plan, window, victim_mask.shape[1])  # (B, M, W)
+        valid = band_valid_mask(victim_mask, source_mask, window)  # (B, M, W)
+    else:
+        band = plan
+        valid = band_valid_mask(source_mask, victim_mask, window)  # (B, L, W)
+    band = band * valid
+    total = band.sum(-1, keepdim=True)  # (B, L, 1)
+    target = torch.where(total > 0, band / total.clamp(min=torch.finfo(band.dtype).tiny), 0.0)
+    return target, valid
+
+
+def fit_loss(pred: Tensor, target: Tensor, valid: Tensor, normalisation: str = "mse") -> Tensor:
+    """Masked fit loss between predicted and target bands, both (B, L, W).
+
+    ``"mse"`` (default): mean squared error over valid entries. ``"eq13"``: the paper's
+    Eq. 13 per sample, ``sqrt(sum (A - T)^2) / (W * l)``, averaged over samples with ``l > 0``.
+
+    >>> p = torch.zeros(1, 2, 3); t = torch.ones(1, 2, 3); v = torch.ones(1, 2, 3, dtype=torch.bool)
+    >>> float(fit_loss(p, t, v))
+    1.0
+    """
+    check_in("fit_normalisation", normalisation, ["mse", "eq13"])
+    sq = (pred - target).square() * valid
+    if normalisation == "mse":
+        return sq.sum() / valid.sum().clamp(min=1)
+    lengths = valid.any(-1).sum(-1)  # (B,)
+    per_sample = sq.sum((1, 2)).clamp(min=1e-12).sqrt() / (pred.shape[-1] * lengths.clamp(min=1))
+    keep = lengths > 0
+    return (per_sample * keep).sum() / keep.sum().clamp(min=1)
+
+
+def banded_impute(weights: Tensor, z_source: Tensor, window: int) -> Tensor:
+    """Eq. 14: ``zhat_j = sum_k w[j, k] * z_source[j + k - K]`` without building L x M matrices.
+
+    Parameters
+    ----------
+    weights : Tensor, shape (B, M, W)
+        Column band (zero on invalid offsets).
+    z_source : Tensor, shape (B, L, d)
+    window : int
+        ``K``.
+
+    Returns
+    -------
+    Tensor, shape (B, M, d)
+
+    >>> w = torch.zeros(1, 3, 3); w[:, :, 1] = 1.0  # identity alignment
+    >>> z = torch.arange(6.0).reshape(1, 3, 2)
+    >>> torch.equal(banded_impute(w, z, 1), z)
+    True
+    """
+    m, k = weights.shape[1], window
+    extra = max(0, m - z_source.shape[1])
+    z_pad = nn.functional.pad(z_source, (0, 0, k, k + extra))  # (B, L+2K+extra, d)
+    # a loop over the W offsets (not over samples): memory stays O(B * M * d)
+    out = weights[:, :, 0, None] * z_pad[:, 0:m]  # (B, M, d)
+    for offset in range(1, 2 * k + 1):
+        out = out + weights[:, :, offset, None] * z_pad[:, offset : offset + m]  # (B, M, d)
+    return out

@@ -1,0 +1,94 @@
+"""The hook interface that every method (MM-Align and each baseline) implements.
+
+The one training loop (:mod:`mmalign.train.loop`) calls only these hooks, so methods differ
+in a small class rather than in a copied loop (house style rule 9). Interface introduced for
+this toolkit (2026); the split into a complete and a missing phase follows Algorithm 1 of
+MM-Align (Han et al., EMNLP 2022).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import Tensor, nn
+
+from mmalign.data.batching import Batch
+from mmalign.models.backbone import Backbone
+from mmalign.models.losses import task_loss
+
+__all__ = ["Phase", "PairDims", "MissingModalityModel"]
+
+# warmup: complete batches before Algorithm 1's main loop; complete / missing: the two splits
+Phase = Literal["warmup", "complete", "missing"]
+
+
+@dataclass(frozen=True)
+class PairDims:
+    """Sizes a method needs to build itself."""
+
+    source_dim: int
+    victim_dim: int
+    output_dim: int
+    task: str
+
+
+class MissingModalityModel(nn.Module):
+    """Base class: a backbone plus whatever the method uses to stand in for the victim.
+
+    Subclasses implement :meth:`compute_losses` and :meth:`impute_victim`; the default
+    :meth:`predict` fuses the source with the real victim where present and the imputation
+    elsewhere.
+    """
+
+    #: order in which the loop steps the optimiser groups on one batch
+    group_order: tuple[str, ...] = ("backbone",)
+
+    def __init__(self, backbone: Backbone, task: str) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.task = task
+
+    # -- hooks -------------------------------------------------------------------------
+    def compute_losses(self, batch: Batch, phase: Phase) -> dict[str, Tensor]:
+        """Return losses keyed by optimiser group (extra keys are logged, not stepped)."""
+        raise NotImplementedError
+
+    def impute_victim(self, z_source: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Stand-in for the encoded victim: returns ``(z_victim (B, 1+L, d), mask (B, L))``."""
+        raise NotImplementedError
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters per optimiser group; default: everything in ``backbone``."""
+        return {"backbone": [p for p in self.parameters() if p.requires_grad]}
+
+    # -- shared helpers ------------------------------------------------------------------
+    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+        """Task loss of ``output`` (B, C) against the batch labels."""
+        return task_loss(output, batch.labels, self.task)
+
+    def encode_pair_or_impute(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Encode the source; encode the victim where present and impute it elsewhere.
+
+        Returns
+        -------
+        z_source : Tensor, shape (B, 1+L, d)
+        z_victim : Tensor, shape (B, 1+L, d)
+        victim_mask : Tensor, shape (B, L)
+        """
+        z_source = self.backbone.encode_source(batch.source, batch.source_mask)
+        has = batch.has_victim
+        if bool(has.all()):
+            return z_source, self.backbone.encode_victim(batch.victim, batch.victim_mask), batch.victim_mask
+        z_imp, imp_mask = self.impute_victim(z_source, batch)
+        if not bool(has.any()):
+            return z_source, z_imp, imp_mask
+        z_real = self.backbone.encode_victim(batch.victim, batch.victim_mask)
+        z_victim = z_real.where(has[:, None, None], z_imp)  # (B, 1+L, d)
+        mask = batch.victim_mask.where(has[:, None], imp_mask)  # (B, L)
+        return z_source, z_victim, mask
+
+    def predict(self, batch: Batch) -> Tensor:
+        """Outputs (B, C) using the real victim where ``has_victim`` and the imputation elsewhere."""
+        z_source, z_victim, victim_mask = self.encode_pair_or_impute(batch)
+        return self.backbone.predict_fused(z_source, batch.source_mask, z_victim, victim_mask)
