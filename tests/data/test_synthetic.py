@@ -1,0 +1,193 @@
+from dataclasses import fields
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+
+from mmalign.data.synthetic import (
+    SYNTHETIC_MODALITIES,
+    SyntheticConfig,
+    generate_synthetic,
+    make_synthetic,
+    monotone_warps,
+)
+from mmalign.validation import ConfigError
+
+SMALL = dict(n_train=60, n_valid=20, n_test=30)
+
+
+def test_every_field_has_a_default_help_and_a_scalar_type():
+    for f in fields(SyntheticConfig):
+        assert f.metadata.get("help"), f.name
+        assert f.type in ("int", "float", "str", "bool"), (f.name, f.type)
+    SyntheticConfig()  # all defaults
+
+
+def test_default_sizes_and_widths_are_mosi_like():
+    cfg = SyntheticConfig()
+    assert (cfg.n_train, cfg.n_valid, cfg.n_test) == (1284, 229, 686)
+    assert (cfg.min_length, cfg.max_length) == (10, 50)
+    assert cfg.feature_dims() == {"text": 32, "vision": 20, "audio": 5}
+
+
+def test_same_seed_same_arrays_different_seed_different():
+    a = make_synthetic(SyntheticConfig(**SMALL, seed=3))
+    b = make_synthetic(SyntheticConfig(**SMALL, seed=3))
+    c = make_synthetic(SyntheticConfig(**SMALL, seed=4))
+    for s in ("train", "valid", "test"):
+        for m in SYNTHETIC_MODALITIES:
+            np.testing.assert_array_equal(a.splits[s].features[m], b.splits[s].features[m])
+            np.testing.assert_array_equal(a.splits[s].lengths[m], b.splits[s].lengths[m])
+        np.testing.assert_array_equal(a.splits[s].labels, b.splits[s].labels)
+    text_a, text_c = a.splits["train"].features["text"], c.splits["train"].features["text"]
+    assert not np.array_equal(text_a, text_c)
+    assert not np.array_equal(a.splits["train"].labels, c.splits["train"].labels)
+
+
+def test_shapes_dtypes_lengths_and_zero_padding():
+    cfg = SyntheticConfig(**SMALL, min_length=4, max_length=12, dim_text=7, dim_vision=3,
+                          dim_audio=2)
+    ds = make_synthetic(cfg)
+    assert ds.task == "regression" and ds.n_classes is None
+    assert ds.modalities == ("text", "vision", "audio")
+    for s, n in (("train", 60), ("valid", 20), ("test", 30)):
+        split = ds.splits[s]
+        assert len(split) == n and split.labels.dtype == np.float32
+        length = split.lengths["text"]
+        assert length.dtype == np.int64
+        assert length.min() >= 4 and length.max() <= 12
+        for m, d in (("text", 7), ("vision", 3), ("audio", 2)):
+            x = split.features[m]
+            assert x.shape == (n, 12, d) and x.dtype == np.float32
+            # word-aligned: one length for all modalities
+            np.testing.assert_array_equal(split.lengths[m], length)
+            pad = np.arange(12)[None, :] >= length[:, None]
+            assert np.all(x[pad] == 0.0)
+            assert np.all(np.abs(x[~pad]).sum(axis=-1) > 0)
+    ids = np.concatenate([ds.splits[s].ids for s in ("train", "valid", "test")])
+    assert len(set(ids)) == 110
+
+
+def test_regression_labels_in_range_on_the_grid_with_some_zeros():
+    y = make_synthetic(SyntheticConfig(n_train=800, n_valid=5, n_test=5)).splits["train"].labels
+    assert y.min() >= -3.0 and y.max() <= 3.0
+    np.testing.assert_allclose(y / 0.2, np.round(y / 0.2), atol=1e-4)
+    assert 0 < np.mean(y == 0.0) < 0.2
+    assert 1.0 < y.std() < 2.0  # spread over the range, not piled up at the ends
+
+
+def test_classification_labels_are_imbalanced_and_cover_all_classes():
+    ds = make_synthetic(SyntheticConfig(n_train=2000, n_valid=5, n_test=5,
+                                        task="classification"))
+    assert ds.task == "classification" and ds.n_classes == 7 and ds.output_dim == 7
+    y = ds.splits["train"].labels
+    assert y.dtype == np.int64
+    counts = np.bincount(y, minlength=7)
+    target = 0.6 ** np.arange(7) / np.sum(0.6 ** np.arange(7))
+    # frequencies follow class_imbalance**k (tuned biases): most frequent ~41%, rarest ~2%
+    np.testing.assert_allclose(counts / counts.sum(), target, atol=0.02)
+    assert counts.min() > 0 and counts.max() >= 10 * counts.min()
+
+
+def test_monotone_warps_stay_in_the_band_and_end_on_the_last_step():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 40, size=300)
+    w = monotone_warps(rng, lengths, 40, band=2, strength=1.0)
+    steps = np.arange(40)[None, :]
+    valid = steps < lengths[:, None]
+    assert np.all(np.abs(w - steps)[valid] <= 2)
+    assert np.all(np.diff(w, axis=1)[valid[:, 1:]] >= 0)
+    assert np.all(w[:, 0] == 0)
+    np.testing.assert_array_equal(w[np.arange(300), lengths - 1], lengths - 1)
+    assert np.all(w[~valid] == 0)
+    assert np.mean((w != steps)[valid]) > 0.3  # really warped
+
+
+def _ridge_corr(train, test, modalities):
+    def pool(split):
+        cols = []
+        for m in modalities:
+            x = split.features[m].astype(np.float64)
+            n = split.lengths[m][:, None]
+            cols += [x.sum(axis=1) / n, (x**2).sum(axis=1) / n]  # mean, mean of squares
+        return np.concatenate(cols, axis=1)
+
+    pred = Ridge(alpha=1.0).fit(pool(train), train.labels).predict(pool(test))
+    return float(np.corrcoef(pred, test.labels)[0, 1])
+
+
+def test_each_modality_carries_unique_label_information_and_text_is_strongest():
+    ds = make_synthetic(SyntheticConfig(n_train=800, n_valid=5, n_test=400))
+    tr, te = ds.splits["train"], ds.splits["test"]
+    corr = {mods: _ridge_corr(tr, te, mods) for mods in
+            [("text",), ("vision",), ("audio",), ("text", "vision"), ("audio", "text"),
+             ("text", "vision", "audio")]}
+    # observed on seed 0: t .80, v .68, a .55, t+v .90, a+t .87, all .95
+    assert corr[("text", "vision")] >= corr[("text",)] + 0.05
+    assert corr[("audio", "text")] >= corr[("audio",)] + 0.2
+    assert corr[("text",)] > corr[("vision",)] > corr[("audio",)]
+    assert corr[("text", "vision", "audio")] > 0.8
+
+
+def test_true_alignment_is_banded_but_not_the_identity():
+    base = dict(n_train=80, n_valid=2, n_test=2, noise_text=0.0, noise_vision=0.0,
+                unique_dim=0, warp_band=2)
+    # same seed, no warping: the text -> vision map is exactly affine on identical steps
+    straight = make_synthetic(SyntheticConfig(**base, warp_strength=0.0)).splits["train"]
+    data = generate_synthetic(SyntheticConfig(**base, warp_strength=1.0))
+    warped = data.dataset.splits["train"]
+    n, length = warped.features["text"].shape[:2]
+    steps = np.arange(length)
+    valid = steps[None, :] < warped.lengths["text"][:, None]
+    xt0 = straight.features["text"].astype(np.float64)[valid]
+    xv0 = straight.features["vision"].astype(np.float64)[valid]
+    ones = np.ones((xt0.shape[0], 1))
+    affine, *_ = np.linalg.lstsq(np.hstack([xt0, ones]), xv0, rcond=None)
+    xt = warped.features["text"].astype(np.float64)
+    xv = warped.features["vision"].astype(np.float64)
+    pred = np.concatenate([xt, np.ones((n, length, 1))], axis=2) @ affine  # (N, L, Dv)
+    # cross-match every text step against every vision step of the same sample
+    dist = ((pred[:, :, None, :] - xv[:, None, :, :]) ** 2).sum(-1)  # (N, L, M)
+    dist = np.where(valid[:, None, :], dist, np.inf)
+    best = dist.argmin(axis=2) - steps[None, :]
+    exact = valid & (dist.min(axis=2) < 1e-6)  # vision also observed this latent step
+    assert exact.sum() > 0.5 * valid.sum()
+    assert np.abs(best[exact]).max() <= 4  # within 2 * warp_band
+    assert np.abs(best[exact]).max() >= 2
+    assert np.mean(best[exact] != 0) > 0.3  # not the identity
+    truth = data.true_offsets("train", "text", "vision")
+    # vision may dwell on a latent step: compare the latent steps the two matches see
+    w_vision = data.warps["train"]["vision"]
+    seen_best = np.take_along_axis(w_vision, np.clip(best + steps, 0, length - 1), axis=1)
+    seen_true = np.take_along_axis(w_vision, truth + steps, axis=1)
+    np.testing.assert_array_equal(seen_best[exact], seen_true[exact])
+    assert np.all(np.abs(truth) <= 4)
+
+
+def test_a_noise_knob_changes_only_its_modality():
+    # changing noise or warp strength does not change the draws of the latent sequences
+    a = make_synthetic(SyntheticConfig(**SMALL, noise_audio=0.0)).splits["train"]
+    b = make_synthetic(SyntheticConfig(**SMALL, noise_audio=0.0)).splits["train"]
+    np.testing.assert_array_equal(a.features["audio"], b.features["audio"])
+    c = make_synthetic(SyntheticConfig(**SMALL, noise_audio=1.0)).splits["train"]
+    np.testing.assert_array_equal(a.features["text"], c.features["text"])
+    assert not np.array_equal(a.features["audio"], c.features["audio"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_train=0), r"`n_train` must be an integer >= 1; got 0\."),
+        (dict(max_length=5, min_length=6), r"`max_length` must be an integer >= min_length=6"),
+        (dict(task="ranking"), r"`task` must be one of \['regression', 'classification'\]"),
+        (dict(noise_text=-1.0), r"`noise_text` must be a number >= 0; got -1\.0\."),
+        (dict(event_smoothness=1.0), r"`event_smoothness` must be in \[0, 1\); got 1\.0\."),
+        (dict(class_imbalance=0.0), r"`class_imbalance` must be in \(0, 1\]"),
+        (dict(n_classes=1), r"`n_classes` must be an integer >= 2"),
+        (dict(info_shared=0.0, info_text=0.0, info_vision=0.0, info_audio=0.0),
+         r"must be a number > 0"),
+    ],
+)
+def test_bad_config_raises_config_error(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        make_synthetic(SyntheticConfig(**kwargs))
