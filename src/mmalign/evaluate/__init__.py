@@ -12,6 +12,11 @@ from mmalign.evaluate.metrics import (
     pearson_corr,
     regression_metrics,
 )
+from mmalign.evaluate.plots import (
+    plot_alignment_heatmaps,
+    plot_training_curves,
+    plot_window_sweep,
+)
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -22,6 +27,9 @@ __all__ = [
     "classification_metrics",
     "compute_metrics",
     "pearson_corr",
+    "plot_alignment_heatmaps",
+    "plot_training_curves",
+    "plot_window_sweep",
     "pooled_features",
     "regression_metrics",
     "sanity_floor",
