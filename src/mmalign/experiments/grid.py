@@ -1,0 +1,225 @@
+"""Experiment grids: methods x directed pairs x survival rates x split seeds.
+
+:func:`expand_grid` turns the paper's protocol into a list of :class:`RunSpec`; each run gets
+its own folder under the grid folder (:func:`run_dir_for`), which :func:`prepare_run_dir`
+empties before a (re)start, so a run killed mid-way never leaves half-written files that a
+restart could mistake for its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from mmalign.data.dataset import MODALITY_ALIASES, canonical_modality
+from mmalign.experiments.spec import RunSpec
+from mmalign.validation import ConfigError, check_probability
+
+__all__ = [
+    "UPPER_BOUND",
+    "PAPER_PAIR_ORDER",
+    "dataset_modalities",
+    "parse_pairs",
+    "parse_seeds",
+    "expand_grid",
+    "run_dir_for",
+    "prepare_run_dir",
+]
+
+#: The method that trains and tests with both modalities complete: ``p`` does not apply.
+UPPER_BOUND = "ub"
+
+#: The order of the six directed pairs in the paper's tables (T->V, V->A, A->T, V->T, A->V, T->A).
+PAPER_PAIR_ORDER: tuple[tuple[str, str], ...] = (
+    ("text", "vision"),
+    ("vision", "audio"),
+    ("audio", "text"),
+    ("vision", "text"),
+    ("audio", "vision"),
+    ("text", "audio"),
+)
+
+_DEFAULT_SYNTHETIC_MODALITIES = ("text", "vision", "audio")
+
+
+def dataset_modalities(data: str) -> tuple[str, ...]:
+    """Return the modality names of ``data`` (loads a data file; synthetic is t, v, a).
+
+    >>> dataset_modalities("synthetic:n=32")
+    ('text', 'vision', 'audio')
+    """
+    if data.split(":", 1)[0].strip() == "synthetic":
+        return _DEFAULT_SYNTHETIC_MODALITIES
+    try:
+        from mmalign.data.formats import load_dataset
+    except ImportError as err:  # the loaders are a separate package
+        raise ConfigError(
+            f"`pairs` must be listed explicitly (e.g. 't:v,a:t') for {data!r}: "
+            f"the data loaders are not available ({err})."
+        ) from err
+    dataset = load_dataset(data)
+    return tuple(dataset.splits["train"].modalities)
+
+
+def parse_pairs(
+    pairs: str | Sequence[str], modalities: Sequence[str] | None = None
+) -> list[tuple[str, str]]:
+    """Parse directed pairs ``"t:v"`` (or ``"text->vision"``) into full-name tuples.
+
+    ``"all"`` gives every directed pair of ``modalities`` (the paper's order for t, v, a).
+
+    >>> parse_pairs("t:v,a:t")
+    [('text', 'vision'), ('audio', 'text')]
+    >>> len(parse_pairs("all", ["text", "vision", "audio"]))
+    6
+    """
+    if isinstance(pairs, str):
+        if pairs.strip() == "all":
+            if modalities is None:
+                raise ConfigError("`modalities` must be given to expand pairs='all'; got None.")
+            full = [canonical_modality(m) for m in modalities]
+            ordered = [pr for pr in PAPER_PAIR_ORDER if pr[0] in full and pr[1] in full]
+            rest = [pr for pr in itertools.permutations(full, 2) if pr not in ordered]
+            return ordered + rest
+        pairs = [s for s in pairs.split(",") if s.strip()]
+    out: list[tuple[str, str]] = []
+    for item in pairs:
+        parts = re.split(r"->|:|→", str(item).strip())
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"`pair` must look like 'source:victim' (e.g. 't:v'); got {item!r}.")
+        source, victim = (canonical_modality(p.strip(), modalities) for p in parts)
+        if source == victim:
+            raise ConfigError(f"`pair` must join two different modalities; got {item!r}.")
+        if (source, victim) not in out:
+            out.append((source, victim))
+    if not out:
+        raise ConfigError(f"`pairs` must name at least one pair; got {pairs!r}.")
+    return out
+
+
+def parse_seeds(seeds: int | str | Iterable[int]) -> list[int]:
+    """Return the split seeds: an int ``n`` means ``0..n-1``; a list is kept (deduplicated).
+
+    >>> parse_seeds(3), parse_seeds([4, 2, 4]), parse_seeds("1,5")
+    ([0, 1, 2], [4, 2], [1, 5])
+    """
+    if isinstance(seeds, str):
+        seeds = [int(s) for s in seeds.split(",") if s.strip()]
+    if isinstance(seeds, bool):
+        raise ConfigError(f"`seeds` must be a count > 0 or a list of seeds; got {seeds!r}.")
+    if isinstance(seeds, int):
+        if seeds <= 0:
+            raise ConfigError(f"`seeds` must be a count > 0 or a list of seeds; got {seeds!r}.")
+        return list(range(seeds))
+    out = list(dict.fromkeys(int(s) for s in seeds))
+    if not out or any(s < 0 for s in out):
+        raise ConfigError(f"`seeds` must be a non-empty list of integers >= 0; got {out!r}.")
+    return out
+
+
+def expand_grid(
+    data: str,
+    methods: Sequence[str] | str,
+    pairs: Sequence[str] | str,
+    ps: Sequence[float] | float,
+    seeds: int | Sequence[int],
+    config: dict | None = None,
+    *,
+    modalities: Sequence[str] | None = None,
+) -> list[RunSpec]:
+    """Expand the grid methods x pairs x ps x seeds into run specs.
+
+    The upper bound ``ub`` trains with both modalities complete, so ``p`` does not apply: it
+    is expanded once per pair and seed with ``p = 1.0`` (the report shows it in every ``p``
+    column).
+
+    Parameters
+    ----------
+    data : str
+        Data path or ``"synthetic[:knob=value,...]"``.
+    methods : list of str or str
+        Method names (a comma-separated string is split).
+    pairs : list of str or str
+        ``["t:v", "a:t"]``, ``"t:v,a:t"`` or ``"all"`` (the six directed pairs of the data's
+        modalities).
+    ps : list of float or float
+        Survival rates in (0, 1].
+    seeds : int or list of int
+        ``n`` for seeds ``0..n-1``, or the seeds themselves.
+    config : dict, optional
+        Resolved hyperparameter overrides shared by every run.
+    modalities : list of str, optional
+        The data's modalities for ``pairs="all"``; read from the data when omitted.
+
+    Returns
+    -------
+    list of RunSpec
+        Ordered by pair, method, p, seed.
+
+    Examples
+    --------
+    >>> specs = expand_grid("synthetic", "lb,ub,mm-align", "t:v,a:t", [0.1, 0.5], 2)
+    >>> len(specs)  # 2 pairs x (lb, mm-align: 2 p x 2 seeds + ub: 2 seeds)
+    20
+    """
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    methods = list(dict.fromkeys(methods))
+    if not methods:
+        raise ConfigError(f"`methods` must name at least one method; got {methods!r}.")
+    if isinstance(ps, (int, float)):
+        ps = [ps]
+    ps = list(dict.fromkeys(check_probability("p", p) for p in ps))
+    if not ps:
+        raise ConfigError(f"`ps` must hold at least one survival rate; got {ps!r}.")
+    if isinstance(pairs, str) and pairs.strip() == "all" and modalities is None:
+        modalities = dataset_modalities(data)
+    pair_list = parse_pairs(pairs, modalities)
+    seed_list = parse_seeds(seeds)
+    config = dict(config or {})
+    specs = []
+    for source, victim in pair_list:
+        for method in methods:
+            method_ps = [1.0] if method == UPPER_BOUND else ps
+            for p in method_ps:
+                for seed in seed_list:
+                    specs.append(RunSpec(data, method, source, victim, p, seed, config))
+    return specs
+
+
+def _short(modality: str) -> str:
+    short = {v: k for k, v in MODALITY_ALIASES.items()}
+    return short.get(modality, modality)
+
+
+def run_dir_for(out_dir: str | Path, spec: RunSpec, fingerprint: str) -> Path:
+    """Return the run folder of ``spec`` under the grid folder ``out_dir``.
+
+    The name is readable and ends with the fingerprint, so it is unique per run:
+
+    >>> spec = RunSpec("synthetic", "mm-align", "text", "vision", 0.1, 3)
+    >>> run_dir_for("grid", spec, "0123abcd").as_posix()
+    'grid/mm-align/t-v/p0.1_seed3_0123abcd'
+    """
+    safe_method = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.method)
+    pair = f"{_short(spec.source)}-{_short(spec.victim)}"
+    return Path(out_dir) / safe_method / pair / f"p{spec.p:g}_seed{spec.seed}_{fingerprint}"
+
+
+def prepare_run_dir(run_dir: str | Path, spec: RunSpec, fingerprint: str) -> Path:
+    """Empty (or create) ``run_dir`` and write ``spec.json`` into it; return the folder.
+
+    Whatever an earlier, unfinished attempt left there is removed: only runs recorded in the
+    store count as done.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    payload = {"fingerprint": fingerprint, **spec.to_dict()}
+    (run_dir / "spec.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    return run_dir

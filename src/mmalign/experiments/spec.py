@@ -1,0 +1,251 @@
+"""Run specifications and their fingerprints.
+
+A :class:`RunSpec` names one training run of a grid: data, method, directed pair, survival
+rate ``p``, split seed and the resolved hyperparameter overrides. Its *fingerprint* is a short
+sha256 of everything that determines the result, so a results store can tell which runs of a
+grid are already done, whatever machine or folder they ran in:
+
+- the data identity: the *content* hash of a data file or folder (a moved or renamed file
+  keeps its fingerprint), or the normalised ``"synthetic[:knob=value,...]"`` string;
+- the method, the pair ``(source, victim)``, ``p`` and ``seed``;
+- a hash of the config as canonical JSON (sorted keys, no whitespace).
+
+Content hashes of files are cached per process by ``(path, size, mtime)`` so that a grid of
+hundreds of runs over one multi-GB pickle reads it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmalign.data.dataset import canonical_modality
+from mmalign.validation import ConfigError, DataError, check_probability
+
+__all__ = [
+    "FINGERPRINT_LENGTH",
+    "RunSpec",
+    "canonical_json",
+    "config_hash",
+    "data_identity",
+    "file_content_hash",
+    "normalize_synthetic",
+    "run_fingerprint",
+]
+
+#: Hex digits kept from the sha256 (64 bits: collisions are negligible for any grid).
+FINGERPRINT_LENGTH = 16
+
+# (absolute path, size, mtime_ns) -> sha256 hex of the file's bytes
+_FILE_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of an experiment grid.
+
+    Attributes
+    ----------
+    data : str
+        A data file or folder path, or ``"synthetic[:knob=value,...]"``.
+    method : str
+        Registered method name (``lb``, ``ub``, ``mfm``, ``smil``, ``modal-trans``,
+        ``mm-align``, ...).
+    source, victim : str
+        Full modality names of the directed pair ``source -> victim``.
+    p : float
+        Survival rate of the victim in training; ``1.0`` for the upper bound ``ub``.
+    seed : int
+        Split seed.
+    config : dict
+        Resolved hyperparameter overrides, plain JSON-able values.
+    """
+
+    data: str
+    method: str
+    source: str
+    victim: str
+    p: float
+    seed: int
+    config: dict = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        for name in ("data", "method", "source", "victim"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"`{name}` must be a non-empty string; got {value!r}.")
+        if self.source == self.victim:
+            raise ConfigError(
+                f"`victim` must differ from the source {self.source!r}; got {self.victim!r}."
+            )
+        check_probability("p", self.p)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"`seed` must be an integer >= 0; got {self.seed!r}.")
+        if not isinstance(self.config, dict):
+            raise ConfigError(f"`config` must be a dict; got {self.config!r}.")
+        canonical_json(self.config)  # fail now, not in a worker, on a non-JSON value
+
+    @property
+    def pair(self) -> str:
+        """The pair as ``"source->victim"``."""
+        return f"{self.source}->{self.victim}"
+
+    @property
+    def label(self) -> str:
+        """A short human-readable name: ``"mm-align text->vision p=0.1 seed=0"``."""
+        return f"{self.method} {self.pair} p={self.p:g} seed={self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a plain dict (JSON-able)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunSpec":
+        """Build a spec from :meth:`to_dict` output."""
+        return cls(
+            data=values["data"],
+            method=values["method"],
+            source=values["source"],
+            victim=values["victim"],
+            p=float(values["p"]),
+            seed=int(values["seed"]),
+            config=dict(values.get("config") or {}),
+        )
+
+    def fingerprint(self) -> str:
+        """Return the run's fingerprint (see :func:`run_fingerprint`)."""
+        return run_fingerprint(self)
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise ``value`` as canonical JSON: sorted keys, no spaces, NaN rejected.
+
+    >>> canonical_json({"b": 1, "a": [1.5, "x"]})
+    '{"a":[1.5,"x"],"b":1}'
+    """
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"`config` must hold plain JSON values; got {value!r} ({err}).") from err
+
+
+def config_hash(config: dict) -> str:
+    """Return the sha256 hex of the canonical JSON of ``config``.
+
+    >>> config_hash({"lr": 1e-3, "epochs": 5}) == config_hash({"epochs": 5, "lr": 0.001})
+    True
+    """
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
+
+
+def normalize_synthetic(data: str) -> str:
+    """Normalise a ``"synthetic[:knob=value,...]"`` string: knobs sorted, spaces dropped.
+
+    >>> normalize_synthetic("synthetic: n=200 ,seed=3")
+    'synthetic:n=200,seed=3'
+    >>> normalize_synthetic("synthetic:seed=3,n=200")
+    'synthetic:n=200,seed=3'
+    >>> normalize_synthetic("synthetic")
+    'synthetic'
+    """
+    head, _, tail = data.partition(":")
+    if head.strip() != "synthetic":
+        raise ConfigError(f"`data` must start with 'synthetic'; got {data!r}.")
+    knobs = [k.strip() for k in tail.split(",") if k.strip()]
+    for knob in knobs:
+        if "=" not in knob:
+            raise ConfigError(f"`synthetic knob` must look like name=value; got {knob!r}.")
+    knobs = sorted("=".join(part.strip() for part in k.split("=", 1)) for k in knobs)
+    return "synthetic" + (":" + ",".join(knobs) if knobs else "")
+
+
+def file_content_hash(path: str | os.PathLike) -> str:
+    """Return the sha256 hex of a file's bytes, cached by ``(path, size, mtime)``.
+
+    Raises
+    ------
+    DataError
+        The file cannot be read.
+    """
+    path = Path(path).resolve()
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the data file ({err.strerror}).") from err
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    cached = _FILE_HASH_CACHE.get(key)
+    if cached is not None:
+        return cached
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                digest.update(chunk)
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the data file ({err.strerror}).") from err
+    _FILE_HASH_CACHE[key] = digest.hexdigest()
+    return _FILE_HASH_CACHE[key]
+
+
+def data_identity(data: str) -> str:
+    """Return what identifies the data in a fingerprint.
+
+    ``"synthetic..."`` strings identify themselves (normalised); a file gives its content hash;
+    a folder gives a hash over its files' relative paths and content hashes (hidden files are
+    skipped).
+
+    >>> data_identity("synthetic:seed=1,n=64")
+    'synthetic:n=64,seed=1'
+
+    Raises
+    ------
+    DataError
+        The path does not exist or cannot be read.
+    """
+    if data.split(":", 1)[0].strip() == "synthetic":
+        return normalize_synthetic(data)
+    path = Path(data)
+    if path.is_file():
+        return "sha256:" + file_content_hash(path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        files = sorted(
+            f
+            for f in path.rglob("*")
+            if f.is_file() and not any(p.startswith(".") for p in f.relative_to(path).parts)
+        )
+        for file in files:
+            digest.update(f"{file.relative_to(path).as_posix()}\0".encode())
+            digest.update(file_content_hash(file).encode())
+        return "sha256-dir:" + digest.hexdigest()
+    raise DataError(f"{data}: no such data file or folder (nor a 'synthetic[:...]' string).")
+
+
+def run_fingerprint(spec: RunSpec) -> str:
+    """Return the fingerprint of ``spec``: a shortened sha256 of what determines its result.
+
+    Two specs that differ only in the order of config keys, or in the path of identical data
+    files, share a fingerprint.
+
+    >>> a = RunSpec("synthetic", "lb", "text", "vision", 0.1, 0, {"lr": 0.1, "epochs": 2})
+    >>> b = RunSpec("synthetic", "lb", "text", "vision", 0.1, 0, {"epochs": 2, "lr": 0.1})
+    >>> run_fingerprint(a) == run_fingerprint(b), len(run_fingerprint(a))
+    (True, 16)
+    """
+    payload = canonical_json(
+        {
+            "data": data_identity(spec.data),
+            "method": spec.method,
+            "source": canonical_modality(spec.source),
+            "victim": canonical_modality(spec.victim),
+            "p": float(spec.p),
+            "seed": int(spec.seed),
+            "config": config_hash(spec.config),
+        }
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:FINGERPRINT_LENGTH]

@@ -1,0 +1,347 @@
+"""SQLite results store of experiment grids: one row per *finished* run, keyed by fingerprint.
+
+Schema (table ``runs``, see ``docs/experiments.md``)::
+
+    fingerprint TEXT PRIMARY KEY   -- RunSpec fingerprint (spec.py)
+    data, data_id, method, source, victim, p, seed
+    config TEXT                    -- canonical JSON of the resolved overrides
+    config_hash TEXT
+    result TEXT                    -- JSON {"A": {"valid": {...}, "test": {...}}, "B": ..., "meta"}
+    started_at, finished_at TEXT   -- ISO 8601, UTC
+    wall_s REAL                    -- seconds the run took
+    version TEXT                   -- mmalign version that wrote the row
+
+A row is written in one transaction only when its run has finished, so a run killed
+mid-way (even by SIGKILL) leaves no row and is simply run again. The database uses WAL
+journaling and every operation retries on ``database is locked``, so several processes (pool
+workers, Ray drivers, two ``mmalign benchmark`` commands) can share one file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from mmalign import __version__
+from mmalign.experiments.spec import RunSpec, canonical_json, config_hash, data_identity
+from mmalign.validation import ConfigError, DataError, check_non_negative
+
+__all__ = ["ResultStore", "SETTINGS", "validate_result"]
+
+#: Test settings every result carries (glossary: setting A, setting B).
+SETTINGS: tuple[str, ...] = ("A", "B")
+
+_T = TypeVar("_T")
+
+_COLUMNS = (
+    "fingerprint",
+    "data",
+    "data_id",
+    "method",
+    "source",
+    "victim",
+    "p",
+    "seed",
+    "config",
+    "config_hash",
+    "result",
+    "started_at",
+    "finished_at",
+    "wall_s",
+    "version",
+)
+_FILTERS = ("fingerprint", "data", "data_id", "method", "source", "victim", "p", "seed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    fingerprint TEXT PRIMARY KEY,
+    data        TEXT NOT NULL,
+    data_id     TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    victim      TEXT NOT NULL,
+    p           REAL NOT NULL,
+    seed        INTEGER NOT NULL,
+    config      TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    result      TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT NOT NULL,
+    wall_s      REAL NOT NULL,
+    version     TEXT NOT NULL
+)
+"""
+
+
+def validate_result(result: Any) -> dict:
+    """Check that ``result`` has the runner layout and return it.
+
+    The layout is ``{"A": {"valid": {metric: float}, "test": {metric: float}}, "B": {...},
+    "meta": {...}}`` (``meta`` optional).
+
+    >>> validate_result({"A": {"test": {"mae": 1.0}}, "B": {"test": {"mae": 1.1}}})["B"]
+    {'test': {'mae': 1.1}}
+
+    Raises
+    ------
+    ConfigError
+        A setting, the ``test`` split or a numeric metric is missing.
+    """
+    if not isinstance(result, dict):
+        raise ConfigError(f"`result` must be a dict with keys 'A' and 'B'; got {result!r}.")
+    for setting in SETTINGS:
+        block = result.get(setting)
+        if not isinstance(block, dict) or not isinstance(block.get("test"), dict):
+            raise ConfigError(
+                f"`result[{setting!r}]` must be a dict with a 'test' dict of metrics; "
+                f"got {block!r}."
+            )
+        for split, metrics in block.items():
+            if not isinstance(metrics, dict):
+                raise ConfigError(
+                    f"`result[{setting!r}][{split!r}]` must be a dict of metrics; got {metrics!r}."
+                )
+            for name, value in metrics.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigError(
+                        f"`result[{setting!r}][{split!r}][{name!r}]` must be a number; "
+                        f"got {value!r}."
+                    )
+    return result
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _is_locked(err: sqlite3.OperationalError) -> bool:
+    text = str(err).lower()
+    return "locked" in text or "busy" in text
+
+
+class ResultStore:
+    """A results store over one SQLite file (created with its folder on first use).
+
+    Parameters
+    ----------
+    path : str or Path
+        The SQLite file.
+    timeout : float, default 60.0
+        Seconds one operation keeps retrying while another process holds the write lock.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> store = ResultStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+    >>> spec = RunSpec("synthetic", "lb", "text", "vision", 0.5, 0)
+    >>> store.has(spec.fingerprint())
+    False
+    >>> fp = store.put(spec, {"A": {"test": {"mae": 1.0}}, "B": {"test": {"mae": 0.9}}}, 2.5)
+    >>> store.has(fp), len(store)
+    (True, 1)
+    """
+
+    def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.timeout = check_non_negative("timeout", timeout)
+        if self.path.exists() and self.path.is_dir():
+            raise DataError(f"{self.path}: the results store must be a file, not a folder.")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._retry(self._init_schema)
+
+    # -- connection handling ------------------------------------------------------------------
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # a fresh connection per operation: safe across fork/spawn and threads
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            yield conn
+        finally:
+            conn.close()
+
+    def _retry(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``operation(conn)``, retrying with backoff while the database is locked."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.05
+        while True:
+            try:
+                with self._connect() as conn:
+                    return operation(conn)
+            except sqlite3.OperationalError as err:
+                if not _is_locked(err) or time.monotonic() > deadline:
+                    raise DataError(f"{self.path}: results store error ({err}).") from err
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except sqlite3.DatabaseError as err:
+                raise DataError(f"{self.path}: not a results store ({err}).") from err
+
+    @staticmethod
+    def _init_schema(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(_SCHEMA)
+        conn.execute("CREATE INDEX IF NOT EXISTS runs_method ON runs (method, source, victim)")
+
+    # -- writing ------------------------------------------------------------------------------
+    def put(
+        self,
+        spec: RunSpec,
+        result: dict,
+        wall_s: float,
+        *,
+        fingerprint: str | None = None,
+        started_at: str | None = None,
+    ) -> str:
+        """Record a finished run in one transaction; return its fingerprint.
+
+        Parameters
+        ----------
+        spec : RunSpec
+            The run.
+        result : dict
+            The runner's result (checked with :func:`validate_result`).
+        wall_s : float
+            Seconds the run took.
+        fingerprint : str, optional
+            ``spec.fingerprint()`` if already known (saves re-hashing the data).
+        started_at : str, optional
+            ISO time the run started.
+
+        Returns
+        -------
+        str
+            The fingerprint the row is stored under (an existing row is replaced).
+        """
+        validate_result(result)
+        check_non_negative("wall_s", wall_s)
+        fingerprint = fingerprint or spec.fingerprint()
+        row = (
+            fingerprint,
+            spec.data,
+            data_identity(spec.data),
+            spec.method,
+            spec.source,
+            spec.victim,
+            float(spec.p),
+            int(spec.seed),
+            canonical_json(spec.config),
+            config_hash(spec.config),
+            json.dumps(result, sort_keys=True),
+            started_at,
+            _utc_now(),
+            float(wall_s),
+            __version__,
+        )
+        placeholders = ", ".join("?" * len(_COLUMNS))
+        sql = f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+
+        def write(conn: sqlite3.Connection) -> None:
+            # BEGIN IMMEDIATE takes the write lock up front; the row appears whole or not at all
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(sql, row)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        self._retry(write)
+        return fingerprint
+
+    def delete(self, fingerprint: str) -> bool:
+        """Remove one row (to force a re-run); return whether it existed."""
+
+        def remove(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM runs WHERE fingerprint = ?", (fingerprint,)).rowcount
+
+        return self._retry(remove) > 0
+
+    # -- reading ------------------------------------------------------------------------------
+    def has(self, fingerprint: str) -> bool:
+        """Return whether a finished run with this fingerprint is stored."""
+
+        def query(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("SELECT 1 FROM runs WHERE fingerprint = ?", (fingerprint,))
+            return cur.fetchone() is not None
+
+        return self._retry(query)
+
+    def fingerprints(self) -> set[str]:
+        """Return every stored fingerprint."""
+        found = self._retry(lambda c: c.execute("SELECT fingerprint FROM runs").fetchall())
+        return {row[0] for row in found}
+
+    def __len__(self) -> int:
+        return int(self._retry(lambda c: c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]))
+
+    def rows(self, **filters: Any) -> list[dict[str, Any]]:
+        """Return stored runs as dicts (``config`` and ``result`` parsed), oldest first.
+
+        Parameters
+        ----------
+        **filters
+            Column equalities: ``method="mm-align"``; a list or tuple means "one of":
+            ``fingerprint=[...]``, ``p=[0.1, 0.5]``. Columns: fingerprint, data, data_id,
+            method, source, victim, p, seed.
+
+        Raises
+        ------
+        ConfigError
+            An unknown filter column.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        for name, value in filters.items():
+            if name not in _FILTERS:
+                raise ConfigError(f"`filter` must be one of {list(_FILTERS)}; got {name!r}.")
+            values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+            if not values:
+                return []
+            clauses.append(f"{name} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM runs{where} ORDER BY finished_at, fingerprint"
+        raw = self._retry(lambda c: c.execute(sql, params).fetchall())
+        rows = []
+        for values in raw:
+            row = dict(zip(_COLUMNS, values))
+            row["config"] = json.loads(row["config"])
+            row["result"] = json.loads(row["result"])
+            rows.append(row)
+        return rows
+
+    def to_records(self, **filters: Any) -> list[dict[str, Any]]:
+        """Return one flat record per (run, setting, split, metric), for tables and CSV.
+
+        Each record has the keys ``fingerprint, data, data_id, method, source, victim, p, seed,
+        setting, split, metric, value``. Accepts the filters of :meth:`rows`.
+        """
+        records = []
+        for row in self.rows(**filters):
+            base = {k: row[k] for k in _FILTERS}
+            for setting in SETTINGS:
+                for split, metrics in row["result"].get(setting, {}).items():
+                    for metric, value in metrics.items():
+                        records.append(
+                            {
+                                **base,
+                                "setting": setting,
+                                "split": split,
+                                "metric": metric,
+                                "value": float(value) if value is not None else math.nan,
+                            }
+                        )
+        return records
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows())
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.path)!r})"

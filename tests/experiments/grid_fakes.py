@@ -1,0 +1,101 @@
+"""Fake runners and helper entry points for the experiment-grid tests.
+
+They live in a module (not in a test file) so that spawned pool workers and Ray tasks can
+import them by name: a runner must be a picklable module-level function.
+"""
+
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+SEED_OFFSETS = [0.0, 0.02, -0.01, 0.03, 0.01]
+METHOD_MAE = {"lb": 1.2, "ub": 0.9, "mfm": 1.1, "smil": 1.08, "modal-trans": 1.05, "mm-align": 1.0}
+
+
+def fake_metrics(spec):
+    """Deterministic metrics from (method, seed, p): mm-align is best, ub better still."""
+    mae = METHOD_MAE.get(spec.method, 1.3) + SEED_OFFSETS[spec.seed % 5] - 0.1 * (spec.p - 0.1)
+    return {"mae": round(mae, 6), "acc2_nonzero": round(1.5 - mae, 6)}
+
+
+def _log_call(spec, run_dir):
+    calls = spec.config.get("calls_dir")
+    if calls:
+        name = f"{spec.fingerprint()}-{uuid.uuid4().hex}"
+        (Path(calls) / name).write_text(str(run_dir))
+
+
+def fake_runner(spec, run_dir):
+    """Return fake metrics at once; log the call; refuse a run folder left dirty."""
+    _log_call(spec, run_dir)
+    leftovers = sorted(p.name for p in Path(run_dir).iterdir() if p.name != "spec.json")
+    if leftovers:
+        raise RuntimeError(f"run folder not cleaned: {leftovers}")
+    (Path(run_dir) / "partial.txt").write_text("started\n")
+    time.sleep(float(spec.config.get("sleep", 0.0)))
+    metrics = fake_metrics(spec)
+    block = {"valid": metrics, "test": metrics}
+    return {"A": block, "B": block, "meta": {"pid": os.getpid()}}
+
+
+def failing_runner(spec, run_dir):
+    """Fail on seed 1, succeed otherwise."""
+    if spec.seed == 1:
+        raise ValueError("boom on seed 1")
+    return fake_runner(spec, run_dir)
+
+
+def malformed_runner(spec, run_dir):
+    """Return a result without setting B."""
+    return {"A": {"test": {"mae": 1.0}}}
+
+
+def thread_runner(spec, run_dir):
+    """Report the thread caps the worker runs under."""
+    import torch
+
+    block = {"test": {"threads": float(torch.get_num_threads())}}
+    meta = {"omp": os.environ.get("OMP_NUM_THREADS")}
+    return {"A": block, "B": block, "meta": meta}
+
+
+def count_calls(calls_dir):
+    """Map fingerprint -> number of runner calls logged in ``calls_dir``."""
+    counts = {}
+    for path in Path(calls_dir).iterdir():
+        fp = path.name.split("-", 1)[0]
+        counts[fp] = counts.get(fp, 0) + 1
+    return counts
+
+
+def store_writer(store_path, offset, n):
+    """Write ``n`` rows to the store (the concurrency test runs two of these at once)."""
+    from mmalign.experiments import ResultStore, RunSpec
+
+    store = ResultStore(store_path)
+    for seed in range(offset, offset + n):
+        spec = RunSpec("synthetic", "lb", "text", "vision", 0.5, seed)
+        block = {"test": {"mae": float(seed)}}
+        store.put(spec, {"A": block, "B": block}, 0.01)
+
+
+def kill_me_grid(store_path, out_dir, calls_dir):
+    """The grid the kill-and-resume test runs in a child process and SIGKILLs."""
+    from mmalign.experiments import run_grid
+
+    specs = grid_for_kill(calls_dir)
+    run_grid(specs, store_path, runner=fake_runner, workers=1, out_dir=out_dir, progress=False)
+
+
+def grid_for_kill(calls_dir):
+    """Four slow runs (one method, one pair, one p, seeds 0..3)."""
+    from mmalign.experiments import expand_grid
+
+    config = {"calls_dir": str(calls_dir), "sleep": 0.6}
+    return expand_grid("synthetic:n=8", ["mm-align"], "t:v", [0.1], 4, config)
+
+
+if __name__ == "__main__":
+    sys.exit("import this module; do not run it")

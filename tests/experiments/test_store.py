@@ -1,0 +1,113 @@
+import multiprocessing
+import sqlite3
+
+import pytest
+from grid_fakes import store_writer
+
+from mmalign.experiments.spec import RunSpec
+from mmalign.experiments.store import ResultStore, validate_result
+from mmalign.validation import ConfigError, DataError
+
+BLOCK = {"valid": {"mae": 1.5}, "test": {"mae": 1.25, "acc2_nonzero": 0.625}}
+RESULT = {"A": BLOCK, "B": {"test": {"mae": 1.0}}, "meta": {"epochs": 3}}
+
+
+def spec(seed=0, method="mm-align", p=0.1):
+    return RunSpec("synthetic:n=8", method, "text", "vision", p, seed, {"lr": 0.01})
+
+
+def test_put_has_rows(tmp_path):
+    store = ResultStore(tmp_path / "sub" / "runs.sqlite")
+    s = spec()
+    assert not store.has(s.fingerprint()) and len(store) == 0
+    fp = store.put(s, RESULT, 12.5, started_at="2024-01-01T00:00:00+00:00")
+    assert fp == s.fingerprint() and store.has(fp)
+    (row,) = store.rows()
+    assert row["method"] == "mm-align" and row["source"] == "text" and row["victim"] == "vision"
+    assert row["p"] == 0.1 and row["seed"] == 0 and row["wall_s"] == 12.5
+    assert row["config"] == {"lr": 0.01} and row["result"] == RESULT
+    assert row["data_id"] == "synthetic:n=8" and row["started_at"].startswith("2024")
+    # a second put replaces, never duplicates
+    store.put(s, RESULT, 3.0)
+    assert len(store) == 1 and store.rows()[0]["wall_s"] == 3.0
+
+
+def test_wal_mode(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    ResultStore(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_rows_filters(tmp_path):
+    store = ResultStore(tmp_path / "runs.sqlite")
+    for seed in range(3):
+        store.put(spec(seed), RESULT, 1.0)
+    store.put(spec(0, method="lb"), RESULT, 1.0)
+    assert len(store.rows(method="mm-align")) == 3
+    assert {r["seed"] for r in store.rows(seed=[0, 2])} == {0, 2}
+    assert len(store.rows(method="lb", seed=0)) == 1
+    assert store.rows(fingerprint=[]) == []
+    with pytest.raises(ConfigError, match="`filter` must be one of"):
+        store.rows(colour="red")
+
+
+def test_to_records_flattens_settings_splits_metrics(tmp_path):
+    store = ResultStore(tmp_path / "runs.sqlite")
+    store.put(spec(), RESULT, 1.0)
+    records = store.to_records()
+    # A: valid(1) + test(2), B: test(1)
+    assert len(records) == 4
+    key = ("A", "test", "mae")
+    a_test_mae = [r for r in records if (r["setting"], r["split"], r["metric"]) == key]
+    assert a_test_mae[0]["value"] == 1.25 and a_test_mae[0]["method"] == "mm-align"
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ([], "`result` must be a dict"),
+        ({"A": {"test": {}}}, r"`result\['B'\]` must be a dict with a 'test' dict"),
+        ({"A": {"test": {"mae": "x"}}, "B": {"test": {}}}, r"\['mae'\]` must be a number"),
+    ],
+)
+def test_validate_result_errors(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_result(bad)
+
+
+def test_bad_result_writes_nothing(tmp_path):
+    store = ResultStore(tmp_path / "runs.sqlite")
+    with pytest.raises(ConfigError):
+        store.put(spec(), {"A": {"test": {}}}, 1.0)
+    assert len(store) == 0
+
+
+def test_not_a_store(tmp_path):
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(DataError, match="junk.sqlite"):
+        ResultStore(path)
+    with pytest.raises(DataError, match="must be a file"):
+        ResultStore(tmp_path)
+
+
+def test_delete(tmp_path):
+    store = ResultStore(tmp_path / "runs.sqlite")
+    fp = store.put(spec(), RESULT, 1.0)
+    assert store.delete(fp) and not store.has(fp) and not store.delete(fp)
+
+
+def test_two_processes_write_concurrently(tmp_path):
+    path = str(tmp_path / "runs.sqlite")
+    ResultStore(path)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=store_writer, args=(path, offset, 25)) for offset in (0, 25)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    rows = ResultStore(path).rows()
+    assert sorted(r["seed"] for r in rows) == list(range(50))
+    assert all(r["result"]["A"]["test"]["mae"] == r["seed"] for r in rows)
