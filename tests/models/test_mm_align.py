@@ -1,0 +1,92 @@
+import pytest
+import torch
+
+from mmalign.models.backbone import Backbone
+from mmalign.models.mm_align import MMAlign
+
+
+def make_model(window=2, **kw):
+    torch.manual_seed(0)
+    return MMAlign(Backbone(6, 5, 1, d_model=8, n_heads=2), "regression", window=window, **kw)
+
+
+def grads(params):
+    return [p.grad for p in params]
+
+
+def test_parameter_groups_are_disjoint_and_cover_everything():
+    model = make_model()
+    groups = model.parameter_groups()
+    ids = [id(p) for ps in groups.values() for p in ps]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for p in groups["fitter"]} == {id(p) for p in model.fitter.parameters()}
+
+
+def test_complete_phase_fit_loss_reaches_only_the_fitter(batch_factory):
+    model = make_model()
+    losses = model.compute_losses(batch_factory(), "complete")
+    assert set(losses) >= {"fitter", "backbone"}
+    losses["fitter"].backward(retain_graph=True)
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.fitter.parameters())
+    model.zero_grad(set_to_none=True)
+    losses["backbone"].backward()
+    assert all(p.grad is None for p in model.fitter.parameters())
+    assert model.backbone.victim_encoder.proj.weight.grad.abs().sum() > 0
+
+
+def test_missing_phase_gradients_reach_source_encoder_not_victim_encoder(batch_factory):
+    model = make_model()
+    batch = batch_factory(has_victim=False)
+    batch.victim.fill_(float("nan"))  # never read on the missing split
+    losses = model.compute_losses(batch, "missing")
+    assert set(losses) == {"backbone"}
+    losses["backbone"].backward()
+    assert torch.isfinite(losses["backbone"])
+    assert model.backbone.source_encoder.proj.weight.grad.abs().sum() > 0
+    assert model.backbone.victim_encoder.proj.weight.grad is None
+    # the victim head token is the imputation's z0 (Eq. 15), so it does learn
+    assert model.backbone.victim_encoder.head_token.grad.abs().sum() > 0
+
+
+def test_solver_output_carries_no_gradient(batch_factory):
+    model = make_model()
+    batch = batch_factory()
+    z = model.backbone.encode_source(batch.source, batch.source_mask)[:, 1:]
+    zv = model.backbone.encode_victim(batch.victim, batch.victim_mask)[:, 1:]
+    result = model.solve_alignment(z, zv, batch)
+    assert not result.plan.requires_grad
+    assert torch.isfinite(result.plan).all()
+
+
+def test_warmup_has_no_fit_loss_and_untrained_fitter_option(batch_factory):
+    assert "fitter" not in make_model().compute_losses(batch_factory(), "warmup")
+    assert "fitter" not in make_model(train_fitter=False).compute_losses(batch_factory(), "complete")
+
+
+def test_predict_mixed_batch_uses_real_victim_only_where_present(batch_factory):
+    model = make_model().eval()
+    batch = batch_factory(has_victim=[True, False, True, False])
+    out = model.predict(batch)
+    assert out.shape == (4, 1)
+    # changing the victim of an absent sample changes nothing; of a present sample it does
+    batch.victim[1] = 7.0
+    torch.testing.assert_close(model.predict(batch)[1], out[1])
+    batch.victim[0, 0] += 3.0
+    assert not torch.allclose(model.predict(batch)[0], out[0])
+
+
+@pytest.mark.parametrize("convention", ["column", "row"])
+def test_fitter_learns_ot_targets(batch_factory, convention):
+    model = make_model(convention=convention)
+    batch = batch_factory(b=8)
+    opt = torch.optim.Adam(model.fitter.parameters(), lr=1e-2)
+    first = None
+    for _ in range(60):
+        loss = model.compute_losses(batch, "complete")["fitter"]
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
