@@ -57,7 +57,17 @@ _COLUMNS = (
     "wall_s",
     "version",
 )
-_FILTERS = ("fingerprint", "data", "data_id", "method", "source", "victim", "p", "seed")
+_FILTERS = (
+    "fingerprint",
+    "data",
+    "data_id",
+    "method",
+    "source",
+    "victim",
+    "p",
+    "seed",
+    "config_hash",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -289,7 +299,7 @@ class ResultStore:
         **filters
             Column equalities: ``method="mm-align"``; a list or tuple means "one of":
             ``fingerprint=[...]``, ``p=[0.1, 0.5]``. Columns: fingerprint, data, data_id,
-            method, source, victim, p, seed.
+            method, source, victim, p, seed, config_hash.
 
         Raises
         ------
@@ -321,7 +331,7 @@ class ResultStore:
         """Return one flat record per (run, setting, split, metric), for tables and CSV.
 
         Each record has the keys ``fingerprint, data, data_id, method, source, victim, p, seed,
-        setting, split, metric, value``. Accepts the filters of :meth:`rows`.
+        config_hash, setting, split, metric, value``. Accepts the filters of :meth:`rows`.
         """
         records = []
         for row in self.rows(**filters):

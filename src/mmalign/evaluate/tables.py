@@ -1,0 +1,561 @@
+"""Result tables in the paper's layout, from results-store records, as Markdown, CSV or LaTeX.
+
+Two layouts (Han et al., EMNLP 2022):
+
+- ``by="setting"`` (Tables 2-4): rows are methods, columns are pair x setting (A, B) x metric
+  for one survival rate ``p`` (default: the smallest in the records, as in the paper);
+- ``by="p"`` (Tables 9-11): rows are methods, columns are pair x ``p`` x metric for one
+  setting (default A).
+
+A cell is ``mean ± std`` over split seeds (sample standard deviation, ``ddof=1``; 0 for one
+seed). The best mean of each column is marked (bold in Markdown and LaTeX, ``best=True`` in
+CSV), the upper bound ``ub`` excluded since it sees the victim modality at test time; lower is
+better for MAE, higher for every other metric. MM-Align's cell gets a dagger (†) where it is
+significantly better than the best baseline
+(:func:`mmalign.evaluate.significance.mark_significant`).
+The upper bound ignores ``p`` (stored with ``p = 1.0``) and is shown in every ``p`` column.
+Accuracies and F1 scores (stored as fractions) are shown in percent with one decimal; other
+metrics with three decimals.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mmalign.data.dataset import MODALITY_ALIASES
+from mmalign.evaluate.metrics import METRIC_DIRECTIONS, METRIC_LABELS
+from mmalign.evaluate.significance import OURS, mark_significant
+from mmalign.validation import ConfigError, DataError, check_in
+
+__all__ = [
+    "METHOD_ORDER",
+    "METHOD_LABELS",
+    "TABLE_FORMATS",
+    "Column",
+    "Cell",
+    "Table",
+    "default_metrics",
+    "metric_direction",
+    "format_value",
+    "build_table",
+    "build_tables",
+    "render",
+]
+
+#: Row order of the paper's tables; other methods follow in alphabetical order.
+METHOD_ORDER: tuple[str, ...] = ("lb", "ub", "mfm", "smil", "modal-trans", "mm-align")
+#: Row labels as the paper prints them.
+METHOD_LABELS: dict[str, str] = {
+    "lb": "LB",
+    "ub": "UB",
+    "mfm": "MFM",
+    "smil": "SMIL",
+    "modal-trans": "Modal-Trans",
+    "mm-align": "MM-Align",
+}
+TABLE_FORMATS: tuple[str, ...] = ("markdown", "csv", "latex")
+
+_UPPER_BOUND = "ub"
+_PAPER_PAIRS = (
+    ("text", "vision"),
+    ("vision", "audio"),
+    ("audio", "text"),
+    ("vision", "text"),
+    ("audio", "vision"),
+    ("text", "audio"),
+)
+_LOWER_IS_BETTER = ("mae", "mse", "rmse", "loss")
+_LATEX_ARROW = r"$\rightarrow$"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: a directed pair, a group (setting ``"A"``/``"B"`` or a ``p``), a metric."""
+
+    source: str
+    victim: str
+    group: str | float
+    metric: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Statistics of one method on one column.
+
+    Attributes
+    ----------
+    mean, std : float
+        Over seeds (``std`` with ``ddof=1``; 0.0 for a single seed).
+    n : int
+        Number of seeds.
+    best : bool
+        Best mean of the column (``ub`` excluded).
+    significant : bool
+        MM-Align beats the best baseline significantly (only ever set on MM-Align's cell).
+    """
+
+    mean: float
+    std: float
+    n: int
+    best: bool = False
+    significant: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A result table: ``cells[(method, j)]`` is the :class:`Cell` of row ``method``, column ``j``.
+
+    Attributes
+    ----------
+    title : str
+    by : {"setting", "p"}
+        What the column groups are.
+    methods : tuple of str
+        Row order.
+    columns : tuple of Column
+    cells : dict
+        ``(method, column index) -> Cell``; absent where a method has no result.
+    """
+
+    title: str
+    by: str
+    methods: tuple[str, ...]
+    columns: tuple[Column, ...]
+    cells: dict[tuple[str, int], Cell] = field(default_factory=dict)
+
+
+def metric_direction(metric: str) -> str:
+    """Return ``"min"`` when lower is better for ``metric``, else ``"max"``.
+
+    >>> metric_direction("mae"), metric_direction("acc2_nonzero"), metric_direction("loss")
+    ('min', 'max', 'min')
+    """
+    return METRIC_DIRECTIONS.get(metric, "min" if metric in _LOWER_IS_BETTER else "max")
+
+
+def _is_percent(metric: str) -> bool:
+    return metric.startswith("acc") or metric.startswith("f1")
+
+
+def format_value(metric: str, value: float) -> str:
+    """Format one number the paper's way: percent with 1 decimal for Acc/F1, else 3 decimals.
+
+    >>> format_value("mae", 1.02849), format_value("acc2_nonzero", 0.7689)
+    ('1.028', '76.9')
+    >>> format_value("mae", float("nan"))
+    'nan'
+    """
+    if not math.isfinite(value):
+        return "nan"
+    return f"{100 * value:.1f}" if _is_percent(metric) else f"{value:.3f}"
+
+
+def default_metrics(metrics_present: Iterable[str]) -> tuple[str, ...]:
+    """Return the paper's metrics for the task the records come from.
+
+    Regression (MAE present): MAE and Acc-2 (non-zero); classification: weighted F1.
+
+    >>> default_metrics(["mae", "corr", "acc2_nonzero"]), default_metrics(["acc", "f1_weighted"])
+    (('mae', 'acc2_nonzero'), ('f1_weighted',))
+    """
+    present = set(metrics_present)
+    if "mae" in present:
+        return tuple(m for m in ("mae", "acc2_nonzero") if m in present)
+    if "f1_weighted" in present:
+        return ("f1_weighted",)
+    raise ConfigError(
+        f"`metrics` must be given: the records hold no 'mae' nor 'f1_weighted'; "
+        f"available: {sorted(present)}."
+    )
+
+
+def _short(modality: str) -> str:
+    inverse = {v: k for k, v in MODALITY_ALIASES.items()}
+    return inverse.get(modality, modality).upper()
+
+
+def _pair_label(source: str, victim: str, arrow: str = "→") -> str:
+    return f"{_short(source)}{arrow}{_short(victim)}"
+
+
+def _method_order(methods: Iterable[str]) -> tuple[str, ...]:
+    present = set(methods)
+    return tuple(m for m in METHOD_ORDER if m in present) + tuple(
+        sorted(present - set(METHOD_ORDER))
+    )
+
+
+def _pair_order(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen = list(dict.fromkeys(pairs))
+    return [p for p in _PAPER_PAIRS if p in seen] + [p for p in seen if p not in _PAPER_PAIRS]
+
+
+def _group_label(by: str, group: str | float) -> str:
+    if by == "setting":
+        return f"Setting {group}"
+    return f"{100 * float(group):g}%"
+
+
+def build_table(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    by: str = "setting",
+    metrics: Sequence[str] | None = None,
+    p: float | None = None,
+    setting: str = "A",
+    split: str = "test",
+    ours: str = OURS,
+    alpha: float = 0.05,
+    title: str | None = None,
+) -> Table:
+    """Build one paper-layout table from results-store records of one data set.
+
+    Parameters
+    ----------
+    records : sequence of dict
+        :meth:`mmalign.experiments.store.ResultStore.to_records` output (keys ``method,
+        source, victim, p, seed, setting, split, metric, value``, optionally ``data_id``).
+    by : {"setting", "p"}, default "setting"
+        Column groups: settings A and B at one ``p`` (Tables 2-4), or the survival rates at
+        one setting (Tables 9-11).
+    metrics : sequence of str, optional
+        Metrics to show; default :func:`default_metrics`.
+    p : float, optional
+        The survival rate of a ``by="setting"`` table; default the smallest one present.
+    setting : {"A", "B"}, default "A"
+        The setting of a ``by="p"`` table.
+    split : str, default "test"
+    ours : str, default "mm-align"
+        The method that gets the significance mark.
+    alpha : float, default 0.05
+    title : str, optional
+
+    Returns
+    -------
+    Table
+
+    Raises
+    ------
+    ConfigError
+        Bad option, unknown metric, no records left after the selection.
+    DataError
+        Records of several data sets, or two runs for the same cell and seed (runs with
+        different configs in one store: filter by ``config_hash``).
+    """
+    check_in("by", by, ("setting", "p"))
+    check_in("setting", setting, ("A", "B"))
+    records = [r for r in records if r["split"] == split]
+    if not records:
+        raise ConfigError(f"`records` must hold results of split {split!r}; got none.")
+    data_ids = sorted({str(r.get("data_id", r.get("data", ""))) for r in records})
+    if len(data_ids) > 1:
+        raise DataError(
+            f"the records hold results of {len(data_ids)} data sets {data_ids}: build one "
+            "table per data set (build_tables)."
+        )
+    present = {r["metric"] for r in records}
+    metrics = tuple(metrics) if metrics else default_metrics(present)
+    for metric in metrics:
+        check_in("metric", metric, sorted(present))
+
+    ps = sorted({float(r["p"]) for r in records if r["method"] != _UPPER_BOUND})
+    if by == "setting":
+        if p is None:
+            p = ps[0] if ps else 1.0
+        elif float(p) not in ps:
+            raise ConfigError(f"`p` must be one of {ps}; got {p!r}.")
+        p = float(p)
+        groups: list[str | float] = ["A", "B"]
+    else:
+        groups = list(ps) if ps else [1.0]
+
+    # (method, source, victim, group, metric) -> {seed: value}
+    values: dict[tuple[str, str, str, str | float, str], dict[int, float]] = {}
+    for r in records:
+        if r["metric"] not in metrics:
+            continue
+        is_ub = r["method"] == _UPPER_BOUND
+        if by == "setting":
+            if not is_ub and float(r["p"]) != p:
+                continue
+            targets = [r["setting"]]
+        else:
+            if r["setting"] != setting:
+                continue
+            targets = groups if is_ub else [float(r["p"])]  # ub fills every p column
+        for group in targets:
+            key = (r["method"], r["source"], r["victim"], group, r["metric"])
+            by_seed = values.setdefault(key, {})
+            seed = int(r["seed"])
+            if seed in by_seed:
+                raise DataError(
+                    f"two runs of {r['method']} {r['source']}->{r['victim']} p={r['p']} "
+                    f"seed={seed}: the store holds runs with different configs; select one "
+                    "with config_hash."
+                )
+            by_seed[seed] = float(r["value"])
+    if not values:
+        raise ConfigError("`records` must hold results for the selected p / setting; got none.")
+
+    methods = _method_order(k[0] for k in values)
+    pairs = _pair_order((k[1], k[2]) for k in values)
+    columns = tuple(
+        Column(source, victim, group, metric)
+        for source, victim in pairs
+        for group in groups
+        for metric in metrics
+    )
+    cells: dict[tuple[str, int], Cell] = {}
+    for j, col in enumerate(columns):
+        column_values = {
+            m: values[(m, col.source, col.victim, col.group, col.metric)]
+            for m in methods
+            if (m, col.source, col.victim, col.group, col.metric) in values
+        }
+        direction = metric_direction(col.metric)
+        sign = 1.0 if direction == "max" else -1.0
+        stats = {}
+        for method, by_seed in column_values.items():
+            finite = np.array([v for v in by_seed.values() if math.isfinite(v)])  # (n_seeds,)
+            if finite.size == 0:
+                stats[method] = (math.nan, math.nan, 0)
+                continue
+            std = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
+            stats[method] = (float(finite.mean()), std, int(finite.size))
+        contenders = {
+            m: s[0] for m, s in stats.items() if m != _UPPER_BOUND and math.isfinite(s[0])
+        }
+        best_score = max((sign * v for v in contenders.values()), default=math.nan)
+        mark = mark_significant(column_values, direction, ours=ours, alpha=alpha)
+        for method, (mean, std, n) in stats.items():
+            best = method in contenders and abs(sign * mean - best_score) <= 1e-12 * max(
+                1.0, abs(best_score)
+            )
+            significant = method == ours and mark.significant
+            cells[(method, j)] = Cell(mean, std, n, best, significant)
+
+    if title is None:
+        data = data_ids[0] if data_ids else ""
+        if by == "setting":
+            title = f"{data}: {split} results, p = {100 * p:g}%, settings A and B"
+        else:
+            title = f"{data}: {split} results in setting {setting}, p = " + ", ".join(
+                f"{100 * g:g}%" for g in groups
+            )
+    return Table(title, by, methods, columns, cells)
+
+
+def build_tables(
+    records: Sequence[Mapping[str, Any]], *, by: str = "setting", **options: Any
+) -> list[Table]:
+    """Build one table per data set, and for ``by="setting"`` one per survival rate ``p``.
+
+    ``options`` are passed to :func:`build_table` (an explicit ``p`` gives one table per data
+    set).
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(str(r.get("data_id", r.get("data", ""))), []).append(r)
+    if not groups:
+        raise ConfigError("`records` must not be empty; got no results.")
+    tables = []
+    for data_id in sorted(groups):
+        subset = groups[data_id]
+        names = {r.get("data", data_id) for r in subset}
+        name = ", ".join(sorted(str(n) for n in names))
+        if by == "setting" and options.get("p") is None:
+            split = options.get("split", "test")
+            ps = sorted(
+                {
+                    float(r["p"])
+                    for r in subset
+                    if r["method"] != _UPPER_BOUND and r["split"] == split
+                }
+            ) or [1.0]
+            for p in ps:
+                table = build_table(subset, by=by, **{**options, "p": p})
+                tables.append(_retitle(table, data_id, name))
+        else:
+            tables.append(_retitle(build_table(subset, by=by, **options), data_id, name))
+    return tables
+
+
+def _retitle(table: Table, data_id: str, name: str) -> Table:
+    if table.title.startswith(data_id):
+        title = name + table.title[len(data_id) :]
+        return Table(title, table.by, table.methods, table.columns, table.cells)
+    return table
+
+
+# -- rendering ----------------------------------------------------------------------------------
+def _cell_text(table: Table, method: str, j: int) -> tuple[str, Cell | None]:
+    cell = table.cells.get((method, j))
+    if cell is None:
+        return "–", None
+    metric = table.columns[j].metric
+    return f"{format_value(metric, cell.mean)} ± {format_value(metric, cell.std)}", cell
+
+
+def _metric_header(metric: str, arrow_up: str, arrow_down: str) -> str:
+    label = METRIC_LABELS.get(metric, metric)
+    return label + (arrow_down if metric_direction(metric) == "min" else arrow_up)
+
+
+def _render_markdown(table: Table) -> str:
+    headers = ["Method"] + [
+        f"{_pair_label(c.source, c.victim)} {_group_label(table.by, c.group)} "
+        f"{_metric_header(c.metric, '↑', '↓')}"
+        for c in table.columns
+    ]
+    lines = [f"**{table.title}**", "", "| " + " | ".join(headers) + " |"]
+    lines.append("|" + "|".join([":---"] + [":---:"] * len(table.columns)) + "|")
+    for method in table.methods:
+        row = [METHOD_LABELS.get(method, method)]
+        for j in range(len(table.columns)):
+            text, cell = _cell_text(table, method, j)
+            if cell is not None and cell.significant:
+                text += "†"
+            if cell is not None and cell.best:
+                text = f"**{text}**"
+            row.append(text)
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "Mean ± std over seeds; bold: best (UB excluded); †: MM-Align significantly "
+        "better than the best baseline (paired t-test over seeds, p < 0.05).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _render_csv(table: Table) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    group_name = "setting" if table.by == "setting" else "p"
+    writer.writerow(
+        [
+            "method",
+            "source",
+            "victim",
+            group_name,
+            "metric",
+            "mean",
+            "std",
+            "n",
+            "best",
+            "significant",
+        ]
+    )
+    for method in table.methods:
+        for j, col in enumerate(table.columns):
+            cell = table.cells.get((method, j))
+            if cell is None:
+                continue
+            writer.writerow(
+                [
+                    method,
+                    col.source,
+                    col.victim,
+                    col.group,
+                    col.metric,
+                    repr(cell.mean),
+                    repr(cell.std),
+                    cell.n,
+                    cell.best,
+                    cell.significant,
+                ]
+            )
+    return buffer.getvalue()
+
+
+def _latex_escape(text: str) -> str:
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("$", r"\$"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def _spans(items: Sequence[Any]) -> list[tuple[Any, int, int]]:
+    """Group equal consecutive items as (item, first index, length)."""
+    spans: list[tuple[Any, int, int]] = []
+    for i, item in enumerate(items):
+        if spans and spans[-1][0] == item:
+            spans[-1] = (item, spans[-1][1], spans[-1][2] + 1)
+        else:
+            spans.append((item, i, 1))
+    return spans
+
+
+def _render_latex(table: Table) -> str:
+    n = len(table.columns)
+    pair_row = _spans([(c.source, c.victim) for c in table.columns])
+    group_row = _spans([(c.source, c.victim, c.group) for c in table.columns])
+    lines = [
+        f"% {_latex_escape(table.title)}",
+        r"\begin{tabular}{l" + "c" * n + "}",
+        r"\toprule",
+        "Method & "
+        + " & ".join(
+            rf"\multicolumn{{{k}}}{{c}}{{{_pair_label(s, v, _LATEX_ARROW)}}}"
+            for (s, v), _, k in pair_row
+        )
+        + r" \\",
+        " ".join(rf"\cmidrule(lr){{{i + 2}-{i + k + 1}}}" for _, i, k in pair_row),
+    ]
+    group_cells = []
+    for (_, _, group), _, k in group_row:
+        label = _group_label(table.by, group).replace("%", r"\%")
+        group_cells.append(rf"\multicolumn{{{k}}}{{c}}{{{label}}}")
+    lines.append(" & " + " & ".join(group_cells) + r" \\")
+    lines.append(
+        " & "
+        + " & ".join(
+            _latex_escape(_metric_header(c.metric, "\x00", "\x01"))
+            .replace("\x00", r"$\uparrow$")
+            .replace("\x01", r"$\downarrow$")
+            for c in table.columns
+        )
+        + r" \\"
+    )
+    lines.append(r"\midrule")
+    for method in table.methods:
+        row = [_latex_escape(METHOD_LABELS.get(method, method))]
+        for j in range(n):
+            text, cell = _cell_text(table, method, j)
+            text = text.replace("±", r"$\pm$").replace("–", "--")
+            if cell is not None and cell.best:
+                text = rf"\textbf{{{text}}}"
+            if cell is not None and cell.significant:
+                text += r"$^{\dagger}$"
+            row.append(text)
+        lines.append(" & ".join(row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def render(table: Table, fmt: str = "markdown") -> str:
+    """Render ``table`` as ``"markdown"``, ``"csv"`` (one row per cell) or ``"latex"``.
+
+    Markdown and LaTeX mark the best cell of each column in bold and MM-Align's significant
+    cells with a dagger; CSV has ``best`` and ``significant`` columns instead.
+    """
+    check_in("format", fmt, TABLE_FORMATS)
+    if fmt == "markdown":
+        return _render_markdown(table)
+    if fmt == "csv":
+        return _render_csv(table)
+    return _render_latex(table)
