@@ -179,6 +179,7 @@ def test_classification_path():
         ({"train_index": np.ones(5, bool)}, r"must have shape \(120,\)"),
         ({"train_index": np.array([], dtype=int)}, "at least one training sample"),
         ({"train_index": np.array([0, 500])}, r"must lie in \[0, 120\)"),
+        ({"train_index": np.array([-1, 3])}, r"must lie in \[0, 120\); got range \[-1, 3\]"),
         ({"train_index": np.array([0.5])}, "1-D int indices or a bool mask"),
         ({"present": {"vision": {"test": np.ones(3, bool)}}}, r"shape \(40,\)"),
         ({"present": {"vision": {"dev": np.ones(40, bool)}}}, r"keys must be among"),

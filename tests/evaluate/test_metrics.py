@@ -112,6 +112,8 @@ def test_column_vectors_and_torch_tensors_are_accepted():
     truth = np.array([2.0, -1.0, 0.0], dtype=np.float32)
     m = compute_metrics(pred, truth, "regression")
     assert m["mae"] == pytest.approx((1.0 + 0.0 + 0.5) / 3)
+    half = compute_metrics(pred.detach().to(torch.bfloat16), torch.from_numpy(truth), "regression")
+    assert half["mae"] == pytest.approx(m["mae"])
 
 
 def test_weighted_vs_macro_f1_on_imbalanced_classes():

@@ -159,7 +159,7 @@ def _train_rows(train_index: Any, n_train: int) -> np.ndarray:
         )
     if index.size == 0:
         raise ConfigError("`train_index` must select at least one training sample; got none.")
-    if index.min() < -n_train or index.max() >= n_train:
+    if index.min() < 0 or index.max() >= n_train:
         raise ConfigError(
             f"`train_index` must lie in [0, {n_train}); got range [{index.min()}, {index.max()}]."
         )

@@ -74,7 +74,9 @@ METRIC_LABELS: dict[str, str] = {
 def _to_numpy(name: str, value: Any) -> np.ndarray:
     """Return ``value`` as a numpy array (torch tensors are detached and moved to CPU)."""
     if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        # numpy has no bfloat16: widen floating tensors (float64 loses nothing)
+        value = (value.double() if value.is_floating_point() else value).numpy()
     array = np.asarray(value)
     if array.dtype == object:
         raise ConfigError(f"`{name}` must be a numeric array; got dtype {array.dtype}.")
