@@ -53,7 +53,13 @@ ENGINES: tuple[str, ...] = ("local", "ray", "serial")
 
 Runner = Callable[[RunSpec, Path], dict]
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# MMALIGN_THREADS: read by mmalign.train.run.run_spec when the config leaves threads at 0
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MMALIGN_THREADS",
+)
 
 
 @dataclass(frozen=True)
