@@ -59,8 +59,14 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str)
         if isinstance(default, bool):
             options["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, (int, float, str)):
-            options["type"] = type(default)
-            options["metavar"] = type(default).__name__.upper()
+            kind = type(default)
+            annotation = field.type if isinstance(field.type, str) else getattr(
+                field.type, "__name__", ""
+            )
+            if kind is int and annotation == "float":
+                kind = float  # `x: float = 1` must still accept 0.5
+            options["type"] = kind
+            options["metavar"] = kind.__name__.upper()
         elif isinstance(default, tuple):
             element = type(default[0]) if default else str
             options["type"] = lambda s, e=element: parse_comma_list(s, e)

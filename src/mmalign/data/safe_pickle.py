@@ -35,16 +35,13 @@ __all__ = [
 
 # (module, name) pairs a data pickle may reference. numpy moved ``core`` to ``_core`` in 2.0,
 # and files written by either version must load, so both spellings are listed.
+_SAFE_BUILTINS = ("set", "frozenset", "bytearray", "bytes", "complex", "list", "dict", "tuple",
+                  "str", "int", "float", "bool")
 SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    [
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-        ("builtins", "bytearray"),
-        ("builtins", "complex"),
-        ("__builtin__", "set"),
-        ("__builtin__", "frozenset"),
-        ("__builtin__", "bytearray"),
-        ("__builtin__", "complex"),
+    # protocol-2 pickles name builtins ``__builtin__`` (Python 2 spelling); find_class sees
+    # the raw name, so both spellings are listed
+    [(module, name) for module in ("builtins", "__builtin__") for name in _SAFE_BUILTINS]
+    + [
         # protocol-2 pickles encode bytes as _codecs.encode(text, "latin1")
         ("_codecs", "encode"),
         ("collections", "OrderedDict"),

@@ -45,9 +45,12 @@ def _split(items: Any, table: np.ndarray, where: str, split_name: str) -> Split:
     text, text_len = embed(token_ids, table, where)
     vision, vision_len = stack_ragged(columns["video_features"], where, "video_features")
     audio, audio_len = stack_ragged(columns["audio_features"], where, "audio_features")
-    raw = np.asarray(columns["label"])
-    if raw.shape != (len(items),) or not np.issubdtype(raw.dtype, np.integer):
-        raise DataError(f"{where}: each `label` must be one int; got array {raw.dtype} {raw.shape}.")
+    bad = [k for k, y in enumerate(columns["label"])
+           if not isinstance(y, (int, np.integer)) or isinstance(y, bool)]
+    if bad:
+        label = columns["label"][bad[0]]
+        raise DataError(f"{where}: each `label` must be one int; sample {bad[0]} has {label!r}.")
+    raw = np.asarray(columns["label"], dtype=np.int64)
     return Split(
         features={"text": text, "vision": vision, "audio": audio},
         lengths={"text": text_len, "vision": vision_len, "audio": audio_len},
@@ -78,7 +81,9 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
     emb_file = folder / EMBEDDING_FILE
     table = np.asarray(load_pickle(emb_file, trusted=trusted))
     if table.ndim != 2 or not np.issubdtype(table.dtype, np.number):
-        raise DataError(f"{emb_file}: expected a numeric (V, D) array; got {table.dtype} {table.shape}.")
+        raise DataError(
+            f"{emb_file}: expected a numeric (V, D) array; got {table.dtype} {table.shape}."
+        )
     table = table.astype(np.float32)
     files = read_split_files(folder, trusted)
     splits = {s: _split(items, table, str(file), s) for s, (file, items) in files.items()}

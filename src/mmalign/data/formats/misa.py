@@ -114,7 +114,7 @@ def _split(items: Any, table: np.ndarray, where: str) -> Split:
 
 
 def load_embedding(path: Path, trusted: bool) -> np.ndarray:
-    """The ``(V, D)`` float32 embedding of ``embedding_and_mapping.pt`` (word2id is unused)."""
+    """Read the ``(V, D)`` float32 embedding of ``embedding_and_mapping.pt`` (word2id is unused)."""
     obj = load_torch_tensors(path, trusted=trusted)
     table = obj[0] if isinstance(obj, (tuple, list)) and obj else obj
     if hasattr(table, "detach"):  # a torch tensor from the trusted path

@@ -41,7 +41,7 @@ _MODALITIES = ("text", "audio", "vision")
 
 
 def looks_like_mmsa(obj: Any) -> bool:
-    """True when ``obj`` is a split dict whose splits carry ``regression_labels``.
+    """Tell whether ``obj`` is a split dict whose splits carry ``regression_labels``.
 
     >>> looks_like_mmsa({"train": {"regression_labels": []}})
     True
@@ -56,7 +56,9 @@ def _text_span(raw: dict, text: np.ndarray, where: str) -> tuple[np.ndarray, np.
     bert = np.asarray(raw["text_bert"])
     n, steps = text.shape[:2]
     if bert.shape != (n, 3, steps):
-        raise DataError(f"{where}: `text_bert` must have shape ({n}, 3, {steps}); got {bert.shape}.")
+        raise DataError(
+            f"{where}: `text_bert` must have shape ({n}, 3, {steps}); got {bert.shape}."
+        )
     mask = bert[:, 1, :] != 0  # (N, L_t) BERT attention mask
     start = np.where(mask.any(axis=1), np.argmax(mask, axis=1), 0).astype(np.int64)
     return start, mask.sum(axis=1).astype(np.int64)
@@ -64,7 +66,7 @@ def _text_span(raw: dict, text: np.ndarray, where: str) -> tuple[np.ndarray, np.
 
 def _split(raw: Any, where: str, split_name: str) -> Split:
     require_keys(raw, ["text", "audio", "vision", "regression_labels"], where)
-    n = int(np.asarray(raw["regression_labels"]).shape[0]) if np.ndim(raw["regression_labels"]) else 0
+    n = int(np.shape(raw["regression_labels"])[0]) if np.ndim(raw["regression_labels"]) else 0
     labels = flat_labels(raw["regression_labels"], n, where, "regression_labels")
     arrays = {m: float_array(raw[m], where, m, 3) for m in _MODALITIES}
     check_counts(arrays, n, where)

@@ -39,7 +39,7 @@ _MODALITIES = ("text", "audio", "vision")
 
 
 def looks_like_mult(obj: Any) -> bool:
-    """True when ``obj`` is a split dict whose splits carry ``labels`` and ``text``.
+    """Tell whether ``obj`` is a split dict whose splits carry ``labels`` and ``text``.
 
     >>> looks_like_mult({"train": {"labels": [], "text": []}})
     True

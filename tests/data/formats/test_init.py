@@ -1,0 +1,51 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from mmalign.data.formats import FORMATS, detect_format, load_dataset
+from mmalign.validation import ConfigError, DataError
+
+
+def test_registry_names():
+    assert sorted(FORMATS) == ["csd", "meld", "misa", "mmsa", "mult", "native"]
+
+
+def test_unknown_format_lists_every_valid_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"`format` must be one of \['csd', 'meld', 'misa', "
+                                          r"'mmsa', 'mult', 'native'\]; got 'hdf5'"):
+        load_dataset(tmp_path, format="hdf5")
+
+
+def test_path_that_does_not_exist(tmp_path):
+    with pytest.raises(DataError, match=r"nothing_here: path does not exist"):
+        detect_format(tmp_path / "nothing_here")
+    with pytest.raises(DataError, match=r"nothing_here: path does not exist"):
+        load_dataset(tmp_path / "nothing_here", format="mmsa")
+
+
+def test_unrecognised_folder_and_pickle(tmp_path):
+    with pytest.raises(DataError, match=r"cannot tell the format .*pass --format"):
+        detect_format(tmp_path)
+    path = tmp_path / "stuff.pkl"
+    path.write_bytes(pickle.dumps({"train": {"foo": np.zeros(2)}}))
+    with pytest.raises(DataError, match=r"stuff\.pkl: cannot tell the format"):
+        detect_format(path)
+
+
+def test_explicit_format_overrides_detection(tmp_path, fmt, quiet):
+    path = fmt.write_mmsa(tmp_path, name="whatever.bin")[0]
+    assert len(load_dataset(path, format="mmsa").splits["valid"]) == 2
+
+
+def test_sniffed_pickle_refuses_code(tmp_path):
+    import os
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    path = tmp_path / "x.pkl"
+    path.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(DataError, match=r"x\.pkl: refused to unpickle global"):
+        load_dataset(path)
