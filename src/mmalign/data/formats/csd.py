@@ -99,7 +99,8 @@ def _read_csd(file: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                                 f"but {intervals.shape[0]} intervals.")
             if features.dtype.kind not in "fiu":
                 raise DataError(f"{file}: features of {video!r} are {features.dtype}, not numbers.")
-            out[video] = (intervals.astype(np.float64), features.reshape(features.shape[0], -1))
+            flat = features.reshape(features.shape[0], -1)  # (n, D)
+            out[video] = (intervals.astype(np.float64), flat)
     return out
 
 
@@ -216,7 +217,7 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
             rows[split]["ids"].append(f"{video}[{k}]")
             rows[split]["labels"].append(float(seg_labels[k, 0]))
             for m in modalities:
-                rows[split][m].append(averaged[m][inside[k]])
+                rows[split][m].append(averaged[m][inside[k]])  # (L_k, D)
     splits: dict[str, Split] = {}
     for s in SPLIT_NAMES:
         if not rows[s]["ids"]:

@@ -40,7 +40,7 @@ def _split(items: Any, table: np.ndarray, where: str, split_name: str) -> Split:
         for key in REQUIRED_KEYS:
             columns[key].append(item[key])
         ids.append(item.get("id", f"{split_name}_{k}"))
-    token_ids = [np.asarray(t).reshape(-1) for t in columns["token_ids"]]
+    token_ids = [np.asarray(t).reshape(-1) for t in columns["token_ids"]]  # N arrays of (L_t,)
     token_ids = [t.astype(np.int64) if t.size == 0 else t for t in token_ids]
     text, text_len = embed(token_ids, table, where)
     vision, vision_len = stack_ragged(columns["video_features"], where, "video_features")
