@@ -111,3 +111,21 @@ def test_two_processes_write_concurrently(tmp_path):
     rows = ResultStore(path).rows()
     assert sorted(r["seed"] for r in rows) == list(range(50))
     assert all(r["result"]["A"]["test"]["mae"] == r["seed"] for r in rows)
+
+
+def test_runner_extras_are_kept_but_not_records(tmp_path):
+    import numpy as np
+
+    store = ResultStore(tmp_path / "runs.sqlite")
+    block = {"valid": {"mae": np.float32(1.5)}, "test": {"mae": 1.25}, "best_epoch": 4}
+    result = {"A": block, "B": block, "floor": {"source_only": {"mae": 2.0}}, "meta": {}}
+    store.put(spec(), result, 1.0)
+    assert store.rows()[0]["result"]["A"]["best_epoch"] == 4
+    records = store.to_records()
+    assert {(r["setting"], r["split"]) for r in records} == {
+        ("A", "valid"),
+        ("A", "test"),
+        ("B", "valid"),
+        ("B", "test"),
+    }
+    assert all(r["metric"] == "mae" for r in records)

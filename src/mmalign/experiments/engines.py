@@ -184,7 +184,8 @@ def execute_run(runner: Runner, spec: RunSpec, fingerprint: str, run_dir: str) -
         result = runner(spec, folder)
         validate_result(result)
         wall_s = time.perf_counter() - start
-        (folder / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(result, indent=2, sort_keys=True, default=float)
+        (folder / "result.json").write_text(text + "\n")
     except Exception as err:  # one failed run must not stop the grid
         return {
             "ok": False,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -93,11 +94,14 @@ CREATE TABLE IF NOT EXISTS runs (
 def validate_result(result: Any) -> dict:
     """Check that ``result`` has the runner layout and return it.
 
-    The layout is ``{"A": {"valid": {metric: float}, "test": {metric: float}}, "B": {...},
-    "meta": {...}}`` (``meta`` optional).
+    The layout is ``{"A": {"valid": {metric: float}, "test": {metric: float}, ...}, "B":
+    {...}, "meta": {...}}``: each setting needs a ``test`` dict of numbers; its other dict
+    entries (``valid``) must hold numbers too; non-dict entries (``best_epoch``) and other
+    top-level keys (``meta``, ``floor``) are stored as they are.
 
-    >>> validate_result({"A": {"test": {"mae": 1.0}}, "B": {"test": {"mae": 1.1}}})["B"]
-    {'test': {'mae': 1.1}}
+    >>> block = {"test": {"mae": 1.0}, "best_epoch": 3}
+    >>> validate_result({"A": block, "B": block})["B"]["best_epoch"]
+    3
 
     Raises
     ------
@@ -115,11 +119,9 @@ def validate_result(result: Any) -> dict:
             )
         for split, metrics in block.items():
             if not isinstance(metrics, dict):
-                raise ConfigError(
-                    f"`result[{setting!r}][{split!r}]` must be a dict of metrics; got {metrics!r}."
-                )
+                continue  # per-setting extras such as best_epoch
             for name, value in metrics.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                if isinstance(value, bool) or not isinstance(value, numbers.Real):
                     raise ConfigError(
                         f"`result[{setting!r}][{split!r}][{name!r}]` must be a number; "
                         f"got {value!r}."
@@ -243,7 +245,7 @@ class ResultStore:
             int(spec.seed),
             canonical_json(spec.config),
             config_hash(spec.config),
-            json.dumps(result, sort_keys=True),
+            json.dumps(result, sort_keys=True, default=float),
             started_at,
             _utc_now(),
             float(wall_s),
@@ -338,6 +340,8 @@ class ResultStore:
             base = {k: row[k] for k in _FILTERS}
             for setting in SETTINGS:
                 for split, metrics in row["result"].get(setting, {}).items():
+                    if not isinstance(metrics, dict):
+                        continue
                     for metric, value in metrics.items():
                         records.append(
                             {
