@@ -73,10 +73,53 @@ def _ub(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
     return BothModalities(build_backbone(dims, config), dims.task)
 
 
+def _mfm(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
+    from mmalign.models.baselines.mfm import MFM
+
+    t = config.train
+    return MFM(
+        build_backbone(dims, config), dims.task,
+        factor_dim=getattr(t, "mfm_factor_dim", 0) or None,  # 0 / absent: the backbone width d
+        recon_weight=getattr(t, "recon_weight", 1.0),
+    )
+
+
+def _smil(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
+    from mmalign.models.baselines.smil import SMIL
+
+    t = config.train
+    return SMIL(
+        build_backbone(dims, config), dims.task,
+        n_clusters=getattr(t, "smil_clusters", 16), decay=getattr(t, "smil_decay", 0.9),
+        recon_weight=getattr(t, "recon_weight", 1.0), kl_weight=getattr(t, "smil_kl_weight", 1e-3),
+    )
+
+
+def _modal_trans(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
+    from mmalign.models.baselines.modal_trans import ModalTrans
+
+    m, t = config.model, config.train
+    return ModalTrans(
+        build_backbone(dims, config), dims.task, n_heads=m.n_heads,
+        n_layers=getattr(t, "mt_layers", 1), dropout=m.dropout, ff_mult=m.ff_mult,
+        recon_weight=getattr(t, "recon_weight", 1.0), cycle_weight=getattr(t, "cycle_weight", 1.0),
+    )
+
+
 METHODS: dict[str, MethodSpec] = {
     "lb": MethodSpec("lb", _lb, "Supervised-Single: source modality only (lower bound)"),
     "ub": MethodSpec("ub", _ub, "Supervised-Both: both modalities always (upper bound)", complete_data=True),
     "mm-align": MethodSpec("mm-align", _mm_align, "MM-Align: OT alignment dynamics + denoising training"),
+    "mfm": MethodSpec(
+        "mfm", _mfm, "MFM: factorised shared/specific factors, victim generated from the source"
+    ),
+    "smil": MethodSpec(
+        "smil", _smil, "SMIL: victim as weighted cluster centres with learned Gaussian noise"
+    ),
+    "modal-trans": MethodSpec(
+        "modal-trans", _modal_trans,
+        "Modal-Trans: cyclic transformer translation, autoregressive decoding",
+    ),
 }
 
 
