@@ -284,7 +284,7 @@ def iterate_batches(
     integer = isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
     if not integer or batch_size < 1:
         raise ConfigError(f"`batch_size` must be an integer >= 1; got {batch_size!r}.")
-    rows = torch.as_tensor(np.asarray(indices), dtype=torch.long).reshape(-1)  # (K,)
+    rows = torch.tensor(np.asarray(indices), dtype=torch.long).reshape(-1)  # (K,) copy: split arrays are read-only
     if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= len(pair)):
         raise ConfigError(
             f"`indices` must lie in [0, {len(pair)}); got range "

@@ -139,7 +139,7 @@ def fit(
     on_improve : callable, optional
         ``on_improve(setting, epoch, state)`` when a setting's validation score improves.
     progress : bool
-        Show a tqdm bar per epoch.
+        Show a tqdm bar per epoch (only on a terminal).
     """
     task = model.task
     optimizers = build_optimizers(model, config, log)
@@ -173,7 +173,7 @@ def fit(
             ]
         n_batches = sum(math.ceil(len(idx) / config.batch_size) for _, idx, _ in plan)
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{total_epochs}" + (" (warm-up)" if warm else ""),
-                   disable=not progress, leave=False, unit="batch")
+                   disable=None if progress else True, leave=False, unit="batch")
         sums: dict[str, Tensor] = {}
         counts: dict[str, int] = {}
         for phase, index, groups in plan:
@@ -220,6 +220,10 @@ def fit(
         summary = "  ".join(f"valid {s} {primary} {record[f'valid_{s}'][primary]:.4f}" for s in valid_present)
         main_key = next((k for k in ("complete/main", "warmup/main", "complete/backbone", "warmup/backbone") if k in record), None)
         loss_txt = f"loss {record[main_key]:.4f}  " if main_key else ""
+        if "complete/fitter" in record:
+            loss_txt += f"fit {record['complete/fitter']:.4f}  "
+        if record.get("complete/ot_unconverged", 0.0) > 0:
+            loss_txt += f"OT unconverged {100 * record['complete/ot_unconverged']:.0f}%  "
         log(f"epoch {epoch + 1}/{total_epochs}{' (warm-up)' if warm else ''}  {loss_txt}{summary}  {record['seconds']:.1f}s")
         if warm:
             continue
