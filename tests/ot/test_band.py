@@ -87,20 +87,30 @@ def test_band_valid_mask_matches_loop(n_rows, n_cols, window):
 def test_empty_victim_axis():
     assert dense_to_band(torch.zeros(2, 3, 0), 1).shape == (2, 3, 3)
     assert band_to_dense(torch.ones(2, 3, 3), 1, 0).shape == (2, 3, 0)
-    mask = band_valid_mask(torch.ones(2, 3, dtype=torch.bool), torch.ones(2, 0, dtype=torch.bool), 1)
+    mask = band_valid_mask(
+        torch.ones(2, 3, dtype=torch.bool), torch.ones(2, 0, dtype=torch.bool), 1
+    )
     assert mask.shape == (2, 3, 3) and not mask.any()
 
 
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: dense_to_band(torch.zeros(1, 3, 3), -1), r"`window` must be an integer >= 0; got -1"),
-        (lambda: dense_to_band(torch.zeros(1, 3, 3), 1.5), r"`window` must be an integer >= 0; got 1.5"),
+        (
+            lambda: dense_to_band(torch.zeros(1, 3, 3), -1),
+            r"`window` must be an integer >= 0; got -1",
+        ),
+        (
+            lambda: dense_to_band(torch.zeros(1, 3, 3), 1.5),
+            r"`window` must be an integer >= 0; got 1.5",
+        ),
         (lambda: dense_to_band(torch.zeros(3, 3), 1), r"`dense` must have shape \(B, L, M\)"),
         (lambda: band_to_dense(torch.zeros(1, 3, 4), 1, 3), r"`band` must have shape \(B, L, 3\)"),
         (lambda: band_transpose(torch.zeros(1, 3, 5), 1, 3), r"`band` must have shape \(B, L, 3\)"),
         (
-            lambda: band_valid_mask(torch.ones(2, 3, dtype=torch.bool), torch.ones(3, 3, dtype=torch.bool), 1),
+            lambda: band_valid_mask(
+                torch.ones(2, 3, dtype=torch.bool), torch.ones(3, 3, dtype=torch.bool), 1
+            ),
             r"`source_mask` and `victim_mask` must have shapes",
         ),
     ],

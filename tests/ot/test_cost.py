@@ -1,6 +1,6 @@
 import pytest
 import torch
-import torch.nn.functional as F
+from torch.nn.functional import cosine_similarity
 
 from mmalign.ot.cost import windowed_cosine_cost
 from mmalign.validation import ConfigError
@@ -17,12 +17,14 @@ def loop_cost(z_source, z_victim, source_mask, victim_mask, window):
             for k in range(2 * window + 1):
                 j = i + k - window
                 if 0 <= j < n_cols and source_mask[b, i] and victim_mask[b, j]:
-                    cos = F.cosine_similarity(z_source[b, i], z_victim[b, j], dim=0)
+                    cos = cosine_similarity(z_source[b, i], z_victim[b, j], dim=0)
                     cost[b, i, k] = 1 - cos
     return cost
 
 
-@pytest.mark.parametrize("n_rows,n_cols,window", [(7, 7, 2), (6, 9, 1), (9, 5, 3), (3, 3, 4), (5, 5, 0)])
+@pytest.mark.parametrize(
+    "n_rows,n_cols,window", [(7, 7, 2), (6, 9, 1), (9, 5, 3), (3, 3, 4), (5, 5, 0)]
+)
 def test_matches_loop_reference(n_rows, n_cols, window, dtype):
     gen = torch.Generator().manual_seed(0)
     z_source = torch.randn(3, n_rows, 4, generator=gen, dtype=dtype)
@@ -74,11 +76,56 @@ def test_differentiable_with_zero_gradient_on_infinite_entries():
 @pytest.mark.parametrize(
     "args,match",
     [
-        ((torch.zeros(2, 3), torch.zeros(2, 3, 4), torch.ones(2, 3, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool), 1), r"`z_source` and `z_victim` must have shapes"),
-        ((torch.zeros(2, 3, 4), torch.zeros(2, 3, 5), torch.ones(2, 3, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool), 1), r"`z_victim` must have shape \(2, M, 4\)"),
-        ((torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.ones(2, 4, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool), 1), r"`source_mask` must have shape \(2, 3\)"),
-        ((torch.zeros(2, 3, 4), torch.zeros(2, 5, 4), torch.ones(2, 3, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool), 1), r"`victim_mask` must have shape \(2, 5\)"),
-        ((torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.ones(2, 3, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool), -2), r"`window` must be an integer >= 0; got -2"),
+        (
+            (
+                torch.zeros(2, 3),
+                torch.zeros(2, 3, 4),
+                torch.ones(2, 3, dtype=torch.bool),
+                torch.ones(2, 3, dtype=torch.bool),
+                1,
+            ),
+            r"`z_source` and `z_victim` must have shapes",
+        ),
+        (
+            (
+                torch.zeros(2, 3, 4),
+                torch.zeros(2, 3, 5),
+                torch.ones(2, 3, dtype=torch.bool),
+                torch.ones(2, 3, dtype=torch.bool),
+                1,
+            ),
+            r"`z_victim` must have shape \(2, M, 4\)",
+        ),
+        (
+            (
+                torch.zeros(2, 3, 4),
+                torch.zeros(2, 3, 4),
+                torch.ones(2, 4, dtype=torch.bool),
+                torch.ones(2, 3, dtype=torch.bool),
+                1,
+            ),
+            r"`source_mask` must have shape \(2, 3\)",
+        ),
+        (
+            (
+                torch.zeros(2, 3, 4),
+                torch.zeros(2, 5, 4),
+                torch.ones(2, 3, dtype=torch.bool),
+                torch.ones(2, 3, dtype=torch.bool),
+                1,
+            ),
+            r"`victim_mask` must have shape \(2, 5\)",
+        ),
+        (
+            (
+                torch.zeros(2, 3, 4),
+                torch.zeros(2, 3, 4),
+                torch.ones(2, 3, dtype=torch.bool),
+                torch.ones(2, 3, dtype=torch.bool),
+                -2,
+            ),
+            r"`window` must be an integer >= 0; got -2",
+        ),
     ],
 )
 def test_errors(args, match):

@@ -212,8 +212,10 @@ def band_valid_mask(source_mask: Tensor, victim_mask: Tensor, window: int) -> Te
     [[0, 1, 0], [1, 0, 0], [0, 0, 0]]
     """
     window = _check_window(window)
-    if source_mask.dim() != 2 or victim_mask.dim() != 2 or (
-        source_mask.shape[0] != victim_mask.shape[0]
+    if (
+        source_mask.dim() != 2
+        or victim_mask.dim() != 2
+        or (source_mask.shape[0] != victim_mask.shape[0])
     ):
         raise ConfigError(
             "`source_mask` and `victim_mask` must have shapes (B, L) and (B, M); "

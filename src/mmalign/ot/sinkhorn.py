@@ -17,8 +17,8 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.functional import pad
 
 from mmalign.ot.band import _check_window, band_transpose, band_valid_mask
 from mmalign.validation import ConfigError, ConvergenceWarning, check_positive
@@ -68,7 +68,7 @@ def _shifted(values: Tensor, n_out: int, window: int) -> Tensor:
     [[0.0, 1.0, 2.0], [1.0, 2.0, 3.0], [2.0, 3.0, 0.0]]
     """
     n_in = values.shape[1]
-    padded = F.pad(values, (window, window + max(0, n_out - n_in)))  # (B, N + 2K)
+    padded = pad(values, (window, window + max(0, n_out - n_in)))  # (B, N + 2K)
     return padded.unfold(1, 2 * window + 1, 1)[:, :n_out]  # (B, n_out, W)
 
 
@@ -172,8 +172,10 @@ def sinkhorn_banded(
     max_iter = _check_int("max_iter", max_iter, 1)
     check_every = _check_int("check_every", check_every, 1)
     tol = float(check_positive("tol", tol))
-    if isinstance(overrelaxation, bool) or not isinstance(overrelaxation, (int, float)) or not (
-        1 <= overrelaxation < 2
+    if (
+        isinstance(overrelaxation, bool)
+        or not isinstance(overrelaxation, (int, float))
+        or not (1 <= overrelaxation < 2)
     ):
         raise ConfigError(f"`overrelaxation` must be in [1, 2); got {overrelaxation!r}.")
     overrelaxation = float(overrelaxation)
@@ -266,9 +268,7 @@ def _solve(
         # check only every `check_every` steps: the error is a full reduction and, on a GPU,
         # reading it back synchronises the device
         if n_iter % check_every == 0 or n_iter == max_iter:
-            error = _marginal_error(log_u, lse_row, log_a) + _marginal_error(
-                log_v, lse_col, log_b
-            )
+            error = _marginal_error(log_u, lse_row, log_a) + _marginal_error(log_v, lse_col, log_b)
             worst = float(error.max()) if n_batch else 0.0
             if omega != 1.0 and not (math.isfinite(worst) and worst <= best):
                 # over-relaxation overshot (error grew or overflowed): go back to the last
