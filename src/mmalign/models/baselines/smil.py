@@ -175,7 +175,7 @@ class SMIL(MissingModalityModel):
     def _kl(logvar: Tensor, mask: Tensor) -> Tensor:
         """KL(N(m, s^2) || N(m, 1)) per logit, averaged over centres and valid steps."""
         kl = 0.5 * (logvar.exp() - logvar - 1.0).mean(-1)  # (B, L)
-        return masked_mean(kl[..., None], mask).mean()
+        return masked_mean(kl[..., None], mask).mean()  # (B, L, 1) -> (B, 1) -> ()
 
     def compute_losses(self, batch: Batch, phase: Phase) -> dict[str, Tensor]:
         """Missing: main (imputed victim) + KL. Otherwise: refresh centres, main + recon + KL."""
