@@ -29,7 +29,8 @@ def test_run_writes_a_complete_run_folder(tmp_path, tiny_config):
     b_present = sum(r["victim_present"] == "1" for r in rows if r["setting"] == "B")
     assert b_present == int(np.floor(0.5 * 48 + 1e-9))
     assert metrics["meta"]["n_complete"] == 48 and metrics["meta"]["n_missing"] == 48
-    assert "source_only" in metrics["floor"]
+    assert {"source_only", "pair_A", "pair_B"} <= set(metrics["floor"])
+    assert metrics["floor"]["pair_B"]["test"]["mae"] <= metrics["floor"]["source_only"]["test"]["mae"] + 0.2
 
 
 def test_same_seed_same_result_different_seed_differs(tmp_path, tiny_config):

@@ -31,7 +31,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         group = groups.get(section)
         if group is None:
             title = {None: "run", "model": "model (backbone)", "adl": "alignment dynamics learner / OT",
-                     "train": "training"}[section]
+                     "train": "training", "baselines": "baselines (MFM, SMIL, Modal-Trans)"}[section]
             group = groups[section] = parser.add_argument_group(title)
         default = f.default if not callable(getattr(f, "default_factory", None)) else None
         kind = type(default)

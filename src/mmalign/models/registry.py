@@ -76,33 +76,31 @@ def _ub(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
 def _mfm(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
     from mmalign.models.baselines.mfm import MFM
 
-    t = config.train
+    b = config.baselines
     return MFM(
         build_backbone(dims, config), dims.task,
-        factor_dim=getattr(t, "mfm_factor_dim", 0) or None,  # 0 / absent: the backbone width d
-        recon_weight=getattr(t, "recon_weight", 1.0),
+        factor_dim=b.mfm_factor_dim or None,  # 0: the backbone width d
+        recon_weight=b.recon_weight,
     )
 
 
 def _smil(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
     from mmalign.models.baselines.smil import SMIL
 
-    t = config.train
+    b = config.baselines
     return SMIL(
-        build_backbone(dims, config), dims.task,
-        n_clusters=getattr(t, "smil_clusters", 16), decay=getattr(t, "smil_decay", 0.9),
-        recon_weight=getattr(t, "recon_weight", 1.0), kl_weight=getattr(t, "smil_kl_weight", 1e-3),
+        build_backbone(dims, config), dims.task, n_clusters=b.smil_clusters, decay=b.smil_decay,
+        recon_weight=b.recon_weight, kl_weight=b.smil_kl_weight,
     )
 
 
 def _modal_trans(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
     from mmalign.models.baselines.modal_trans import ModalTrans
 
-    m, t = config.model, config.train
+    m, b = config.model, config.baselines
     return ModalTrans(
-        build_backbone(dims, config), dims.task, n_heads=m.n_heads,
-        n_layers=getattr(t, "mt_layers", 1), dropout=m.dropout, ff_mult=m.ff_mult,
-        recon_weight=getattr(t, "recon_weight", 1.0), cycle_weight=getattr(t, "cycle_weight", 1.0),
+        build_backbone(dims, config), dims.task, n_heads=m.n_heads, n_layers=b.mt_layers,
+        dropout=m.dropout, ff_mult=m.ff_mult, recon_weight=b.recon_weight, cycle_weight=b.cycle_weight,
     )
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "ModelConfig",
     "ADLConfig",
     "TrainConfig",
+    "BaselineConfig",
     "RunConfig",
     "SECTIONS",
     "load_config",
@@ -52,6 +53,19 @@ class ADLConfig:
     convention: str = "column"  # DESIGN.md: barycentric projection uses plan columns
     fit_normalisation: str = "mse"  # masked MSE; "eq13" for the paper's normalisation
     train_fitter: bool = True  # False = "w/o fit loss" ablation (untrained fitter)
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Hyperparameters of the imputation baselines (MFM, SMIL, Modal-Trans)."""
+
+    recon_weight: float = 1.0  # reconstruction / translation loss weight (all three)
+    cycle_weight: float = 1.0  # Modal-Trans back-translation loss weight
+    mt_layers: int = 1  # Modal-Trans encoder and decoder layers per translator
+    mfm_factor_dim: int = 0  # MFM factor width; 0 = the backbone width d
+    smil_clusters: int = 16  # SMIL k-means centres
+    smil_decay: float = 0.9  # SMIL EMA k-means decay per complete batch
+    smil_kl_weight: float = 1e-3  # keeps SMIL's learned noise from collapsing to zero
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     adl: ADLConfig = field(default_factory=ADLConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
 
     def validate(self) -> "RunConfig":
         """Check ranges and choices; raise :class:`ConfigError` naming the option."""
@@ -115,6 +130,14 @@ class RunConfig:
         check_non_negative("warmup_epochs", self.train.warmup_epochs)
         check_non_negative("lambda_con", self.train.lambda_con)
         check_non_negative("grad_clip", self.train.grad_clip)
+        b = self.baselines
+        check_non_negative("recon_weight", b.recon_weight)
+        check_non_negative("cycle_weight", b.cycle_weight)
+        check_positive("mt_layers", b.mt_layers)
+        check_non_negative("mfm_factor_dim", b.mfm_factor_dim)
+        check_positive("smil_clusters", b.smil_clusters)
+        check_probability("smil_decay", b.smil_decay, open_low=False)
+        check_non_negative("smil_kl_weight", b.smil_kl_weight)
         return self
 
     @property
@@ -125,7 +148,9 @@ class RunConfig:
         return source, victim
 
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "adl": ADLConfig, "train": TrainConfig}
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig, "adl": ADLConfig, "train": TrainConfig, "baselines": BaselineConfig,
+}
 
 
 def flat_fields() -> dict[str, tuple[str | None, dataclasses.Field]]:

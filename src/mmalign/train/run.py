@@ -271,13 +271,24 @@ def run_experiment(
 
 
 def _sanity_floor(dataset: MultimodalDataset, source: str, victim: str, split: MissingSplit, complete: bool) -> dict[str, Any]:
-    """Ridge/logistic floor on time-pooled features of the modalities the method may use."""
+    """Ridge/logistic floor on time-pooled features of the modalities the method may use.
+
+    ``source_only`` is the floor of the lower bound; ``pair_A`` / ``pair_B`` use the victim
+    where the run's split has it (complete training rows; the setting's valid/test masks);
+    the upper bound gets ``both`` (victim everywhere). The ridge strength is chosen on
+    validation from a small grid.
+    """
     from mmalign.evaluate.floor import sanity_floor
 
+    alphas = (0.1, 1.0, 10.0, 100.0)
     try:
-        floor = {"source_only": sanity_floor(dataset, [source])}
+        floor = {"source_only": sanity_floor(dataset, [source], alpha=alphas)}
         if complete:
-            floor["both"] = sanity_floor(dataset, [source, victim])
+            floor["both"] = sanity_floor(dataset, [source, victim], alpha=alphas)
+            return floor
+        for setting in ("A", "B"):
+            present = {victim: {s: split.present(s, setting) for s in ("train", "valid", "test")}}
+            floor[f"pair_{setting}"] = sanity_floor(dataset, [source, victim], present=present, alpha=alphas)
         return floor
     except Exception as err:  # the floor is a diagnostic: never lose a finished run to it
         return {"error": f"{type(err).__name__}: {err}"}
