@@ -13,9 +13,3 @@ def dtype(request):
 @pytest.fixture(params=DEVICES)
 def device(request):
     return torch.device(request.param)
-
-
-def lengths_to_mask(lengths, n_steps, device="cpu"):
-    """(B,) lengths -> (B, n_steps) bool mask, valid steps first."""
-    lengths = torch.as_tensor(lengths)
-    return (torch.arange(n_steps)[None, :] < lengths[:, None]).to(device)

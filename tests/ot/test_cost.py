@@ -5,7 +5,10 @@ from torch.nn.functional import cosine_similarity
 from mmalign.ot.cost import windowed_cosine_cost
 from mmalign.validation import ConfigError
 
-from .conftest import lengths_to_mask
+
+def lengths_to_mask(lengths, n_steps):
+    """(B,) lengths -> (B, n_steps) bool mask, valid steps first."""
+    return torch.arange(n_steps)[None, :] < torch.as_tensor(lengths)[:, None]
 
 
 def loop_cost(z_source, z_victim, source_mask, victim_mask, window):
