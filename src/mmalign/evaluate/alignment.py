@@ -1,0 +1,279 @@
+"""Mean absolute alignment matrices of a trained MM-Align model (the paper's Fig. 5).
+
+Han et al. (EMNLP 2022, appendix C.1) average the absolute entries of the alignment
+matrices over the test samples whose length is at least 20 and draw the result as a heat
+map: entries outside the window stay near 0. We do the same for both the fitter's predicted
+matrices and the OT plans (the fitter's targets): each band is expanded into a dense matrix
+with rows = source step ``i`` and columns = victim step ``j``, and the top-left ``S x S``
+block is averaged over the samples of length ``>= S``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmalign.ot.band import band_to_dense
+from mmalign.validation import ConfigError, DataError, check_in
+
+__all__ = [
+    "AlignmentSummary",
+    "band_to_matrix",
+    "block_abs_sum",
+    "mean_abs_alignment",
+    "run_alignment_summary",
+]
+
+
+@dataclass(frozen=True)
+class AlignmentSummary:
+    """Mean absolute alignment entries over the selected samples.
+
+    Attributes
+    ----------
+    predicted : ndarray, shape (S, S)
+        Fitter matrices, rows = source step ``i``, columns = victim step ``j``.
+    ot : ndarray, shape (S, S)
+        OT plans renormalised as the fitter's targets, same layout.
+    n_samples : int
+        Samples averaged (those of length ``>= S``).
+    window : int
+        Window radius ``K`` of the model.
+    """
+
+    predicted: np.ndarray
+    ot: np.ndarray
+    n_samples: int
+    window: int
+
+    def _outside(self) -> np.ndarray:
+        size = self.predicted.shape[0]
+        steps = np.arange(size)
+        return np.abs(steps[:, None] - steps[None, :]) > self.window  # (S, S)
+
+    def outside_mass(self, which: str = "predicted") -> float:
+        """Mean entry outside the window (``abs(i - j) > K``) of ``"predicted"`` or ``"ot"``.
+
+        0.0 when the block lies inside the window entirely.
+        """
+        check_in("which", which, ("predicted", "ot"))
+        outside = self._outside()
+        if not outside.any():
+            return 0.0
+        return float(getattr(self, which)[outside].mean())
+
+    def inside_gap(self) -> float:
+        """Mean ``abs(predicted - ot)`` over the entries inside the window."""
+        inside = ~self._outside()
+        return float(np.abs(self.predicted - self.ot)[inside].mean())
+
+
+def band_to_matrix(band: Tensor, window: int, convention: str = "column") -> Tensor:
+    """Expand alignment bands into dense matrices with rows = source, columns = victim.
+
+    Parameters
+    ----------
+    band : Tensor, shape (B, L, W)
+        A column band ``band[b, j, k]`` = weight of source step ``j + k - K`` for victim step
+        ``j`` (``convention="column"``, what the fitter outputs and the default targets), or
+        a row band ``band[b, i, k]`` between source step ``i`` and victim step ``i + k - K``
+        (``convention="row"``). Source and victim share the time axis ``L``.
+    window : int
+        Window radius ``K``.
+    convention : {"column", "row"}
+
+    Returns
+    -------
+    Tensor, shape (B, L, L)
+        ``dense[b, i, j]``, zero outside the window.
+
+    Examples
+    --------
+    >>> col = torch.tensor([[[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]])  # victim 1 <- sources 0, 1
+    >>> band_to_matrix(col, 1).tolist()
+    [[[1.0, 0.5], [0.0, 0.5]]]
+    >>> band_to_matrix(col, 1, "row").tolist()
+    [[[1.0, 0.0], [0.5, 0.5]]]
+    """
+    check_in("convention", convention, ("column", "row"))
+    dense = band_to_dense(band, window, band.shape[1])  # (B, L, L)
+    if convention == "column":
+        dense = dense.transpose(1, 2)  # (B, L, L): rows source i, columns victim j
+    return dense
+
+
+def block_abs_sum(
+    band: Tensor, lengths: Tensor, window: int, size: int, convention: str = "column"
+) -> tuple[Tensor, int]:
+    """Sum of ``abs`` top-left ``S x S`` blocks over the samples of length ``>= S``.
+
+    Parameters
+    ----------
+    band : Tensor, shape (B, L, W)
+        Alignment bands (see :func:`band_to_matrix`).
+    lengths : Tensor, shape (B,)
+        Valid steps per sample.
+    window : int
+        ``K``.
+    size : int
+        ``S``, the block size and minimum length.
+    convention : {"column", "row"}
+
+    Returns
+    -------
+    total : Tensor, shape (S, S)
+        Sum over the kept samples (zeros when none is kept).
+    count : int
+        Number of kept samples.
+
+    Examples
+    --------
+    >>> band = torch.ones(2, 3, 1)  # K = 0: identity-like plans of two samples
+    >>> total, count = block_abs_sum(band, torch.tensor([3, 1]), 0, 2)
+    >>> total.tolist(), count
+    ([[1.0, 0.0], [0.0, 1.0]], 1)
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"`size` must be an integer >= 1; got {size!r}.")
+    keep = lengths >= size  # (B,)
+    count = int(keep.sum())
+    if count == 0 or band.shape[1] < size:
+        return band.new_zeros(size, size), 0
+    dense = band_to_matrix(band[keep], window, convention)  # (B', L, L)
+    return dense[:, :size, :size].abs().sum(0), count  # (S, S)
+
+
+@torch.no_grad()
+def mean_abs_alignment(model, pair, size: int = 20, batch_size: int = 64) -> AlignmentSummary:
+    """Mean absolute predicted and OT alignment entries over complete samples of length >= S.
+
+    Parameters
+    ----------
+    model : MMAlign
+        A trained model (``alignments``, ``window`` and ``convention`` are used).
+    pair : PairData
+        A split's tensors with the victim present (complete batches).
+    size : int, default 20
+        ``S``: samples of length ``>= S`` are kept and their top-left ``S x S`` block
+        averaged (the paper uses 20).
+    batch_size : int, default 64
+
+    Returns
+    -------
+    AlignmentSummary
+
+    Raises
+    ------
+    ConfigError
+        No sample with the victim present has length ``>= S``.
+    """
+    from mmalign.data.batching import iterate_batches
+
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"`min_length` must be an integer >= 1; got {size!r}.")
+    lengths = pair.source_lengths.cpu().numpy()
+    usable = (lengths >= size) & (pair.victim_lengths.cpu().numpy() >= size)  # (N,)
+    rows = np.flatnonzero(usable)
+    if rows.size == 0:
+        longest = int(lengths.max()) if lengths.size else 0
+        raise ConfigError(
+            f"`min_length` must be <= the longest complete sample ({longest} steps); got {size}."
+        )
+    model.eval()
+    totals = {"predicted": 0.0, "ot": 0.0}
+    count = 0
+    for batch in iterate_batches(pair, rows, batch_size, shuffle=False):
+        predicted, target = model.alignments(batch)  # (B, L, W) each
+        batch_lengths = batch.source_mask.sum(1)  # (B,)
+        for name, band in (("predicted", predicted), ("ot", target)):
+            total, kept = block_abs_sum(
+                band.float(), batch_lengths, model.window, size, model.convention
+            )
+            totals[name] = totals[name] + total.cpu().double().numpy()
+        count += kept
+    return AlignmentSummary(
+        predicted=totals["predicted"] / count,
+        ot=totals["ot"] / count,
+        n_samples=count,
+        window=int(model.window),
+    )
+
+
+def run_alignment_summary(
+    run_dir: str | Path,
+    *,
+    data: str | None = None,
+    min_length: int = 20,
+    setting: str = "A",
+    batch_size: int = 64,
+    trusted: bool = False,
+    split: str = "test",
+) -> AlignmentSummary:
+    """Load an ``mm-align`` run folder and summarise its alignments on a data split.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A finished run folder (``config.yaml``, ``model.json``, ``checkpoint.pt``).
+    data : str, optional
+        Data path or ``"synthetic[...]"``; default the run's own data.
+    min_length : int, default 20
+        ``S`` of :func:`mean_abs_alignment`.
+    setting : {"A", "B"}, default "A"
+        Which best checkpoint to load.
+    batch_size : int, default 64
+    trusted : bool, default False
+        Allow any pickle content in the data file.
+    split : {"test", "valid", "train"}, default "test"
+
+    Returns
+    -------
+    AlignmentSummary
+
+    Raises
+    ------
+    ConfigError
+        The run is not an ``mm-align`` run, or no sample is long enough.
+    DataError
+        Not a run folder, or the data lacks the run's modalities.
+    """
+    from mmalign.api import load_run
+    from mmalign.data.batching import PairData
+    from mmalign.models.mm_align import MMAlign
+    from mmalign.train.run import load_run_data
+
+    check_in("split", split, ("train", "valid", "test"))
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such run folder.")
+    meta_path = run_dir / "model.json"
+    if meta_path.is_file():
+        import json
+
+        method = json.loads(meta_path.read_text()).get("method")
+        if method != "mm-align":
+            raise ConfigError(
+                f"`run` must be an mm-align run (only MM-Align learns alignments); "
+                f"got method {method!r} in {run_dir}."
+            )
+    run = load_run(run_dir, setting=setting)
+    if not isinstance(run.model, MMAlign):
+        raise ConfigError(
+            f"`run` must be an mm-align run (only MM-Align learns alignments); "
+            f"got {type(run.model).__name__} in {run_dir}."
+        )
+    config = run.config
+    dataset = load_run_data(data or config.data, config.format, trusted or config.trust_pickle)
+    part = dataset.splits[split]
+    for modality in (run.source, run.victim):
+        if modality not in part.features:
+            raise DataError(
+                f"{data or config.data}: the run needs modality {modality!r}; the data has "
+                f"{sorted(part.features)}."
+            )
+    pair = PairData.from_split(part, run.source, run.victim).to(run.device)
+    return mean_abs_alignment(run.model, pair, min_length, batch_size)
