@@ -134,13 +134,21 @@ def canonical_json(value: Any) -> str:
         raise ConfigError(f"`config` must hold plain JSON values; got {value!r} ({err}).") from err
 
 
+# options that choose where and how a run executes, not what it computes: a run on CUDA
+# and the same run on a CPU are one result
+EXECUTION_KEYS = frozenset({"device", "threads", "progress"})
+
+
 def config_hash(config: dict) -> str:
-    """Return the sha256 hex of the canonical JSON of ``config``.
+    """Return the sha256 hex of the canonical JSON of ``config`` minus execution-only keys.
 
     >>> config_hash({"lr": 1e-3, "epochs": 5}) == config_hash({"epochs": 5, "lr": 0.001})
     True
+    >>> config_hash({"epochs": 5, "device": "cuda"}) == config_hash({"epochs": 5})
+    True
     """
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
+    kept = {k: v for k, v in config.items() if k.split(".")[-1] not in EXECUTION_KEYS}
+    return hashlib.sha256(canonical_json(kept).encode()).hexdigest()
 
 
 def normalize_synthetic(data: str) -> str:
