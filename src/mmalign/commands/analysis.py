@@ -1,5 +1,6 @@
-"""Analysis commands of the paper: ``ablate`` (Table 5), ``sweep-window`` (Fig. 4),
-``plot-alignment`` (Fig. 5) and ``time`` (Table 8).
+"""Analysis commands: ``ablate``, ``sweep-window``, ``plot-alignment`` and ``time``.
+
+They reproduce the paper's Table 5, Fig. 4, Fig. 5 and Table 8 respectively.
 
 ``ablate`` and ``sweep-window`` are grids of ``mm-align`` runs: they share the flags, the
 results store and the engines of ``mmalign benchmark`` (finished runs are skipped when the
@@ -265,7 +266,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--variants",
         help="comma list among full,no-contrastive,no-fit,no-si (default: all four)",
     )
-    ablate.add_argument("--out", metavar="DIR", help="grid folder (default <store folder>/ablation-grid)")
+    ablate.add_argument(
+        "--out", metavar="DIR", help="grid folder (default <store folder>/ablation-grid)"
+    )
     ablate.add_argument("--metrics", help="metrics to show (default MAE, Acc-2 or weighted F1)")
     ablate.add_argument(
         "--format", choices=("markdown", "csv", "latex"), default="markdown", help="table format"
@@ -287,7 +290,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument(
         "--setting", choices=("A", "B", "both"), default="both", help="settings to plot"
     )
-    sweep.add_argument("--png", metavar="FILE.png", help="figure path (default <out>/fig4_window_sweep.png)")
+    sweep.add_argument(
+        "--png", metavar="FILE.png", help="figure path (default <out>/fig4_window_sweep.png)"
+    )
     sweep.set_defaults(func=run_sweep_window)
 
     plot = subparsers.add_parser(
@@ -300,7 +305,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("run_dir", metavar="RUN_DIR", help="a finished mm-align run folder")
     plot.add_argument("--data", help="data path or synthetic[...] (default: the run's data)")
     plot.add_argument("--min-length", type=int, default=20, help="S (default 20, as the paper)")
-    plot.add_argument("--out", metavar="FILE.png", help="figure (default RUN_DIR/fig5_alignment.png)")
+    plot.add_argument(
+        "--out", metavar="FILE.png", help="figure (default RUN_DIR/fig5_alignment.png)"
+    )
     plot.add_argument("--npz", metavar="FILE.npz", help="also save the two (S, S) matrices")
     plot.add_argument("--setting", choices=("A", "B"), default="A", help="which checkpoint")
     plot.add_argument("--batch-size", type=int, default=64, help="test batch size (default 64)")

@@ -59,3 +59,37 @@ __all__ = [
     "ResultStore",
     "validate_result",
 ]
+
+# analysis grids and timings (Table 5, Fig. 4, Table 8)
+from mmalign.experiments.ablation import (  # noqa: E402
+    ABLATION_VARIANTS,
+    VARIANT_LABELS,
+    ablation_tables,
+    expand_ablation,
+    variant_of_config,
+)
+from mmalign.experiments.timing import format_timing, time_imputation  # noqa: E402
+from mmalign.experiments.window_sweep import (  # noqa: E402
+    SweepPoint,
+    expand_window_sweep,
+    parse_windows,
+    plot_sweep,
+    window_sweep_summary,
+    write_sweep_csv,
+)
+
+__all__ += [
+    "ABLATION_VARIANTS",
+    "VARIANT_LABELS",
+    "ablation_tables",
+    "expand_ablation",
+    "variant_of_config",
+    "format_timing",
+    "time_imputation",
+    "SweepPoint",
+    "expand_window_sweep",
+    "parse_windows",
+    "plot_sweep",
+    "window_sweep_summary",
+    "write_sweep_csv",
+]

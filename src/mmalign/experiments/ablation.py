@@ -125,7 +125,9 @@ def ablation_configs(
     config = dict(config or {})
     chosen = list(dict.fromkeys(variants)) if variants is not None else list(ABLATION_VARIANTS)
     if not chosen:
-        raise ConfigError(f"`variants` must name at least one of {list(ABLATION_VARIANTS)}; got [].")
+        raise ConfigError(
+            f"`variants` must name at least one of {list(ABLATION_VARIANTS)}; got []."
+        )
     for name in chosen:
         check_in("variant", name, list(ABLATION_VARIANTS))
     shared = variant_of_config(config)

@@ -156,7 +156,8 @@ def time_imputation(
     complete_data = [s.name for s in specs if s.complete_data]
     if complete_data:
         raise ConfigError(
-            f"`methods` must impute a missing victim; got {complete_data} (trains on complete data)."
+            f"`methods` must impute a missing victim; got {complete_data} "
+            "(trains on complete data)."
         )
     base = _resolve_config(config)
     source = canonical_modality(source, dataset.modalities)

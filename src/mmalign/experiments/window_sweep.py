@@ -154,7 +154,8 @@ def expand_window_sweep(
     config = dict(config or {})
     if "window" in config:
         raise ConfigError(
-            f"`config` must not set window (the sweep sets it per run); got window={config['window']!r}."
+            "`config` must not set window (the sweep sets it per run); "
+            f"got window={config['window']!r}."
         )
     specs: list[RunSpec] = []
     for window in parse_windows(windows):
@@ -236,7 +237,9 @@ def window_sweep_summary(
             mean = float(finite.mean())
             std = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
         points.append(
-            SweepPoint(source, victim, p, setting, split, window, metric, mean, std, int(finite.size))
+            SweepPoint(
+                source, victim, p, setting, split, window, metric, mean, std, int(finite.size)
+            )
         )
     points.sort(
         key=lambda q: (_pair_rank((q.source, q.victim)), q.p, q.setting, q.metric, q.window)
@@ -309,7 +312,9 @@ def plot_sweep(
         check_in("setting", setting, SETTINGS)
     chosen = [q for q in points if q.metric == metric and q.setting in settings]
     if not chosen:
-        raise ConfigError(f"`settings` must name settings present in the sweep; got {list(settings)}.")
+        raise ConfigError(
+            f"`settings` must name settings present in the sweep; got {list(settings)}."
+        )
     windows = sorted({q.window for q in chosen})
     column = {w: i for i, w in enumerate(windows)}
     several_ps = len({q.p for q in chosen}) > 1
