@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.nn.functional import pad
 
 from mmalign.validation import ConfigError
 
@@ -226,6 +227,8 @@ def band_valid_mask(source_mask: Tensor, victim_mask: Tensor, window: int) -> Te
     width = 2 * window + 1
     if n_cols == 0:
         return torch.zeros(n_batch, n_rows, width, dtype=torch.bool, device=source_mask.device)
-    index, in_range = band_offsets(n_rows, n_cols, window, source_mask.device)
-    victim_ok = victim_mask.bool()[:, index]  # (B, L, W)
-    return victim_ok & in_range & source_mask.bool()[:, :, None]  # (B, L, W)
+    # zero-pad the victim mask so that row i, offset k reads padded step i + k: a strided
+    # view instead of an index gather, and out-of-range offsets read False
+    padded = pad(victim_mask.bool(), (window, window + max(0, n_rows - n_cols)))  # (B, M + 2K)
+    victim_ok = padded.unfold(1, width, 1)[:, :n_rows]  # (B, L, W)
+    return victim_ok & source_mask.bool()[:, :, None]  # (B, L, W)

@@ -98,8 +98,18 @@ def windowed_cosine_cost(
     n_keep = min(n_cols, n_rows + window)
     padded = unit_victim.new_zeros(n_batch, n_rows + 2 * window, dim)  # (B, L + 2K, D)
     padded[:, window : window + n_keep] = unit_victim[:, :n_keep]  # (B, L + 2K, D)
-    cosine = torch.stack(
-        [(unit_source * padded[:, k : k + n_rows]).sum(-1) for k in range(width)], dim=-1
-    )  # (B, L, W)
+    if torch.is_grad_enabled() and (z_source.requires_grad or z_victim.requires_grad):
+        cosine = torch.stack(
+            [(unit_source * padded[:, k : k + n_rows]).sum(-1) for k in range(width)], dim=-1
+        )  # (B, L, W)
+    else:
+        # without autograd, multiply into one reused buffer: a fresh (B, L, D) temporary per
+        # offset costs more than the multiply itself on CPU (page faults of new allocations)
+        buffer = torch.empty_like(unit_source)  # (B, L, D)
+        cosine = torch.stack(
+            [torch.mul(unit_source, padded[:, k : k + n_rows], out=buffer).sum(-1)
+             for k in range(width)],
+            dim=-1,
+        )  # (B, L, W)
     valid = band_valid_mask(source_mask, victim_mask, window)  # (B, L, W)
     return (1 - cosine).masked_fill(~valid, float("inf"))

@@ -233,7 +233,12 @@ def _solve(
     check_every: int,
     overrelaxation: float,
 ) -> tuple[Tensor, Tensor, Tensor, int, Tensor]:
-    """Run the log-domain iterations; arguments are already validated."""
+    """Run the iterations in blocks of ``check_every``; arguments are already validated.
+
+    Each block first tries the log-stabilised scaling form (:func:`_scaling_block`); if that
+    under- or overflows, the block is redone from the last checked state in the pure log
+    domain (:func:`_log_block`), which then runs to the end.
+    """
     n_batch, n_rows, _ = cost.shape
     n_cols = victim_mask.shape[1]
     source_mask = source_mask.bool()
@@ -245,44 +250,136 @@ def _solve(
     log_kernel_col = band_transpose(log_kernel, window, n_cols).masked_fill(
         ~valid_col, -math.inf
     )  # (B, M, W)
-    log_a = _log_uniform(source_mask, dtype)  # (B, L)
-    log_b = _log_uniform(victim_mask, dtype)  # (B, M)
+    problem = _Problem(
+        log_kernel, log_kernel_col, _log_uniform(source_mask, dtype),
+        _log_uniform(victim_mask, dtype), valid.any(-1), valid_col.any(-1), window,
+    )
+    log_u = torch.zeros(n_batch, n_rows, dtype=dtype, device=cost.device)
+    log_v = torch.zeros(n_batch, n_cols, dtype=dtype, device=cost.device)
+    error = torch.full((n_batch,), math.inf, dtype=dtype, device=cost.device)
+    saved, best = (log_u, log_v, error), math.inf
+    omega = overrelaxation
+    scaling_ok = True
+    n_iter = 0
+    while n_iter < max_iter:
+        # check only every `check_every` steps: the error is a full reduction and, on a GPU,
+        # reading it back synchronises the device
+        steps = min(check_every - n_iter % check_every, max_iter - n_iter)
+        block = _scaling_block if scaling_ok else _log_block
+        log_u, log_v, error = block(problem, log_u, log_v, steps, omega)
+        worst = float(error.max()) if n_batch else 0.0
+        if scaling_ok and not math.isfinite(worst):
+            # a scaling under- or overflowed (tiny reg far from the solution): redo this block
+            # from the last checked state in the log domain, without counting it
+            log_u, log_v, error = saved
+            scaling_ok = False
+            continue
+        n_iter += steps
+        if omega != 1.0 and not (math.isfinite(worst) and worst <= best):
+            # over-relaxation overshot (error grew or overflowed): go back to the last
+            # checked state and continue with plain Sinkhorn, which always converges
+            log_u, log_v, error = saved
+            omega = 1.0
+            continue
+        saved, best = (log_u, log_v, error), worst
+        if worst <= tol:
+            break
+
+    plan = torch.exp(log_kernel + log_u[:, :, None] + _shifted(log_v, n_rows, window))
+    return plan, log_u, log_v, n_iter, error
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Fixed tensors of one solve: log kernels (row and column band), log weights, live steps."""
+
+    log_kernel: Tensor  # (B, L, W)
+    log_kernel_col: Tensor  # (B, M, W)
+    log_a: Tensor  # (B, L)
+    log_b: Tensor  # (B, M)
+    row_live: Tensor  # (B, L) rows with at least one allowed entry
+    col_live: Tensor  # (B, M)
+    window: int
+
+
+def _absorbed(log_kernel: Tensor, log_here: Tensor, log_there: Tensor, window: int) -> Tensor:
+    """``exp(log_kernel + log_here[i] + log_there[i + k - K])``, a (B, N, W) band, in place."""
+    out = log_kernel + _shifted(log_there, log_kernel.shape[1], window)  # (B, N, W)
+    return out.add_(log_here[:, :, None]).exp_()  # (B, N, W)
+
+
+def _scale(old: Tensor, weight: Tensor, sums: Tensor, live: Tensor, omega: float) -> Tensor:
+    """Scaling update ``weight / sums`` (over-relaxed: ``old^(1-omega) (weight/sums)^omega``).
+
+    Steps without an allowed entry keep the scaling 1 (their potential stays 0); a live step
+    whose sum underflowed to 0 gets ``inf``, which the block's error check catches.
+    """
+    new = weight / sums
+    if omega != 1.0:
+        new = old.pow(1.0 - omega) * new.pow(omega)
+    return torch.where(live, new, 1.0)
+
+
+def _scaling_block(
+    problem: _Problem, log_u: Tensor, log_v: Tensor, steps: int, omega: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``steps`` Sinkhorn iterations in the log-stabilised scaling form, then absorb.
+
+    The potentials are absorbed into the kernel band once per block,
+    ``Kt = exp(log_kernel + log_u + log_v)`` (Schmitzer, "Stabilized sparse scaling
+    algorithms for entropy regularized transport problems", SIAM J. Sci. Comput., 2019), so
+    each iteration is two banded multiply-and-sum passes instead of two log-sum-exps; the
+    scalings ``s, t`` start at 1 and are folded back into ``log_u, log_v`` at the end. The
+    iterates are those of the log-domain updates, up to float rounding. After a column
+    update every entry of ``Kt`` is at most 1, so only a far-from-solved start can overflow.
+    """
+    window = problem.window
+    n_rows, n_cols = log_u.shape[1], log_v.shape[1]
+    kernel = _absorbed(problem.log_kernel, log_u, log_v, window)  # (B, L, W)
+    kernel_col = _absorbed(problem.log_kernel_col, log_v, log_u, window)  # (B, M, W)
+    a, b = problem.log_a.exp(), problem.log_b.exp()  # (B, L), (B, M); 0 on padding
+    s, t = torch.ones_like(log_u), torch.ones_like(log_v)
+    row = kernel.sum(-1)  # (B, L)
+    col = row.new_zeros(log_v.shape)
+    # one product buffer per band, reused: a fresh large temporary per iteration costs more
+    # than the multiply itself on CPU (page faults of a new allocation)
+    row_buffer, col_buffer = torch.empty_like(kernel), torch.empty_like(kernel_col)
+    for _ in range(steps):
+        s = _scale(s, a, row, problem.row_live, omega)
+        col = torch.mul(kernel_col, _shifted(s, n_cols, window), out=col_buffer).sum(-1)  # (B, M)
+        t = _scale(t, b, col, problem.col_live, omega)
+        row = torch.mul(kernel, _shifted(t, n_rows, window), out=row_buffer).sum(-1)  # (B, L)
+    error = (s * row - a).abs().sum(1) + (t * col - b).abs().sum(1)  # (B,)
+    return log_u + s.log(), log_v + t.log(), error
+
+
+def _log_block(
+    problem: _Problem, log_u: Tensor, log_v: Tensor, steps: int, omega: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``steps`` Sinkhorn iterations with log-sum-exps over the bands (the safe fallback)."""
+    window = problem.window
+    n_rows, n_cols = log_u.shape[1], log_v.shape[1]
 
     def scaling(log_weight: Tensor, lse: Tensor) -> Tensor:
         # a row (column) with no allowed entry has lse = -inf: keep its scaling at 0, the
         # kernel already zeroes it, and the marginal error reports the infeasibility
         return torch.where(torch.isfinite(lse), log_weight - lse, 0.0)
 
-    log_u = torch.zeros(n_batch, n_rows, dtype=dtype, device=cost.device)
-    log_v = torch.zeros(n_batch, n_cols, dtype=dtype, device=cost.device)
-    lse_row = torch.logsumexp(log_kernel + _shifted(log_v, n_rows, window), -1)  # (B, L)
-    error = torch.full((n_batch,), math.inf, dtype=dtype, device=cost.device)
-    saved, best = (log_u, log_v, error), math.inf
-    omega = overrelaxation
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        log_u = _relax(log_u, scaling(log_a, lse_row), omega)
-        lse_col = torch.logsumexp(log_kernel_col + _shifted(log_u, n_cols, window), -1)  # (B, M)
-        log_v = _relax(log_v, scaling(log_b, lse_col), omega)
-        lse_row = torch.logsumexp(log_kernel + _shifted(log_v, n_rows, window), -1)  # (B, L)
-        # check only every `check_every` steps: the error is a full reduction and, on a GPU,
-        # reading it back synchronises the device
-        if n_iter % check_every == 0 or n_iter == max_iter:
-            error = _marginal_error(log_u, lse_row, log_a) + _marginal_error(log_v, lse_col, log_b)
-            worst = float(error.max()) if n_batch else 0.0
-            if omega != 1.0 and not (math.isfinite(worst) and worst <= best):
-                # over-relaxation overshot (error grew or overflowed): go back to the last
-                # checked state and continue with plain Sinkhorn, which always converges
-                log_u, log_v, error = saved
-                omega = 1.0
-                lse_row = torch.logsumexp(log_kernel + _shifted(log_v, n_rows, window), -1)
-                continue
-            saved, best = (log_u, log_v, error), worst
-            if worst <= tol:
-                break
-
-    plan = torch.exp(log_kernel + log_u[:, :, None] + _shifted(log_v, n_rows, window))
-    return plan, log_u, log_v, n_iter, error
+    lse_row = torch.logsumexp(problem.log_kernel + _shifted(log_v, n_rows, window), -1)  # (B, L)
+    lse_col = lse_row.new_full(log_v.shape, -math.inf)
+    for _ in range(steps):
+        log_u = _relax(log_u, scaling(problem.log_a, lse_row), omega)
+        lse_col = torch.logsumexp(
+            problem.log_kernel_col + _shifted(log_u, n_cols, window), -1
+        )  # (B, M)
+        log_v = _relax(log_v, scaling(problem.log_b, lse_col), omega)
+        lse_row = torch.logsumexp(
+            problem.log_kernel + _shifted(log_v, n_rows, window), -1
+        )  # (B, L)
+    error = _marginal_error(log_u, lse_row, problem.log_a) + _marginal_error(
+        log_v, lse_col, problem.log_b
+    )
+    return log_u, log_v, error
 
 
 def _relax(old: Tensor, new: Tensor, omega: float) -> Tensor:
