@@ -20,6 +20,40 @@ _SHORT_HELP = {
     "device": "auto (CUDA when present), cpu, cuda, cuda:N",
     "threads": "torch threads (0 = torch default)",
     "progress": "show progress bars (true/false)",
+    "d_model": "shared model width d (paper: 32-64)",
+    "n_heads": "attention heads",
+    "n_layers": "self-attention layers per modality encoder",
+    "n_fusion_layers": "cross-attention layers per fusion direction",
+    "dropout": "dropout probability",
+    "ff_mult": "feed-forward width as a multiple of d",
+    "window": "window radius K: alignment only where |i - j| <= K",
+    "reg": "entropic regularisation mu of the OT problem",
+    "max_iter": "Sinkhorn iteration cap",
+    "tol": "Sinkhorn tolerance on the L1 marginal error",
+    "convention": "fitter targets from OT plan 'column's (default) or 'row's (official code)",
+    "fit_normalisation": "fit loss: 'mse' (masked mean) or 'eq13' (the paper's normalisation)",
+    "train_fitter": "false = untrained fitter (the 'w/o fit loss' ablation)",
+    "epochs": "maximum training epochs after warm-up",
+    "warmup_epochs": "warm-up epochs on the complete split",
+    "patience": "early stopping: epochs without validation improvement",
+    "batch_size": "training batch size",
+    "lr_main": "learning rate of the backbone (and of every baseline)",
+    "lr_fit": "learning rate of the alignment fitter",
+    "weight_decay": "AdamW weight decay",
+    "lambda_con": "weight of the contrastive (InfoNCE) loss; 0 = 'w/o contrastive' ablation",
+    "tau": "InfoNCE temperature",
+    "grad_clip": "maximum gradient norm per optimiser (0 = off)",
+    "lr_decay": "learning-rate factor on a validation plateau",
+    "lr_patience": "plateau epochs before the learning rate decays",
+    "single_iteration": "false = separate fitter and backbone loops ('w/o SI' ablation)",
+    "eval_batch_size": "batch size for validation and test predictions",
+    "recon_weight": "reconstruction / translation loss weight (MFM, SMIL, Modal-Trans)",
+    "cycle_weight": "Modal-Trans back-translation loss weight",
+    "mt_layers": "Modal-Trans encoder/decoder layers",
+    "mfm_factor_dim": "MFM factor width (0 = d)",
+    "smil_clusters": "SMIL k-means centres",
+    "smil_decay": "SMIL EMA k-means decay",
+    "smil_kl_weight": "SMIL KL weight on the learned noise",
 }
 
 
@@ -36,7 +70,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         default = f.default if not callable(getattr(f, "default_factory", None)) else None
         kind = type(default)
         flag = "--" + name.replace("_", "-")
-        help_text = _SHORT_HELP.get(name, "") + f" (default: {default})"
+        help_text = _SHORT_HELP.get(name, "") + (f" (default: {default})" if default != "" else "")
         if kind is bool:
             group.add_argument(flag, dest=name, metavar="BOOL", default=argparse.SUPPRESS, help=help_text)
         else:
