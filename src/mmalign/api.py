@@ -1,10 +1,11 @@
 """Python API over a finished run: load it, predict, and impute the victim representation.
 
->>> # doctest: +SKIP
->>> from mmalign.api import load_run
->>> run = load_run("runs/mm-align_t-v_p0.1_s0_...")
->>> outputs = run.predict(dataset.splits["test"])          # victim absent (setting A)
->>> z_victim, mask = run.impute(source_features, lengths)   # (B, L, d), (B, L)
+Example (not run as a doctest: it needs a run folder)::
+
+    from mmalign.api import load_run
+    run = load_run("runs/mm-align_t-v_p0.1_s0_...")
+    outputs = run.predict(dataset.splits["test"])          # victim absent (setting A)
+    z_victim, mask = run.impute(source_features, lengths)   # (B, L, d), (B, L)
 """
 
 from __future__ import annotations
