@@ -115,7 +115,11 @@ def run_sweep_window(args: argparse.Namespace) -> int:
     csv_path = write_sweep_csv(points, out / "window_sweep.csv")
     settings = ("A", "B") if args.setting == "both" else (args.setting,)
     png_path = plot_sweep(
-        points, args.png or out / "fig4_window_sweep.png", metric=args.metric, settings=settings
+        points,
+        args.png or out / "fig4_window_sweep.png",
+        metric=args.metric,
+        settings=settings,
+        data=args.data,
     )
     metric = args.metric or next(
         (m for m in ("mae", "f1_weighted") if any(q.metric == m for q in points)), points[0].metric

@@ -277,6 +277,7 @@ def plot_sweep(
     metric: str | None = None,
     settings: Sequence[str] = SETTINGS,
     title: str | None = None,
+    data: str | None = None,
 ) -> Path:
     """Draw Fig. 4: one metric against the window radius, one curve per pair x setting (x p).
 
@@ -291,6 +292,9 @@ def plot_sweep(
     settings : sequence of str, default ("A", "B")
         Settings to draw.
     title : str, optional
+        Default: split, metric, survival rate(s) and seed count (prefixed with ``data``).
+    data : str, optional
+        The data's name, for the default title.
 
     Returns
     -------
@@ -332,7 +336,9 @@ def plot_sweep(
     n_seeds = max(q.n for q in chosen)
     label = METRIC_LABELS.get(metric, metric)
     if title is None:
-        title = f"{chosen[0].split} {label} vs window (mean ± std, {n_seeds} seed(s))"
+        ps = ", ".join(f"{p:g}" for p in sorted({q.p for q in chosen}))
+        title = f"{chosen[0].split} {label} vs window, p = {ps} (mean ± std, {n_seeds} seed(s))"
+        title = f"{data}: {title}" if data else title
     return plot_window_sweep(
         windows, means, label, out_path, std=stds, direction=metric_direction(metric), title=title
     )
