@@ -166,6 +166,14 @@ def sinkhorn_banded(
     tensor([[0.5000, 0.5000]])
     >>> bool(result.converged.all())
     True
+
+    A ``reg`` so small that ``exp(-cost / reg)`` underflows in float32 falls back to the log
+    domain and gives the same kind of answer:
+
+    >>> cost = torch.tensor([[[float("inf"), 1.5, 2.0], [2.0, 1.5, float("inf")]]])
+    >>> tiny = sinkhorn_banded(cost, mask, mask, window=1, reg=0.01, tol=1e-4)
+    >>> tiny.plan.sum(-1), bool(tiny.converged.all())
+    (tensor([[0.5000, 0.5000]]), True)
     """
     window = _check_window(window)
     reg = float(check_positive("reg", reg))
