@@ -48,7 +48,9 @@ def make_inputs(batch: int, seq_len: int, window: int, dim: int = 32, seed: int 
     """
     gen = torch.Generator().manual_seed(seed)
     steps = torch.randn(batch, seq_len, dim, generator=gen)
-    z_source = steps.cumsum(1) / seq_len**0.5 + 0.5 * torch.randn(batch, seq_len, dim, generator=gen)
+    z_source = steps.cumsum(1) / seq_len**0.5 + 0.5 * torch.randn(
+        batch, seq_len, dim, generator=gen
+    )
     lag = torch.randint(-window // 2, window // 2 + 1, (batch, 1), generator=gen)
     index = (torch.arange(seq_len) + lag).clamp(0, seq_len - 1)  # (B, L)
     z_victim = z_source.gather(1, index[:, :, None].expand(-1, -1, dim))  # (B, L, d)
@@ -99,8 +101,10 @@ def main(argv=None) -> int:
     except ImportError:
         have_pot = False
     device, window, reg = args.device, args.window, args.reg
-    print(f"torch {torch.__version__}, device {device} for (c), cpu for (a)/(b), threads "
-          f"{threads}, float32, d 32, K {window}, reg {reg}, POT {'yes' if have_pot else 'no'}")
+    print(
+        f"torch {torch.__version__}, device {device} for (c), cpu for (a)/(b), threads "
+        f"{threads}, float32, d 32, K {window}, reg {reg}, POT {'yes' if have_pot else 'no'}"
+    )
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
     rows, checks, verdicts = [], [], []
     for batch, seq_len in shapes:
@@ -116,7 +120,9 @@ def main(argv=None) -> int:
         def ours(max_iter, tol):
             zs_d, zv_d, mask_d, fo_d = on_dev
             zs, fo = _with_grad(zs_d, fo_d)
-            plan, loss, imputed, n_iter = ours_stage(zs, zv_d, mask_d, fo, window, reg, max_iter, tol)
+            plan, loss, imputed, n_iter = ours_stage(
+                zs, zv_d, mask_d, fo, window, reg, max_iter, tol
+            )
             # (a) averages over its own (unpadded) steps: same mean as ours over B * L * d
             (loss + imputed.square().mean()).backward()
             return plan, loss, imputed, n_iter
@@ -124,12 +130,14 @@ def main(argv=None) -> int:
         # consistency: same 10 iterations (tol tiny so that no early stop happens)
         ref = reference()
         plan, loss, imputed, _ = ours(10, 1e-30)
-        checks.append([
-            f"B={batch} L={seq_len}",
-            f"{float((plan.cpu() - ref.plan).abs().max()):.1e}",
-            f"{abs(float(loss) - float(ref.fit_loss)):.1e}",
-            f"{float((imputed.detach().cpu() - ref.imputed.detach()).abs().max()):.1e}",
-        ])
+        checks.append(
+            [
+                f"B={batch} L={seq_len}",
+                f"{float((plan.cpu() - ref.plan).abs().max()):.1e}",
+                f"{abs(float(loss) - float(ref.fit_loss)):.1e}",
+                f"{float((imputed.detach().cpu() - ref.imputed.detach()).abs().max()):.1e}",
+            ]
+        )
         n_iter_default = ours(100, 1e-4)[3]
         timings = {
             "(a) reference loop, 10 it": time_call(
@@ -139,7 +147,8 @@ def main(argv=None) -> int:
         if have_pot:
             timings["(b) POT sinkhorn_log per sample, 10 it (solver only)"] = time_call(
                 lambda: pot_per_sample(z_source, z_victim, lengths, window, reg, max_iter=10),
-                repeats=args.reference_repeats, warmup=1,
+                repeats=args.reference_repeats,
+                warmup=1,
             )
         timings["(c) ours, 10 it"] = time_call(lambda: ours(10, 1e-30), repeats=args.repeats)
         timings[f"(c) ours, tol 1e-4 (ran {n_iter_default} it)"] = time_call(
@@ -147,11 +156,14 @@ def main(argv=None) -> int:
         )
         base = timings["(a) reference loop, 10 it"]
         for name, t in timings.items():
-            rows.append([
-                f"B={batch} L={seq_len}", name,
-                f"{t.min_s * 1e3:.2f} / {t.median_s * 1e3:.2f}",
-                f"{base.min_s / t.min_s:.1f} / {base.median_s / t.median_s:.1f}",
-            ])
+            rows.append(
+                [
+                    f"B={batch} L={seq_len}",
+                    name,
+                    f"{t.min_s * 1e3:.2f} / {t.median_s * 1e3:.2f}",
+                    f"{base.min_s / t.min_s:.1f} / {base.median_s / t.median_s:.1f}",
+                ]
+            )
         goal = GOALS.get((batch, seq_len))
         if goal is not None:
             like = base.min_s / timings["(c) ours, 10 it"].min_s
@@ -161,10 +173,14 @@ def main(argv=None) -> int:
                 f"({'met' if like >= goal else 'NOT met'}), training defaults {default:.1f}x "
                 f"({'met' if default >= goal else 'NOT met'})"
             )
-    print(format_table(["shape", "what", "ms (min / median)", "ratio (a)/row (min / median)"], rows))
+    print(
+        format_table(["shape", "what", "ms (min / median)", "ratio (a)/row (min / median)"], rows)
+    )
     print()
     print("consistency, (c) at 10 iterations vs (a):")
-    print(format_table(["shape", "max |plan diff|", "|fit loss diff|", "max |imputed diff|"], checks))
+    print(
+        format_table(["shape", "max |plan diff|", "|fit loss diff|", "max |imputed diff|"], checks)
+    )
     print()
     print("\n".join(verdicts))
     return 0

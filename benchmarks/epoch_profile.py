@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from benchmarks._timing import format_table, set_threads
 import mmalign.models.mm_align as mm_align_module
 import mmalign.train.loop as loop_module
+from benchmarks._timing import format_table, set_threads
 from mmalign.data.batching import PairData
 from mmalign.data.splits import make_missing_split
 from mmalign.data.synthetic import SyntheticConfig, make_synthetic
@@ -75,7 +75,7 @@ def _instrument(model):
         (mm_align_module, "banded_impute", "  imputation (banded product)"),
         (mm_align_module, "ot_fit_targets", "  fit targets + fit loss"),
         (mm_align_module, "fit_loss", "  fit targets + fit loss"),
-        (loop_module, "_step", "backward + clip + step"),
+        (loop_module, "train_step", "backward + clip + step"),
         (loop_module, "predict_outputs", "validation (predict + metrics)"),
         (model, "compute_losses", "forward (compute_losses)"),
         (model, "solve_alignment", "  OT solve (cost + Sinkhorn)"),
@@ -105,11 +105,16 @@ def _setup(config: RunConfig, device: str):
     split = make_missing_split(dataset, "vision", config.p, config.seed)
     settings = {st: split.present("valid", st) for st in ("A", "B")}
     union = np.any(list(settings.values()), axis=0)
-    train = PairData.from_split(dataset.splits["train"], "text", "vision",
-                                present=split.present("train", "A")).to(device)
+    train = PairData.from_split(
+        dataset.splits["train"], "text", "vision", present=split.present("train", "A")
+    ).to(device)
     valid = PairData.from_split(dataset.splits["valid"], "text", "vision", present=union).to(device)
-    dims = PairDims(dataset.feature_dims["text"], dataset.feature_dims["vision"],
-                    dataset.output_dim, dataset.task)
+    dims = PairDims(
+        dataset.feature_dims["text"],
+        dataset.feature_dims["vision"],
+        dataset.output_dim,
+        dataset.task,
+    )
     return train, valid, split, settings, dims
 
 
@@ -126,14 +131,26 @@ def main(argv=None) -> int:
     train, valid, split, settings, dims = _setup(config, args.device)
     torch.manual_seed(config.seed)
     model = build_model(config, dims).to(args.device)
-    print(f"torch {torch.__version__}, device {args.device}, threads {threads}, synthetic "
-          f"CMU-MOSI-sized data, t->v, p={args.p}: {len(split.train_complete)} complete / "
-          f"{len(split.train_missing)} missing training samples, {len(valid)} validation")
+    print(
+        f"torch {torch.__version__}, device {args.device}, threads {threads}, synthetic "
+        f"CMU-MOSI-sized data, t->v, p={args.p}: {len(split.train_complete)} complete / "
+        f"{len(split.train_missing)} missing training samples, {len(valid)} validation"
+    )
 
     def epoch():
         generator = torch.Generator().manual_seed(config.seed)
-        loop_module.fit(model, train, split.train_complete, split.train_missing, valid, settings,
-                        train_config, generator=generator, log=lambda _: None, progress=False)
+        loop_module.fit(
+            model,
+            train,
+            split.train_complete,
+            split.train_missing,
+            valid,
+            settings,
+            train_config,
+            generator=generator,
+            log=lambda _: None,
+            progress=False,
+        )
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
 
@@ -156,10 +173,18 @@ def main(argv=None) -> int:
         event = events.get(label)
         if event is None:
             continue
-        rows.append([label, event.count, f"{event.cpu_time_total / 1e3:.1f}",
-                     f"{100 * event.cpu_time_total / total:.1f}%"])
-    print(f"\nprofiled epoch: {total / 1e6:.2f} s CPU (profiler overhead included); stages "
-          "(inclusive; indented ones are inside the forward):")
+        rows.append(
+            [
+                label,
+                event.count,
+                f"{event.cpu_time_total / 1e3:.1f}",
+                f"{100 * event.cpu_time_total / total:.1f}%",
+            ]
+        )
+    print(
+        f"\nprofiled epoch: {total / 1e6:.2f} s CPU (profiler overhead included); stages "
+        "(inclusive; indented ones are inside the forward):"
+    )
     print(format_table(["stage", "calls", "CPU ms", "share of epoch"], rows))
     sort_key = "self_cuda_time_total" if args.device.startswith("cuda") else "self_cpu_time_total"
     print(f"\ntop {args.top} operators by self time:")

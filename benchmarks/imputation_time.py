@@ -32,7 +32,7 @@ from mmalign.data.synthetic import SyntheticConfig, make_synthetic
 from mmalign.models.method import PairDims
 from mmalign.models.registry import get_method
 from mmalign.train.config import ADLConfig, ModelConfig, RunConfig, TrainConfig
-from mmalign.train.loop import _step, build_optimizers
+from mmalign.train.loop import build_optimizers, train_step
 
 __all__ = ["make_batches", "main"]
 
@@ -46,10 +46,17 @@ def make_batches(n_batches: int, batch_size: int, device: str, seed: int = 0):
     split = dataset.splits["train"]
     pair = PairData.from_split(split, "text", "vision", present=np.zeros(n, dtype=bool)).to(device)
     gen = torch.Generator().manual_seed(seed)
-    batches = list(iterate_batches(pair, np.arange(n), batch_size, shuffle=True, generator=gen,
-                                   has_victim=False))
-    dims = PairDims(dataset.feature_dims["text"], dataset.feature_dims["vision"],
-                    dataset.output_dim, dataset.task)
+    batches = list(
+        iterate_batches(
+            pair, np.arange(n), batch_size, shuffle=True, generator=gen, has_victim=False
+        )
+    )
+    dims = PairDims(
+        dataset.feature_dims["text"],
+        dataset.feature_dims["vision"],
+        dataset.output_dim,
+        dataset.task,
+    )
     return batches, dims
 
 
@@ -66,11 +73,14 @@ def main(argv=None) -> int:
     threads = set_threads(args.threads)
     batches, dims = make_batches(args.batches, args.batch_size, args.device)
     lengths = [int(b.source_mask.sum(1).max()) for b in batches]
-    print(f"torch {torch.__version__}, device {args.device}, threads {threads}, "
-          f"B={args.batch_size}, d={args.d_model}, K={args.window}, {len(batches)} batches, "
-          f"padded lengths {min(lengths)}..{max(lengths)} (mean {np.mean(lengths):.1f})")
+    print(
+        f"torch {torch.__version__}, device {args.device}, threads {threads}, "
+        f"B={args.batch_size}, d={args.d_model}, K={args.window}, {len(batches)} batches, "
+        f"padded lengths {min(lengths)}..{max(lengths)} (mean {np.mean(lengths):.1f})"
+    )
     config = RunConfig(
-        model=ModelConfig(d_model=args.d_model), adl=ADLConfig(window=args.window),
+        model=ModelConfig(d_model=args.d_model),
+        adl=ADLConfig(window=args.window),
         train=TrainConfig(),
     )
     timings = {}
@@ -94,23 +104,28 @@ def main(argv=None) -> int:
         def step():
             batch = next(cycle_step)
             losses = model.compute_losses(batch, "missing")
-            _step(model, losses, optimizers, groups, config.train.grad_clip)
+            train_step(model, losses, optimizers, groups, config.train.grad_clip)
 
         timings[name] = (
             time_call(impute, repeats=args.repeats, warmup=2),
             time_call(step, repeats=args.repeats, warmup=2),
         )
     rows = [
-        [name, f"{imp.min_s * 1e3:.1f} / {imp.median_s * 1e3:.1f}",
-         f"{stp.min_s * 1e3:.1f} / {stp.median_s * 1e3:.1f}"]
+        [
+            name,
+            f"{imp.min_s * 1e3:.1f} / {imp.median_s * 1e3:.1f}",
+            f"{stp.min_s * 1e3:.1f} / {stp.median_s * 1e3:.1f}",
+        ]
         for name, (imp, stp) in timings.items()
     ]
     (imp_a, stp_a), (imp_m, stp_m) = timings["mm-align"], timings["modal-trans"]
-    rows.append([
-        "ratio modal-trans / mm-align",
-        f"{imp_m.min_s / imp_a.min_s:.1f}x / {imp_m.median_s / imp_a.median_s:.1f}x",
-        f"{stp_m.min_s / stp_a.min_s:.1f}x / {stp_m.median_s / stp_a.median_s:.1f}x",
-    ])
+    rows.append(
+        [
+            "ratio modal-trans / mm-align",
+            f"{imp_m.min_s / imp_a.min_s:.1f}x / {imp_m.median_s / imp_a.median_s:.1f}x",
+            f"{stp_m.min_s / stp_a.min_s:.1f}x / {stp_m.median_s / stp_a.median_s:.1f}x",
+        ]
+    )
     print(format_table(["method", "imputation ms (min/med)", "missing step ms (min/med)"], rows))
     return 0
 

@@ -44,25 +44,43 @@ def main(argv=None) -> int:
     test = dataset.splits["test"]
     absent = np.zeros(len(test), dtype=bool)  # setting A
     pair = PairData.from_split(test, "text", "vision", present=absent).to(args.device)
-    dims = PairDims(dataset.feature_dims["text"], dataset.feature_dims["vision"],
-                    dataset.output_dim, dataset.task)
-    print(f"torch {torch.__version__}, device {args.device}, threads {threads}, "
-          f"{len(pair)} test samples, batch {args.batch_size}, setting A (victim absent)")
+    dims = PairDims(
+        dataset.feature_dims["text"],
+        dataset.feature_dims["vision"],
+        dataset.output_dim,
+        dataset.task,
+    )
+    print(
+        f"torch {torch.__version__}, device {args.device}, threads {threads}, "
+        f"{len(pair)} test samples, batch {args.batch_size}, setting A (victim absent)"
+    )
     config = RunConfig()
     rows, rates = [], {}
     for name in METHODS:
         torch.manual_seed(0)
         model = get_method(name).build(dims, config).to(args.device)
-        t = time_call(lambda: predict_outputs(model, pair, absent, args.batch_size),
-                      repeats=args.repeats, warmup=1)
+        t = time_call(
+            lambda: predict_outputs(model, pair, absent, args.batch_size),
+            repeats=args.repeats,
+            warmup=1,
+        )
         rates[name] = (len(pair) / t.min_s, len(pair) / t.median_s)
-        rows.append([name, f"{t.min_s * 1e3:.1f} / {t.median_s * 1e3:.1f}",
-                     f"{rates[name][0]:.0f} / {rates[name][1]:.0f}"])
+        rows.append(
+            [
+                name,
+                f"{t.min_s * 1e3:.1f} / {t.median_s * 1e3:.1f}",
+                f"{rates[name][0]:.0f} / {rates[name][1]:.0f}",
+            ]
+        )
     (a_min, a_med), (m_min, m_med) = rates["mm-align"], rates["modal-trans"]
-    rows.append(["ratio mm-align / modal-trans", "", f"{a_min / m_min:.1f}x / {a_med / m_med:.1f}x"])
+    rows.append(
+        ["ratio mm-align / modal-trans", "", f"{a_min / m_min:.1f}x / {a_med / m_med:.1f}x"]
+    )
     print(format_table(["method", "pass ms (min/med)", "samples/s (best/median)"], rows))
-    print(f"goal: inference >= 5x Modal-Trans: {a_min / m_min:.1f}x "
-          f"({'met' if a_min / m_min >= 5 else 'NOT met'})")
+    print(
+        f"goal: inference >= 5x Modal-Trans: {a_min / m_min:.1f}x "
+        f"({'met' if a_min / m_min >= 5 else 'NOT met'})"
+    )
     return 0
 
 

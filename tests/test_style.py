@@ -26,11 +26,18 @@ def test_algorithm_modules_name_their_source_with_a_year(name):
     assert module.__doc__ and re.search(r"\b(19|20)\d\d\b", module.__doc__), name
 
 
-@pytest.mark.parametrize("init", sorted(SRC.rglob("__init__.py")), ids=lambda p: str(p.relative_to(SRC)))
+@pytest.mark.parametrize(
+    "init", sorted(SRC.rglob("__init__.py")), ids=lambda p: str(p.relative_to(SRC))
+)
 def test_every_package_declares_all(init):
     tree = ast.parse(init.read_text())
-    names = {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-             for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    names = {
+        t.id
+        for node in tree.body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    }
     assert "__all__" in names
 
 

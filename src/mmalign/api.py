@@ -42,8 +42,21 @@ class TrainedModel:
         Which best checkpoint was loaded (``"A"`` or ``"B"``).
     """
 
-    def __init__(self, config: RunConfig, meta: dict, model: MissingModalityModel, setting: str, device: torch.device) -> None:
-        self.config, self.meta, self.model, self.setting, self.device = config, meta, model, setting, device
+    def __init__(
+        self,
+        config: RunConfig,
+        meta: dict,
+        model: MissingModalityModel,
+        setting: str,
+        device: torch.device,
+    ) -> None:
+        self.config, self.meta, self.model, self.setting, self.device = (
+            config,
+            meta,
+            model,
+            setting,
+            device,
+        )
 
     @property
     def source(self) -> str:
@@ -83,18 +96,28 @@ class TrainedModel:
                 raise DataError(f"the data has no modality {m!r}; it has {list(split.features)}.")
         if self.victim not in split.features:  # victim absent everywhere: a zero placeholder
             split = Split(
-                features={**split.features, self.victim: np.zeros((len(split), 1, self.meta["dims"]["victim_dim"]), np.float32)},
+                features={
+                    **split.features,
+                    self.victim: np.zeros(
+                        (len(split), 1, self.meta["dims"]["victim_dim"]), np.float32
+                    ),
+                },
                 lengths={**split.lengths, self.victim: np.zeros(len(split), np.int64)},
-                labels=split.labels, ids=split.ids,
+                labels=split.labels,
+                ids=split.ids,
             )
         for m, key in ((self.source, "source_dim"), (self.victim, "victim_dim")):
             width = split.features[m].shape[2]
             if width != self.meta["dims"][key]:
-                raise DataError(f"modality {m!r} has width {width} but the model was trained on {self.meta['dims'][key]}.")
+                raise DataError(
+                    f"modality {m!r} has width {width} but the model was trained on {self.meta['dims'][key]}."
+                )
         return PairData.from_split(split, self.source, self.victim, present=present).to(self.device)
 
-    def predict(self, split: Split, present: np.ndarray | None = None, batch_size: int = 256) -> np.ndarray:
-        """Outputs (N, C) for ``split``; the victim is used only where ``present`` (N,) is True.
+    def predict(
+        self, split: Split, present: np.ndarray | None = None, batch_size: int = 256
+    ) -> np.ndarray:
+        """Predict outputs (N, C) for ``split``, using the victim only where ``present`` (N,).
 
         ``present`` defaults to all False (the victim is missing for every sample, setting A).
         Regression outputs are scores in column 0; classification outputs are logits.
@@ -105,7 +128,9 @@ class TrainedModel:
         return predict_outputs(self.model, self._pair(split, present), present, batch_size).numpy()
 
     @torch.no_grad()
-    def impute(self, source: np.ndarray | Tensor, lengths: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
+    def impute(
+        self, source: np.ndarray | Tensor, lengths: np.ndarray | Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Imputed victim representation sequence from source features.
 
         Parameters
@@ -123,16 +148,24 @@ class TrainedModel:
         x = torch.as_tensor(np.asarray(source, np.float32), device=self.device)
         n = torch.as_tensor(np.asarray(lengths), device=self.device)
         if x.ndim != 3 or x.shape[2] != self.meta["dims"]["source_dim"]:
-            raise ConfigError(f"`source` must have shape (B, L, {self.meta['dims']['source_dim']}); got {tuple(x.shape)}.")
+            raise ConfigError(
+                f"`source` must have shape (B, L, {self.meta['dims']['source_dim']}); got {tuple(x.shape)}."
+            )
         if n.shape != (x.shape[0],) or bool((n < 0).any()) or bool((n > x.shape[1]).any()):
-            raise ConfigError(f"`lengths` must have shape ({x.shape[0]},) with values in [0, {x.shape[1]}].")
+            raise ConfigError(
+                f"`lengths` must have shape ({x.shape[0]},) with values in [0, {x.shape[1]}]."
+            )
         mask = torch.arange(x.shape[1], device=self.device)[None] < n[:, None]  # (B, L)
         from mmalign.data.batching import Batch
 
         batch = Batch(
-            source=x, source_mask=mask, victim=x.new_zeros(*x.shape[:2], self.meta["dims"]["victim_dim"]),
-            victim_mask=torch.zeros_like(mask), has_victim=torch.zeros(x.shape[0], dtype=torch.bool, device=self.device),
-            labels=x.new_zeros(x.shape[0]), index=torch.arange(x.shape[0], device=self.device),
+            source=x,
+            source_mask=mask,
+            victim=x.new_zeros(*x.shape[:2], self.meta["dims"]["victim_dim"]),
+            victim_mask=torch.zeros_like(mask),
+            has_victim=torch.zeros(x.shape[0], dtype=torch.bool, device=self.device),
+            labels=x.new_zeros(x.shape[0]),
+            index=torch.arange(x.shape[0], device=self.device),
         )
         z_source = self.model.backbone.encode_source(x, mask)
         z_victim, victim_mask = self.model.impute_victim(z_source, batch)

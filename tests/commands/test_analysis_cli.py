@@ -11,8 +11,20 @@ from mmalign.train.run import run_experiment
 
 DATA = "synthetic:n_train=64,n_valid=32,n_test=32,min_length=5,max_length=12"
 TINY = ["--set", "epochs=1", "--set", "d_model=8", "--set", "n_heads=2"]
-GRID = ["--data", DATA, "--pair", "t:v", "--p", "0.1", "--seeds", "1", "--engine", "serial",
-        "--no-progress", *TINY]
+GRID = [
+    "--data",
+    DATA,
+    "--pair",
+    "t:v",
+    "--p",
+    "0.1",
+    "--seeds",
+    "1",
+    "--engine",
+    "serial",
+    "--no-progress",
+    *TINY,
+]
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +32,17 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     out = {}
     for method in ("mm-align", "lb"):
-        config = config_from_dict({"data": DATA, "method": method, "epochs": 1, "d_model": 8,
-                                   "n_heads": 2, "window": 2, "progress": False})
+        config = config_from_dict(
+            {
+                "data": DATA,
+                "method": method,
+                "epochs": 1,
+                "d_model": 8,
+                "n_heads": 2,
+                "window": 2,
+                "progress": False,
+            }
+        )
         out[method] = run_experiment(config, root / method, log=lambda s: None).run_dir
     return out
 
@@ -82,8 +103,16 @@ def test_ablate_errors(tmp_path, capsys):
 def test_plot_alignment(runs, tmp_path, capsys):
     out = tmp_path / "fig5.png"
     npz = tmp_path / "fig5.npz"
-    argv = ["plot-alignment", str(runs["mm-align"]), "--min-length", "6", "--out", str(out),
-            "--npz", str(npz)]
+    argv = [
+        "plot-alignment",
+        str(runs["mm-align"]),
+        "--min-length",
+        "6",
+        "--out",
+        str(out),
+        "--npz",
+        str(npz),
+    ]
     assert main(argv) == 0
     assert "window K=2" in capsys.readouterr().out
     image = matplotlib.image.imread(out)
@@ -108,9 +137,27 @@ def test_plot_alignment_errors(runs, tmp_path, capsys):
 
 def test_time_command(tmp_path, capsys):
     report = tmp_path / "t.json"
-    argv = ["time", "--data", DATA, "--pair", "t:v", "--batches", "2", "--batch-size", "4",
-            "--warmup", "0", "--threads", "1", "--set", "d_model=8", "--set", "n_heads=2",
-            "--json", str(report)]
+    argv = [
+        "time",
+        "--data",
+        DATA,
+        "--pair",
+        "t:v",
+        "--batches",
+        "2",
+        "--batch-size",
+        "4",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--set",
+        "d_model=8",
+        "--set",
+        "n_heads=2",
+        "--json",
+        str(report),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "torch threads 1" in out and "modal-trans" in out and "ratio" in out

@@ -14,11 +14,12 @@ def _native(folder):
     for s, n in (("train", 4), ("valid", 2), ("test", 2)):
         x = np.ones((n, 3, 2), np.float32)
         x[0, 0, 0] = np.nan
-        splits[s] = Split(features={"text": x, "audio": np.ones((n, 5, 1), np.float32)},
-                          lengths={"text": np.full(n, 3, np.int64),
-                                   "audio": np.full(n, 5, np.int64)},
-                          labels=np.linspace(-1, 1, n).astype(np.float32),
-                          ids=np.array([f"{s}{i}" for i in range(n)], dtype=object))
+        splits[s] = Split(
+            features={"text": x, "audio": np.ones((n, 5, 1), np.float32)},
+            lengths={"text": np.full(n, 3, np.int64), "audio": np.full(n, 5, np.int64)},
+            labels=np.linspace(-1, 1, n).astype(np.float32),
+            ids=np.array([f"{s}{i}" for i in range(n)], dtype=object),
+        )
     return save_native(MultimodalDataset(splits=splits, task="regression", name="toy"), folder)
 
 
@@ -94,8 +95,22 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
 def test_synth_writes_a_native_folder_that_loads(tmp_path, capsys):
     pytest.importorskip("mmalign.data.synthetic")
     out = tmp_path / "syn"
-    code = main(["data", "synth", "--out", str(out), "--n-train", "12", "--n-valid", "4",
-                 "--n-test", "5", "--seed", "3"])
+    code = main(
+        [
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--n-train",
+            "12",
+            "--n-valid",
+            "4",
+            "--n-test",
+            "5",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     assert str(out) in capsys.readouterr().out
     ds = load_dataset(out)

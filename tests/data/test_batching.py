@@ -86,7 +86,8 @@ def test_nearest_step_resampling_on_a_hand_made_example():
     split = Split(
         features={"text": np.ones((3, 4, 2), np.float32), "vision": victim},
         lengths={"text": np.array([4, 2, 3]), "vision": np.array([2, 3, 0])},
-        labels=np.zeros(3, np.float32), ids=np.array(["a", "b", "c"], dtype=object),
+        labels=np.zeros(3, np.float32),
+        ids=np.array(["a", "b", "c"], dtype=object),
     )
     split.features["text"][1, 2:] = 0
     split.features["text"][2, 3:] = 0
@@ -121,22 +122,26 @@ def test_shuffle_is_deterministic_under_a_generator_seed():
 
     def order(seed):
         gen = torch.Generator().manual_seed(seed)
-        return [b.index.tolist() for b in iterate_batches(pair, rows, 5, shuffle=True,
-                                                           generator=gen)]
+        return [
+            b.index.tolist() for b in iterate_batches(pair, rows, 5, shuffle=True, generator=gen)
+        ]
 
     a, b, c = order(0), order(0), order(1)
     assert a == b and a != c
     assert sorted(sum(a, [])) == rows.tolist()  # every row exactly once
     plain = [b.index.tolist() for b in iterate_batches(pair, rows, 5, shuffle=False)]
-    assert plain == [rows[i:i + 5].tolist() for i in range(0, 17, 5)]
+    assert plain == [rows[i : i + 5].tolist() for i in range(0, 17, 5)]
 
 
 def test_last_partial_batch_and_batch_larger_than_n():
     pair = PairData.from_split(_split(n=7, classes=True), "text", "audio")
     sizes = [len(b) for b in iterate_batches(pair, np.arange(7), 3, shuffle=False)]
     assert sizes == [3, 3, 1]
-    (only,) = list(iterate_batches(pair, np.arange(7), 100, shuffle=True,
-                                   generator=torch.Generator().manual_seed(0)))
+    (only,) = list(
+        iterate_batches(
+            pair, np.arange(7), 100, shuffle=True, generator=torch.Generator().manual_seed(0)
+        )
+    )
     assert sorted(only.index.tolist()) == list(range(7))
     assert only.labels.dtype == torch.int64
     assert list(iterate_batches(pair, np.array([], dtype=np.int64), 4, shuffle=True)) == []
@@ -151,8 +156,10 @@ def test_all_empty_sources_keep_one_step():
 def test_to_moves_every_tensor():
     pair = PairData.from_split(_split(), "text", "audio").to("cpu")
     b = pair.batch(torch.tensor([1, 2])).to("meta")
-    assert all(t.device.type == "meta" for t in (b.source, b.source_mask, b.victim,
-                                                  b.victim_mask, b.has_victim, b.labels, b.index))
+    assert all(
+        t.device.type == "meta"
+        for t in (b.source, b.source_mask, b.victim, b.victim_mask, b.has_victim, b.labels, b.index)
+    )
     moved = pair.to("meta")
     assert moved.source.device.type == "meta" and moved.present.device.type == "meta"
     assert moved.victim_name == "audio" and pair.source.device.type == "cpu"

@@ -6,19 +6,27 @@ from mmalign.data.describe import describe, label_summary, length_summary
 
 def _split(n, labels):
     return Split(
-        features={"text": np.zeros((n, 4, 3), np.float32),
-                  "audio": np.zeros((n, 6, 2), np.float32)},
+        features={
+            "text": np.zeros((n, 4, 3), np.float32),
+            "audio": np.zeros((n, 6, 2), np.float32),
+        },
         lengths={"text": np.arange(1, n + 1, dtype=np.int64), "audio": np.full(n, 6, np.int64)},
-        labels=labels, ids=np.array([str(i) for i in range(n)], dtype=object),
+        labels=labels,
+        ids=np.array([str(i) for i in range(n)], dtype=object),
     )
 
 
 def test_describe_regression_dataset():
     ds = MultimodalDataset(
-        splits={"train": _split(4, np.float32([0, 0, 1, -1])),
-                "valid": _split(2, np.float32([2, 2])),
-                "test": _split(1, np.float32([0.5]))},
-        task="regression", name="toy", source="/data/toy.pkl", cleaning={"audio": 7, "text": 0},
+        splits={
+            "train": _split(4, np.float32([0, 0, 1, -1])),
+            "valid": _split(2, np.float32([2, 2])),
+            "test": _split(1, np.float32([0.5])),
+        },
+        task="regression",
+        name="toy",
+        source="/data/toy.pkl",
+        cleaning={"audio": 7, "text": 0},
     )
     text = describe(ds)
     assert "dataset toy  (/data/toy.pkl)" in text
@@ -32,7 +40,8 @@ def test_describe_regression_dataset():
 def test_describe_classification_and_no_cleaning():
     ds = MultimodalDataset(
         splits={s: _split(3, np.array([0, 2, 2], np.int64)) for s in ("train", "valid", "test")},
-        task="classification", n_classes=3,
+        task="classification",
+        n_classes=3,
     )
     text = describe(ds)
     assert "task: classification (3 classes)" in text

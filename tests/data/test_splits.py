@@ -16,16 +16,31 @@ def _dataset(n_train=100, n_valid=30, n_test=41, modalities=("text", "vision", "
             labels=np.zeros(n, np.float32),
             ids=np.array([f"s{offset + i}" for i in range(n)], dtype=object),
         )
+
     return MultimodalDataset(
-        splits={"train": split(n_train, 0), "valid": split(n_valid, 1000),
-                "test": split(n_test, 2000)},
-        task="regression", name="toy",
+        splits={
+            "train": split(n_train, 0),
+            "valid": split(n_valid, 1000),
+            "test": split(n_test, 2000),
+        },
+        task="regression",
+        name="toy",
     ).validate()
 
 
-@pytest.mark.parametrize("p, n, expected", [(0.1, 100, 10), (0.5, 41, 20), (0.1, 1284, 128),
-                                            (0.1, 1230, 123), (0.3, 10, 3), (0.001, 50, 1),
-                                            (1.0, 17, 17), (0.7, 10, 7)])
+@pytest.mark.parametrize(
+    "p, n, expected",
+    [
+        (0.1, 100, 10),
+        (0.5, 41, 20),
+        (0.1, 1284, 128),
+        (0.1, 1230, 123),
+        (0.3, 10, 3),
+        (0.001, 50, 1),
+        (1.0, 17, 17),
+        (0.7, 10, 7),
+    ],
+)
 def test_n_present_rounding(p, n, expected):
     assert n_present(p, n) == expected
 
@@ -105,8 +120,11 @@ def test_save_load_round_trip(tmp_path):
 
 def test_check_matches_rejects_other_sizes_or_victim(tmp_path):
     s = make_missing_split(_dataset(), "vision", 0.5, seed=0)
-    with pytest.raises(DataError, match=r"drawn for split sizes .*'train': 100.* but "
-                       r"the dataset has"):
+    with pytest.raises(
+        DataError,
+        match=r"drawn for split sizes .*'train': 100.* but "
+        r"the dataset has",
+    ):
         s.check_matches(_dataset(n_train=99))
     with pytest.raises(DataError, match=r"victim 'vision' is not a modality"):
         s.check_matches(_dataset(modalities=("text", "audio")))
@@ -123,8 +141,11 @@ def test_load_rejects_bad_files(tmp_path):
     good = make_missing_split(_dataset(), "vision", 0.5, seed=0).to_dict()
     good["train_complete"] = [3, 3, 200]
     bad.write_text(json.dumps(good))
-    with pytest.raises(DataError, match=r"`train_complete` must hold sorted "
-                       r"distinct rows in \[0, 100\)"):
+    with pytest.raises(
+        DataError,
+        match=r"`train_complete` must hold sorted "
+        r"distinct rows in \[0, 100\)",
+    ):
         MissingSplit.load(bad)
     del good["seed"]
     bad.write_text(json.dumps(good))
@@ -153,6 +174,9 @@ def test_bad_present_arguments():
     s = make_missing_split(_dataset(), "vision", 0.5, seed=0)
     with pytest.raises(ConfigError, match=r"`setting` must be one of \['A', 'B', 'complete'\]"):
         s.present("test", "C")
-    with pytest.raises(ConfigError, match=r"`split_name` must be one of "
-                       r"\['train', 'valid', 'test'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"`split_name` must be one of "
+        r"\['train', 'valid', 'test'\]",
+    ):
         s.present("dev", "A")

@@ -45,8 +45,9 @@ def test_same_seed_same_arrays_different_seed_different():
 
 
 def test_shapes_dtypes_lengths_and_zero_padding():
-    cfg = SyntheticConfig(**SMALL, min_length=4, max_length=12, dim_text=7, dim_vision=3,
-                          dim_audio=2)
+    cfg = SyntheticConfig(
+        **SMALL, min_length=4, max_length=12, dim_text=7, dim_vision=3, dim_audio=2
+    )
     ds = make_synthetic(cfg)
     assert ds.task == "regression" and ds.n_classes is None
     assert ds.modalities == ("text", "vision", "audio")
@@ -77,8 +78,7 @@ def test_regression_labels_in_range_on_the_grid_with_some_zeros():
 
 
 def test_classification_labels_are_imbalanced_and_cover_all_classes():
-    ds = make_synthetic(SyntheticConfig(n_train=2000, n_valid=5, n_test=5,
-                                        task="classification"))
+    ds = make_synthetic(SyntheticConfig(n_train=2000, n_valid=5, n_test=5, task="classification"))
     assert ds.task == "classification" and ds.n_classes == 7 and ds.output_dim == 7
     y = ds.splits["train"].labels
     assert y.dtype == np.int64
@@ -119,9 +119,17 @@ def _ridge_corr(train, test, modalities):
 def test_each_modality_carries_unique_label_information_and_text_is_strongest():
     ds = make_synthetic(SyntheticConfig(n_train=800, n_valid=5, n_test=400))
     tr, te = ds.splits["train"], ds.splits["test"]
-    corr = {mods: _ridge_corr(tr, te, mods) for mods in
-            [("text",), ("vision",), ("audio",), ("text", "vision"), ("audio", "text"),
-             ("text", "vision", "audio")]}
+    corr = {
+        mods: _ridge_corr(tr, te, mods)
+        for mods in [
+            ("text",),
+            ("vision",),
+            ("audio",),
+            ("text", "vision"),
+            ("audio", "text"),
+            ("text", "vision", "audio"),
+        ]
+    }
     # observed on seed 0: t .80, v .68, a .55, t+v .90, a+t .87, all .95
     assert corr[("text", "vision")] >= corr[("text",)] + 0.05
     assert corr[("audio", "text")] >= corr[("audio",)] + 0.2
@@ -130,8 +138,9 @@ def test_each_modality_carries_unique_label_information_and_text_is_strongest():
 
 
 def test_true_alignment_is_banded_but_not_the_identity():
-    base = dict(n_train=80, n_valid=2, n_test=2, noise_text=0.0, noise_vision=0.0,
-                unique_dim=0, warp_band=2)
+    base = dict(
+        n_train=80, n_valid=2, n_test=2, noise_text=0.0, noise_vision=0.0, unique_dim=0, warp_band=2
+    )
     # same seed, no warping: the text -> vision map is exactly affine on identical steps
     straight = make_synthetic(SyntheticConfig(**base, warp_strength=0.0)).splits["train"]
     data = generate_synthetic(SyntheticConfig(**base, warp_strength=1.0))
@@ -184,8 +193,10 @@ def test_a_noise_knob_changes_only_its_modality():
         (dict(event_smoothness=1.0), r"`event_smoothness` must be in \[0, 1\); got 1\.0\."),
         (dict(class_imbalance=0.0), r"`class_imbalance` must be in \(0, 1\]"),
         (dict(n_classes=1), r"`n_classes` must be an integer >= 2"),
-        (dict(info_shared=0.0, info_text=0.0, info_vision=0.0, info_audio=0.0),
-         r"must be a number > 0"),
+        (
+            dict(info_shared=0.0, info_text=0.0, info_vision=0.0, info_audio=0.0),
+            r"must be a number > 0",
+        ),
     ],
 )
 def test_bad_config_raises_config_error(kwargs, match):

@@ -78,8 +78,9 @@ class FakeModel:
 
 
 def test_mean_abs_alignment_against_per_sample_oracle():
-    data = make_synthetic(SyntheticConfig(n_train=8, n_valid=8, n_test=20, min_length=3,
-                                          max_length=9))
+    data = make_synthetic(
+        SyntheticConfig(n_train=8, n_valid=8, n_test=20, min_length=3, max_length=9)
+    )
     pair = PairData.from_split(data.splits["test"], "text", "vision")
     model = FakeModel()
     summary = mean_abs_alignment(model, pair, size=5, batch_size=3)

@@ -59,9 +59,18 @@ def test_expand_ablation_distinct_fingerprints_and_order():
 def _row(variant, seed, mae, acc, p=0.1, method="mm-align", source="text", victim="vision"):
     config = {"epochs": 2, **ABLATION_VARIANTS[variant]}
     block = {"test": {"mae": mae, "acc2_nonzero": acc}, "valid": {"mae": mae}, "best_epoch": 1}
-    return {"fingerprint": f"{variant}{seed}{p}", "data": "synthetic", "data_id": "synthetic",
-            "method": method, "source": source, "victim": victim, "p": p, "seed": seed,
-            "config": config, "result": {"A": block, "B": block, "meta": {}}}
+    return {
+        "fingerprint": f"{variant}{seed}{p}",
+        "data": "synthetic",
+        "data_id": "synthetic",
+        "method": method,
+        "source": source,
+        "victim": victim,
+        "p": p,
+        "seed": seed,
+        "config": config,
+        "result": {"A": block, "B": block, "meta": {}},
+    }
 
 
 def test_ablation_records_label_rows_and_skip_other_methods():
@@ -77,8 +86,12 @@ def test_ablation_table_cells_order_and_best():
     rows = []
     # hand-chosen maes per seed: full (1.0, 1.2), no-contrastive (1.1, 1.3), no-fit (1.5, 1.7),
     # no-si (0.9, 1.1) -> means 1.1, 1.2, 1.6, 1.0; std of each pair = 0.1414
-    for variant, maes in {"no-fit": (1.5, 1.7), "full": (1.0, 1.2), "no-si": (0.9, 1.1),
-                          "no-contrastive": (1.1, 1.3)}.items():
+    for variant, maes in {
+        "no-fit": (1.5, 1.7),
+        "full": (1.0, 1.2),
+        "no-si": (0.9, 1.1),
+        "no-contrastive": (1.1, 1.3),
+    }.items():
         for seed, mae in enumerate(maes):
             rows.append(_row(variant, seed, mae, 0.8 - 0.1 * mae))
     rows.append(_row("full", 0, 2.0, 0.5, p=0.5))

@@ -11,8 +11,9 @@ TINY = {"d_model": 8, "n_heads": 2, "window": 2}
 
 @pytest.fixture(scope="module")
 def dataset():
-    return make_synthetic(SyntheticConfig(n_train=40, n_valid=8, n_test=8, min_length=4,
-                                          max_length=8))
+    return make_synthetic(
+        SyntheticConfig(n_train=40, n_valid=8, n_test=8, min_length=4, max_length=8)
+    )
 
 
 def test_timing_stats_hand_computed():
@@ -26,8 +27,9 @@ def test_timing_stats_hand_computed():
 
 
 def test_time_imputation_structure(dataset):
-    report = time_imputation(dataset, "t", "v", n_batches=3, batch_size=4, config=TINY,
-                             warmup_batches=1)
+    report = time_imputation(
+        dataset, "t", "v", n_batches=3, batch_size=4, config=TINY, warmup_batches=1
+    )
     assert list(report["methods"]) == ["mm-align", "modal-trans"]
     assert (report["source"], report["victim"], report["window"]) == ("text", "vision", 2)
     assert report["threads"] >= 1 and report["device"] == "cpu"
@@ -38,8 +40,10 @@ def test_time_imputation_structure(dataset):
             stats = report["methods"][method][phase]
             assert stats["n"] == 3 and 0 < stats["min"] <= stats["median"] <= stats["max"]
     assert report["ratio"]["missing"]["mm-align"] == 1.0
-    expected = report["methods"]["modal-trans"]["missing"]["mean"] / report["methods"][
-        "mm-align"]["missing"]["mean"]
+    expected = (
+        report["methods"]["modal-trans"]["missing"]["mean"]
+        / report["methods"]["mm-align"]["missing"]["mean"]
+    )
     assert report["ratio"]["missing"]["modal-trans"] == pytest.approx(expected)
     text = format_timing(report)
     assert "torch threads" in text and "modal-trans    missing" in text
@@ -47,8 +51,16 @@ def test_time_imputation_structure(dataset):
 
 def test_time_imputation_cycles_a_short_split(dataset):
     # 36 missing samples, 10 batches of 8 = 80 samples: the split is visited more than once
-    report = time_imputation(dataset, "text", "audio", methods=("mm-align",), n_batches=10,
-                             batch_size=8, config=TINY, warmup_batches=0)
+    report = time_imputation(
+        dataset,
+        "text",
+        "audio",
+        methods=("mm-align",),
+        n_batches=10,
+        batch_size=8,
+        config=TINY,
+        warmup_batches=0,
+    )
     assert report["methods"]["mm-align"]["missing"]["n"] == 10
 
 

@@ -38,18 +38,28 @@ def test_expand_window_sweep():
 
 
 def _row(window, seed, mae_a, mae_b, source="text", victim="vision"):
-    result = {"A": {"test": {"mae": mae_a, "acc2_nonzero": 0.5}, "valid": {"mae": 9.0},
-                    "best_epoch": 2},
-              "B": {"test": {"mae": mae_b, "acc2_nonzero": 0.6}}}
+    result = {
+        "A": {"test": {"mae": mae_a, "acc2_nonzero": 0.5}, "valid": {"mae": 9.0}, "best_epoch": 2},
+        "B": {"test": {"mae": mae_b, "acc2_nonzero": 0.6}},
+    }
     config = {"epochs": 2} if window is None else {"epochs": 2, "window": window}
-    return {"source": source, "victim": victim, "p": 0.1, "seed": seed, "config": config,
-            "result": result}
+    return {
+        "source": source,
+        "victim": victim,
+        "p": 0.1,
+        "seed": seed,
+        "config": config,
+        "result": result,
+    }
 
 
 def test_summary_hand_computed():
     rows = [
-        _row(4, 0, 1.0, 2.0), _row(4, 1, 1.4, 2.0), _row(4, 2, float("nan"), 2.0),
-        _row(1, 0, 3.0, 1.0), _row(None, 0, 0.5, 0.5),  # no window in config: default 8
+        _row(4, 0, 1.0, 2.0),
+        _row(4, 1, 1.4, 2.0),
+        _row(4, 2, float("nan"), 2.0),
+        _row(1, 0, 3.0, 1.0),
+        _row(None, 0, 0.5, 0.5),  # no window in config: default 8
         _row(1, 0, 7.0, 7.0, source="vision", victim="audio"),
     ]
     points = window_sweep_summary(rows, metrics=["mae"])

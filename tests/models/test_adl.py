@@ -86,6 +86,6 @@ def test_fit_loss_mse_is_masked_and_eq13_matches_hand_value():
     valid = torch.tensor([[[True, True, True], [True, True, False]]])
     assert fit_loss(pred, target, valid).item() == pytest.approx((1 + 4) / 5)
     # Eq. 13: sqrt(sum sq) / (W * l) with W = 3 offsets, l = 2 valid steps
-    assert fit_loss(pred, target, valid, "eq13").item() == pytest.approx(5 ** 0.5 / (3 * 2))
+    assert fit_loss(pred, target, valid, "eq13").item() == pytest.approx(5**0.5 / (3 * 2))
     with pytest.raises(ValueError, match="fit_normalisation"):
         fit_loss(pred, target, valid, "l1")

@@ -12,7 +12,9 @@ def test_info_nce_matches_hand_computation():
     tau = 0.5
     # cosines: s00=1, s01=1/sqrt2, s10=0, s11=1/sqrt2
     s = [[1.0, 1 / math.sqrt(2)], [0.0, 1 / math.sqrt(2)]]
-    rows = [-math.log(math.exp(s[i][i] / tau) / sum(math.exp(v / tau) for v in s[i])) for i in range(2)]
+    rows = [
+        -math.log(math.exp(s[i][i] / tau) / sum(math.exp(v / tau) for v in s[i])) for i in range(2)
+    ]
     assert info_nce(a, b, tau).item() == pytest.approx(sum(rows) / 2, rel=1e-6)
 
 
@@ -26,6 +28,10 @@ def test_info_nce_is_scale_invariant_and_differentiable():
 
 
 def test_task_loss_regression_and_classification():
-    assert task_loss(torch.tensor([[1.0], [3.0]]), torch.tensor([0.0, 1.0]), "regression").item() == pytest.approx(2.5)
+    assert task_loss(
+        torch.tensor([[1.0], [3.0]]), torch.tensor([0.0, 1.0]), "regression"
+    ).item() == pytest.approx(2.5)
     logits = torch.tensor([[0.0, 0.0]])
-    assert task_loss(logits, torch.tensor([1]), "classification").item() == pytest.approx(math.log(2))
+    assert task_loss(logits, torch.tensor([1]), "classification").item() == pytest.approx(
+        math.log(2)
+    )

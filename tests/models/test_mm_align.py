@@ -62,7 +62,9 @@ def test_solver_output_carries_no_gradient(batch_factory):
 
 def test_warmup_has_no_fit_loss_and_untrained_fitter_option(batch_factory):
     assert "fitter" not in make_model().compute_losses(batch_factory(), "warmup")
-    assert "fitter" not in make_model(train_fitter=False).compute_losses(batch_factory(), "complete")
+    assert "fitter" not in make_model(train_fitter=False).compute_losses(
+        batch_factory(), "complete"
+    )
 
 
 def test_predict_mixed_batch_uses_real_victim_only_where_present(batch_factory):

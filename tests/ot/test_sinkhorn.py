@@ -84,6 +84,7 @@ def test_agrees_with_pot(lengths_source, lengths_victim, n_steps, window, reg, d
     # POT, the folder tests/ot itself imports as an empty namespace package named `ot`
     pytest.importorskip("ot.bregman")
     import ot
+
     cost, source_mask, victim_mask = make_batch(
         lengths_source, lengths_victim, n_steps, window, seed=seed, dim=dim, noise=noise
     )
@@ -297,3 +298,26 @@ def good_args():
 def test_argument_errors(change, match):
     with pytest.raises(ConfigError, match=match):
         sinkhorn_banded(**{**good_args(), **change})
+
+
+def test_underflowing_scaling_falls_back_to_the_log_domain_and_matches_float64():
+    # costs in [1, 3] at reg 0.01: exp(-cost / reg) underflows to 0 in float32, so the
+    # multiplicative fast path cannot run; the answer must still be the float64 plan
+    g = torch.Generator().manual_seed(3)
+    b, n, k = 3, 9, 2
+    lengths = torch.tensor([9, 6, 4])
+    mask = torch.arange(n)[None] < lengths[:, None]
+    z_s = torch.randn(b, n, 5, generator=g, dtype=torch.float64)
+    z_v = torch.randn(b, n, 5, generator=g, dtype=torch.float64)
+    cost = windowed_cosine_cost(z_s, z_v, mask, mask, k) + 1.0  # (B, L, W), inf stays inf
+    assert float(torch.exp(-cost[torch.isfinite(cost)].float() / 0.01).max()) == 0.0
+    with warnings.catch_warnings():  # same iteration budget for both; convergence is not the point
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = sinkhorn_banded(
+            cost, mask, mask, window=k, reg=0.01, max_iter=3000, tol=1e-9, check_every=5
+        )
+        low = sinkhorn_banded(
+            cost.float(), mask, mask, window=k, reg=0.01, max_iter=3000, tol=1e-6, check_every=5
+        )
+    assert torch.isfinite(low.plan).all()
+    torch.testing.assert_close(low.plan.double(), ref.plan, atol=2e-5, rtol=0)

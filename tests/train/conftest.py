@@ -9,8 +9,18 @@ def tiny_config():
     from mmalign.train.config import RunConfig, apply_overrides
 
     def make(**overrides):
-        base = {"data": TINY, "epochs": 3, "warmup_epochs": 1, "patience": 5, "batch_size": 16,
-                "d_model": 8, "n_heads": 2, "window": 2, "progress": False, "p": 0.5}
+        base = {
+            "data": TINY,
+            "epochs": 3,
+            "warmup_epochs": 1,
+            "patience": 5,
+            "batch_size": 16,
+            "d_model": 8,
+            "n_heads": 2,
+            "window": 2,
+            "progress": False,
+            "p": 0.5,
+        }
         base.update(overrides)
         return apply_overrides(RunConfig(), base)
 

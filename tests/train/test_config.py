@@ -1,12 +1,25 @@
 import pytest
 
-from mmalign.train.config import RunConfig, apply_overrides, config_from_dict, config_to_dict, load_config
+from mmalign.train.config import (
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
 from mmalign.validation import ConfigError
 
 
 def test_overrides_accept_flat_and_dotted_names_and_coerce_types():
-    c = apply_overrides(RunConfig(), {"window": "4", "train.lr_main": "2e-3", "single_iteration": "false", "p": 0.5})
-    assert c.adl.window == 4 and c.train.lr_main == 2e-3 and c.train.single_iteration is False and c.p == 0.5
+    c = apply_overrides(
+        RunConfig(), {"window": "4", "train.lr_main": "2e-3", "single_iteration": "false", "p": 0.5}
+    )
+    assert (
+        c.adl.window == 4
+        and c.train.lr_main == 2e-3
+        and c.train.single_iteration is False
+        and c.p == 0.5
+    )
 
 
 def test_yaml_round_trip(tmp_path):

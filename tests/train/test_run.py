@@ -15,9 +15,17 @@ TINY_CLS = TINY + ",task=classification"
 
 
 def test_run_writes_a_complete_run_folder(tmp_path, tiny_config):
-    result = run_experiment(tiny_config(), tmp_path / "run", log=lambda s: None)
+    run_experiment(tiny_config(), tmp_path / "run", log=lambda s: None)
     files = {p.name for p in (tmp_path / "run").iterdir()}
-    assert {"config.yaml", "metrics.json", "predictions.csv", "checkpoint.pt", "train.log", "model.json", "split.json"} <= files
+    assert {
+        "config.yaml",
+        "metrics.json",
+        "predictions.csv",
+        "checkpoint.pt",
+        "train.log",
+        "model.json",
+        "split.json",
+    } <= files
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     for setting in ("A", "B"):
         assert set(metrics[setting]) >= {"valid", "test", "best_epoch"}
@@ -30,7 +38,10 @@ def test_run_writes_a_complete_run_folder(tmp_path, tiny_config):
     assert b_present == int(np.floor(0.5 * 48 + 1e-9))
     assert metrics["meta"]["n_complete"] == 48 and metrics["meta"]["n_missing"] == 48
     assert {"source_only", "pair_A", "pair_B"} <= set(metrics["floor"])
-    assert metrics["floor"]["pair_B"]["test"]["mae"] <= metrics["floor"]["source_only"]["test"]["mae"] + 0.2
+    assert (
+        metrics["floor"]["pair_B"]["test"]["mae"]
+        <= metrics["floor"]["source_only"]["test"]["mae"] + 0.2
+    )
 
 
 def test_same_seed_same_result_different_seed_differs(tmp_path, tiny_config):
@@ -46,10 +57,17 @@ def test_loaded_run_reproduces_saved_predictions_and_imputes(tmp_path, tiny_conf
     run = load_run(result.run_dir, "A")
     test = load_run_data(TINY).splits["test"]
     outputs = run.predict(test)
-    saved = [float(r["prediction"]) for r in csv.DictReader(open(result.run_dir / "predictions.csv")) if r["setting"] == "A"]
+    saved = [
+        float(r["prediction"])
+        for r in csv.DictReader(open(result.run_dir / "predictions.csv"))
+        if r["setting"] == "A"
+    ]
     np.testing.assert_allclose(outputs[:, 0], saved, rtol=1e-5, atol=1e-5)
     z, mask = run.impute(test.features["text"][:5], test.lengths["text"][:5])
-    assert z.shape == (5, test.features["text"].shape[1], 8) and mask.shape == (5, test.features["text"].shape[1])
+    assert z.shape == (5, test.features["text"].shape[1], 8) and mask.shape == (
+        5,
+        test.features["text"].shape[1],
+    )
     assert torch.isfinite(z).all()
     with pytest.raises(ConfigError, match="`source` must have shape"):
         run.impute(np.zeros((2, 3, 7)), [1, 2])
@@ -67,14 +85,37 @@ def test_lb_ignores_the_victim_entirely(tmp_path, tiny_config):
     # the source-only model predicts the same with or without the victim
     run = load_run(tmp_path / "lb", "B")
     test = load_run_data(TINY).splits["test"]
-    np.testing.assert_allclose(run.predict(test), run.predict(test, np.ones(len(test), bool)), atol=1e-6)
+    np.testing.assert_allclose(
+        run.predict(test), run.predict(test, np.ones(len(test), bool)), atol=1e-6
+    )
     assert np.isfinite(m["A"]["test"]["mae"])
 
 
 def test_cli_run_and_predict(tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main(["run", "--data", TINY, "--pair", "a:t", "--p", "0.5", "--epochs", "2", "--d-model", "8",
-                 "--n-heads", "2", "--window", "2", "--progress", "false", "--out", str(out)])
+    code = main(
+        [
+            "run",
+            "--data",
+            TINY,
+            "--pair",
+            "a:t",
+            "--p",
+            "0.5",
+            "--epochs",
+            "2",
+            "--d-model",
+            "8",
+            "--n-heads",
+            "2",
+            "--window",
+            "2",
+            "--progress",
+            "false",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "setting" in printed and "\nA " in printed and "\nB " in printed

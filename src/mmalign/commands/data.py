@@ -60,8 +60,8 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str)
             options["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, (int, float, str)):
             kind = type(default)
-            annotation = field.type if isinstance(field.type, str) else getattr(
-                field.type, "__name__", ""
+            annotation = (
+                field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
             )
             if kind is int and annotation == "float":
                 kind = float  # `x: float = 1` must still accept 0.5
@@ -102,7 +102,7 @@ def run_synth(args: argparse.Namespace) -> int:
     from mmalign.data.formats.native import save_native
 
     given = {
-        key[len(_SYNTH_PREFIX):]: value
+        key[len(_SYNTH_PREFIX) :]: value
         for key, value in vars(args).items()
         if key.startswith(_SYNTH_PREFIX) and value is not None
     }
@@ -113,8 +113,7 @@ def run_synth(args: argparse.Namespace) -> int:
     dataset = make_synthetic(config)
     folder = save_native(dataset, args.out)
     sizes = ", ".join(f"{s} {len(split)}" for s, split in dataset.splits.items())
-    print(f"wrote synthetic dataset ({sizes}; modalities {list(dataset.modalities)}) "
-          f"to {folder}")
+    print(f"wrote synthetic dataset ({sizes}; modalities {list(dataset.modalities)}) to {folder}")
     return 0
 
 
@@ -133,21 +132,27 @@ def register(subparsers: Any) -> None:
     actions = data.add_subparsers(dest="data_command", metavar="ACTION")
 
     describe = actions.add_parser(
-        "describe", help="load a data file or folder and summarise it",
+        "describe",
+        help="load a data file or folder and summarise it",
         description="Load PATH (any supported format, see docs/data.md) and print per-split "
         "sample counts, feature widths, lengths, label statistics and cleaning counts.",
     )
     describe.add_argument("path", metavar="PATH", help="data file or folder")
-    describe.add_argument("--format", default=None,
-                          help="format name (detected when omitted): native, mmsa, mult, "
-                          "misa, meld, csd")
-    describe.add_argument("--trust-pickle", action="store_true",
-                          help="unpickle without restrictions (runs code in the file: only "
-                          "for files you trust)")
+    describe.add_argument(
+        "--format",
+        default=None,
+        help="format name (detected when omitted): native, mmsa, mult, misa, meld, csd",
+    )
+    describe.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="unpickle without restrictions (runs code in the file: only for files you trust)",
+    )
     describe.set_defaults(func=run_describe)
 
     synth = actions.add_parser(
-        "synth", help="write a synthetic dataset in the native format",
+        "synth",
+        help="write a synthetic dataset in the native format",
         description="Generate a synthetic dataset and save it as a native folder.",
     )
     synth.add_argument("--out", required=True, metavar="PATH", help="output folder")

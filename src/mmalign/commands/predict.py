@@ -41,17 +41,34 @@ def _predict(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``mmalign predict``."""
-    p = subparsers.add_parser("predict", help="predict with a trained run", description=(
-        "Predict with the best checkpoint of a run on a dataset split, the victim modality absent "
-        "(default) or present where the data has it."))
-    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run folder written by `mmalign run`")
-    p.add_argument("--data", required=True, metavar="PATH", help="dataset path or 'synthetic[:knobs]'")
+    p = subparsers.add_parser(
+        "predict",
+        help="predict with a trained run",
+        description=(
+            "Predict with the best checkpoint of a run on a dataset split, the victim modality absent "
+            "(default) or present where the data has it."
+        ),
+    )
+    p.add_argument(
+        "--run", required=True, metavar="RUN_DIR", help="run folder written by `mmalign run`"
+    )
+    p.add_argument(
+        "--data", required=True, metavar="PATH", help="dataset path or 'synthetic[:knobs]'"
+    )
     p.add_argument("--format", default="", help="data format override")
-    p.add_argument("--trust-pickle", action="store_true", help="allow arbitrary pickles (trusted files only)")
+    p.add_argument(
+        "--trust-pickle", action="store_true", help="allow arbitrary pickles (trusted files only)"
+    )
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    p.add_argument("--setting", default="A", choices=["A", "B"], help="which best checkpoint to use")
-    p.add_argument("--victim", default="absent", choices=["absent", "present"],
-                   help="absent: impute the victim for every sample; present: use it where the data has it")
+    p.add_argument(
+        "--setting", default="A", choices=["A", "B"], help="which best checkpoint to use"
+    )
+    p.add_argument(
+        "--victim",
+        default="absent",
+        choices=["absent", "present"],
+        help="absent: impute the victim for every sample; present: use it where the data has it",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", metavar="FILE.csv", help="write CSV here (default: stdout)")
     p.set_defaults(func=_predict)

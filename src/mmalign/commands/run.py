@@ -59,22 +59,33 @@ _SHORT_HELP = {
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """Add one ``--flag`` per configuration option (defaults come from the config, then YAML)."""
-    parser.add_argument("--config", metavar="FILE", help="YAML config (flags given here override it)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="YAML config (flags given here override it)"
+    )
     groups: dict[str | None, argparse._ArgumentGroup] = {}
     for name, (section, f) in flat_fields().items():
         group = groups.get(section)
         if group is None:
-            title = {None: "run", "model": "model (backbone)", "adl": "alignment dynamics learner / OT",
-                     "train": "training", "baselines": "baselines (MFM, SMIL, Modal-Trans)"}[section]
+            title = {
+                None: "run",
+                "model": "model (backbone)",
+                "adl": "alignment dynamics learner / OT",
+                "train": "training",
+                "baselines": "baselines (MFM, SMIL, Modal-Trans)",
+            }[section]
             group = groups[section] = parser.add_argument_group(title)
         default = f.default if not callable(getattr(f, "default_factory", None)) else None
         kind = type(default)
         flag = "--" + name.replace("_", "-")
         help_text = _SHORT_HELP.get(name, "") + (f" (default: {default})" if default != "" else "")
         if kind is bool:
-            group.add_argument(flag, dest=name, metavar="BOOL", default=argparse.SUPPRESS, help=help_text)
+            group.add_argument(
+                flag, dest=name, metavar="BOOL", default=argparse.SUPPRESS, help=help_text
+            )
         else:
-            group.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS, help=help_text)
+            group.add_argument(
+                flag, dest=name, type=kind, default=argparse.SUPPRESS, help=help_text
+            )
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -86,8 +97,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def format_metrics_table(metrics: dict, task: str) -> str:
     """Test metrics per setting as an aligned text table."""
-    names = (["mae", "corr", "acc2_nonzero", "f1_nonzero", "acc2_haszero", "acc7"] if task == "regression"
-             else ["acc", "f1_weighted", "f1_macro"])
+    names = (
+        ["mae", "corr", "acc2_nonzero", "f1_nonzero", "acc2_haszero", "acc7"]
+        if task == "regression"
+        else ["acc", "f1_weighted", "f1_macro"]
+    )
     settings = [s for s in ("A", "B") if s in metrics]
     lines = ["setting  " + "  ".join(f"{n:>12}" for n in names)]
     for s in settings:
@@ -102,8 +116,10 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     result = run_experiment(config, args.out)
     task = result.metrics["meta"]["dims"]["task"]
-    print(f"test metrics ({config.method}, {result.metrics['meta']['source']}->"
-          f"{result.metrics['meta']['victim']}, p={config.p:g}, seed={config.seed}):")
+    print(
+        f"test metrics ({config.method}, {result.metrics['meta']['source']}->"
+        f"{result.metrics['meta']['victim']}, p={config.p:g}, seed={config.seed}):"
+    )
     print(format_metrics_table(result.metrics, task))
     print(f"run folder: {result.run_dir}", file=sys.stderr)
     return 0
@@ -117,6 +133,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train one method for one source:victim pair, survival rate p and split seed; "
         "select on the validation set; report test metrics for settings A and B.",
     )
-    parser.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<method>_<pair>_p<p>_s<seed>_<time>)")
+    parser.add_argument(
+        "--out",
+        metavar="RUN_DIR",
+        help="run folder (default: runs/<method>_<pair>_p<p>_s<seed>_<time>)",
+    )
     add_config_flags(parser)
     parser.set_defaults(func=_run)

@@ -201,8 +201,11 @@ class PairData:
 
     def to(self, device: torch.device | str) -> "PairData":
         """Return a copy with every tensor on ``device`` (done once, not per batch)."""
-        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
-                 if isinstance(getattr(self, f.name), Tensor)}
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), Tensor)
+        }
         return replace(self, **moved)
 
     def __len__(self) -> int:
@@ -235,8 +238,9 @@ class PairData:
         source_mask = steps[None, :] < len_src[:, None]  # (B, L)
         source = self.source[index, :trim]  # (B, L, D_s)
         victim = self.victim[index, :trim]  # (B, L, D_v)
-        victim = torch.where(has[:, None, None], victim, torch.zeros((), dtype=victim.dtype,
-                                                                      device=self.device))
+        victim = torch.where(
+            has[:, None, None], victim, torch.zeros((), dtype=victim.dtype, device=self.device)
+        )
         victim_on = has & (self.victim_lengths[index] > 0)  # (B,)
         victim_mask = source_mask & victim_on[:, None]  # (B, L)
         return Batch(
@@ -284,7 +288,9 @@ def iterate_batches(
     integer = isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
     if not integer or batch_size < 1:
         raise ConfigError(f"`batch_size` must be an integer >= 1; got {batch_size!r}.")
-    rows = torch.tensor(np.asarray(indices), dtype=torch.long).reshape(-1)  # (K,) copy: split arrays are read-only
+    rows = torch.tensor(np.asarray(indices), dtype=torch.long).reshape(
+        -1
+    )  # (K,) copy: split arrays are read-only
     if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= len(pair)):
         raise ConfigError(
             f"`indices` must lie in [0, {len(pair)}); got range "
@@ -294,7 +300,7 @@ def iterate_batches(
         rows = rows[torch.randperm(rows.numel(), generator=generator)]  # (K,)
     rows = rows.to(pair.device)
     for start in range(0, rows.numel(), int(batch_size)):  # loop over batches, not samples
-        chunk = rows[start:start + int(batch_size)]  # (B,)
+        chunk = rows[start : start + int(batch_size)]  # (B,)
         flag = None
         if has_victim is not None:
             flag = torch.full((chunk.numel(),), bool(has_victim), device=pair.device)  # (B,)

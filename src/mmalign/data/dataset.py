@@ -102,7 +102,9 @@ class Split:
                     f"{where}: modality {m!r} has {x.shape[0]} samples but labels have {n}."
                 )
             if length.shape != (n,):
-                raise DataError(f"{where}: lengths of {m!r} have shape {length.shape}; need ({n},).")
+                raise DataError(
+                    f"{where}: lengths of {m!r} have shape {length.shape}; need ({n},)."
+                )
             if n and (length.min() < 0 or length.max() > x.shape[1]):
                 bad = int(np.argmax((length < 0) | (length > x.shape[1])))
                 raise DataError(
@@ -165,7 +167,9 @@ class MultimodalDataset:
         if missing:
             raise DataError(f"{where}: missing split(s) {missing}; need {list(SPLIT_NAMES)}.")
         if self.task not in ("regression", "classification"):
-            raise DataError(f"{where}: task must be regression or classification; got {self.task!r}.")
+            raise DataError(
+                f"{where}: task must be regression or classification; got {self.task!r}."
+            )
         dims = self.feature_dims
         for s in SPLIT_NAMES:
             split = self.splits[s]
@@ -175,7 +179,9 @@ class MultimodalDataset:
                 raise DataError(f"{where} [{s}]: feature widths {other} differ from train {dims}.")
         if self.task == "classification":
             if not self.n_classes or self.n_classes < 2:
-                raise DataError(f"{where}: classification needs n_classes >= 2; got {self.n_classes}.")
+                raise DataError(
+                    f"{where}: classification needs n_classes >= 2; got {self.n_classes}."
+                )
             for s in SPLIT_NAMES:
                 y = self.splits[s].labels
                 if y.min() < 0 or y.max() >= self.n_classes:

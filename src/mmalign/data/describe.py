@@ -43,8 +43,9 @@ def label_summary(labels: np.ndarray, task: str, n_classes: int | None = None) -
 def _split_lines(name: str, split: Split, task: str, n_classes: int | None) -> list[str]:
     lines = [f"  {name}: {len(split)} samples"]
     for m, x in split.features.items():
-        lines.append(f"    {m:<8} D={x.shape[2]:<5} L={x.shape[1]:<5} "
-                     f"{length_summary(split.lengths[m])}")
+        lines.append(
+            f"    {m:<8} D={x.shape[2]:<5} L={x.shape[1]:<5} {length_summary(split.lengths[m])}"
+        )
     lines.append(f"    {label_summary(split.labels, task, n_classes)}")
     return lines
 
@@ -76,5 +77,3 @@ def describe(dataset: MultimodalDataset) -> str:
     else:
         lines.append("non-finite values (NaN/inf): none")
     return "\n".join(lines)
-
-

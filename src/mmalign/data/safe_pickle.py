@@ -35,8 +35,20 @@ __all__ = [
 
 # (module, name) pairs a data pickle may reference. numpy moved ``core`` to ``_core`` in 2.0,
 # and files written by either version must load, so both spellings are listed.
-_SAFE_BUILTINS = ("set", "frozenset", "bytearray", "bytes", "complex", "list", "dict", "tuple",
-                  "str", "int", "float", "bool")
+_SAFE_BUILTINS = (
+    "set",
+    "frozenset",
+    "bytearray",
+    "bytes",
+    "complex",
+    "list",
+    "dict",
+    "tuple",
+    "str",
+    "int",
+    "float",
+    "bool",
+)
 SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     # protocol-2 pickles name builtins ``__builtin__`` (Python 2 spelling); find_class sees
     # the raw name, so both spellings are listed
@@ -152,8 +164,9 @@ _STORAGE_DTYPES: dict[str, str] = {
 }
 
 
-def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple,
-                    *_ignored: Any) -> np.ndarray:
+def _rebuild_tensor(
+    storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_ignored: Any
+) -> np.ndarray:
     """Numpy stand-in for ``torch._utils._rebuild_tensor_v2`` (a strided view, copied)."""
     item = storage.itemsize
     view = np.lib.stride_tricks.as_strided(
@@ -239,8 +252,18 @@ def _unpickle_with(unpickler: pickle.Unpickler, where: str) -> Any:
         return unpickler.load()
     except DataError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
-            IndexError, AttributeError, ImportError, UnicodeDecodeError, OverflowError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        ImportError,
+        UnicodeDecodeError,
+        OverflowError,
+    ) as err:
         # protocol violations surface as any of these, depending on where the bytes break
         raise DataError(
             f"{where}: not a readable pickle (truncated or corrupt?): {type(err).__name__}: {err}"

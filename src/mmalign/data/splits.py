@@ -180,25 +180,43 @@ class MissingSplit:
             raise DataError(f"{path}: unsupported version {raw.get('version')!r}; need {_VERSION}.")
         try:
             n = {s: int(raw["n"][s]) for s in SPLIT_NAMES}
-            rows = {k: np.asarray(raw[k], dtype=np.int64).reshape(-1)  # (K,)
-                    for k in ("train_complete", "valid_present_b", "test_present_b")}
+            rows = {
+                k: np.asarray(raw[k], dtype=np.int64).reshape(-1)  # (K,)
+                for k in ("train_complete", "valid_present_b", "test_present_b")
+            }
             victim, p, seed = str(raw["victim"]), float(raw["p"]), int(raw["seed"])
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"{path}: malformed missing split ({err!r}).") from None
-        for key, split in (("train_complete", "train"), ("valid_present_b", "valid"),
-                           ("test_present_b", "test")):
+        for key, split in (
+            ("train_complete", "train"),
+            ("valid_present_b", "valid"),
+            ("test_present_b", "test"),
+        ):
             r = rows[key]
             if r.size and (r.min() < 0 or r.max() >= n[split] or np.any(np.diff(r) <= 0)):
                 raise DataError(
                     f"{path}: `{key}` must hold sorted distinct rows in [0, {n[split]}); "
                     f"got {r.tolist()[:10]}..."
                 )
-        return cls._build(victim, p, seed, n, rows["train_complete"],
-                          {s: rows[f"{s}_present_b"] for s in ("valid", "test")})
+        return cls._build(
+            victim,
+            p,
+            seed,
+            n,
+            rows["train_complete"],
+            {s: rows[f"{s}_present_b"] for s in ("valid", "test")},
+        )
 
     @classmethod
-    def _build(cls, victim: str, p: float, seed: int, n: dict[str, int],
-               train_complete: np.ndarray, present_rows: dict[str, np.ndarray]) -> "MissingSplit":
+    def _build(
+        cls,
+        victim: str,
+        p: float,
+        seed: int,
+        n: dict[str, int],
+        train_complete: np.ndarray,
+        present_rows: dict[str, np.ndarray],
+    ) -> "MissingSplit":
         keep = np.zeros(n["train"], dtype=bool)
         keep[train_complete] = True
         masks = {}
@@ -206,8 +224,12 @@ class MissingSplit:
             masks[s] = np.zeros(n[s], dtype=bool)
             masks[s][present_rows[s]] = True
         return cls(
-            victim=victim, p=p, seed=seed,
-            n_train=n["train"], n_valid=n["valid"], n_test=n["test"],
+            victim=victim,
+            p=p,
+            seed=seed,
+            n_train=n["train"],
+            n_valid=n["valid"],
+            n_test=n["test"],
             train_complete=_readonly(np.flatnonzero(keep).astype(np.int64)),
             train_missing=_readonly(np.flatnonzero(~keep).astype(np.int64)),
             valid_present_b=_readonly(masks["valid"]),
@@ -255,7 +277,10 @@ def make_missing_split(
     seed = int(seed)
     n = {s: len(dataset.splits[s]) for s in SPLIT_NAMES}
     # one independent stream per split: the train draw does not depend on the test size
-    rows = {s: _first_of_permutation(seed, k, n[s], n_present(p, n[s]))
-            for k, s in enumerate(SPLIT_NAMES)}
-    return MissingSplit._build(full, p, seed, n, rows["train"],
-                               {s: rows[s] for s in ("valid", "test")})
+    rows = {
+        s: _first_of_permutation(seed, k, n[s], n_present(p, n[s]))
+        for k, s in enumerate(SPLIT_NAMES)
+    }
+    return MissingSplit._build(
+        full, p, seed, n, rows["train"], {s: rows[s] for s in ("valid", "test")}
+    )

@@ -112,9 +112,7 @@ class SyntheticConfig:
         default=1.0, metadata=_help("label weight of the shared event sequence")
     )
     info_text: float = field(default=1.0, metadata=_help("label weight of text's unique part"))
-    info_vision: float = field(
-        default=0.7, metadata=_help("label weight of vision's unique part")
-    )
+    info_vision: float = field(default=0.7, metadata=_help("label weight of vision's unique part"))
     info_audio: float = field(default=0.6, metadata=_help("label weight of audio's unique part"))
     label_noise: float = field(
         default=0.3, metadata=_help("std of the label noise, relative to a unit-weight part")
@@ -140,8 +138,17 @@ class SyntheticConfig:
         >>> SyntheticConfig(n_test=10).validate().n_test
         10
         """
-        for name in ("n_train", "n_valid", "n_test", "min_length", "dim_text", "dim_vision",
-                     "dim_audio", "shared_dim", "n_classes"):
+        for name in (
+            "n_train",
+            "n_valid",
+            "n_test",
+            "min_length",
+            "dim_text",
+            "dim_vision",
+            "dim_audio",
+            "shared_dim",
+            "n_classes",
+        ):
             _check_int(name, getattr(self, name), low=2 if name == "n_classes" else 1)
         for name in ("unique_dim", "warp_band", "seed"):
             _check_int(name, getattr(self, name), low=0)
@@ -150,9 +157,19 @@ class SyntheticConfig:
                 f"`max_length` must be an integer >= min_length={self.min_length}; "
                 f"got {self.max_length!r}."
             )
-        for name in ("event_scale", "warp_strength", "noise_text", "noise_vision",
-                     "noise_audio", "info_shared", "info_text", "info_vision", "info_audio",
-                     "label_noise", "label_step"):
+        for name in (
+            "event_scale",
+            "warp_strength",
+            "noise_text",
+            "noise_vision",
+            "noise_audio",
+            "info_shared",
+            "info_text",
+            "info_vision",
+            "info_audio",
+            "label_noise",
+            "label_step",
+        ):
             check_non_negative(name, getattr(self, name))
         check_probability("class_imbalance", self.class_imbalance)
         smooth = self.event_smoothness

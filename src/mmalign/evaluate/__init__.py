@@ -1,5 +1,12 @@
 """Evaluation: metrics of the paper's protocol, the sanity floor, significance, tables, plots."""
 
+from mmalign.evaluate.alignment import (
+    AlignmentSummary,
+    band_to_matrix,
+    block_abs_sum,
+    mean_abs_alignment,
+    run_alignment_summary,
+)
 from mmalign.evaluate.floor import pooled_features, sanity_floor
 from mmalign.evaluate.metrics import (
     CLASSIFICATION_METRICS,
@@ -17,8 +24,21 @@ from mmalign.evaluate.plots import (
     plot_training_curves,
     plot_window_sweep,
 )
+from mmalign.evaluate.significance import Significance, mark_significant, paired_ttest
+from mmalign.evaluate.tables import build_table, build_tables, render
 
 __all__ = [
+    "AlignmentSummary",
+    "band_to_matrix",
+    "block_abs_sum",
+    "mean_abs_alignment",
+    "run_alignment_summary",
+    "Significance",
+    "mark_significant",
+    "paired_ttest",
+    "build_table",
+    "build_tables",
+    "render",
     "CLASSIFICATION_METRICS",
     "METRIC_DIRECTIONS",
     "METRIC_LABELS",

@@ -222,8 +222,13 @@ def ablation_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     continue
                 for metric, value in metrics.items():
                     records.append(
-                        {**base, "setting": setting, "split": split, "metric": metric,
-                         "value": float("nan") if value is None else float(value)}
+                        {
+                            **base,
+                            "setting": setting,
+                            "split": split,
+                            "metric": metric,
+                            "value": float("nan") if value is None else float(value),
+                        }
                     )
     return records
 

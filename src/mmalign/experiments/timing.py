@@ -34,7 +34,7 @@ from mmalign.data.splits import make_missing_split
 from mmalign.models.method import PairDims
 from mmalign.models.registry import get_method
 from mmalign.train.config import RunConfig, apply_overrides, config_from_dict
-from mmalign.train.loop import _step, build_optimizers
+from mmalign.train.loop import build_optimizers, train_step
 from mmalign.train.run import build_model, resolve_device
 from mmalign.validation import ConfigError
 
@@ -64,7 +64,11 @@ def timing_stats(seconds: Sequence[float]) -> dict[str, float]:
 
 
 def _draw_batches(
-    pair: PairData, rows: np.ndarray, n_batches: int, batch_size: int, seed: int,
+    pair: PairData,
+    rows: np.ndarray,
+    n_batches: int,
+    batch_size: int,
+    seed: int,
     has_victim: bool | None,
 ) -> list[Batch]:
     """``n_batches`` shuffled batches of ``rows`` (reshuffled passes when one is too short)."""
@@ -145,8 +149,11 @@ def time_imputation(
     ConfigError
         Bad counts, unknown method, an empty missing or complete split.
     """
-    for name, value, low in (("n_batches", n_batches, 1), ("batch_size", batch_size, 1),
-                             ("warmup_batches", warmup_batches, 0)):
+    for name, value, low in (
+        ("n_batches", n_batches, 1),
+        ("batch_size", batch_size, 1),
+        ("warmup_batches", warmup_batches, 0),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"`{name}` must be an integer >= {low}; got {value!r}.")
     methods = list(dict.fromkeys(methods))
@@ -178,7 +185,9 @@ def time_imputation(
         "complete": _draw_batches(train, split.train_complete, total, batch_size, seed, None),
     }
     dims = PairDims(
-        dataset.feature_dims[source], dataset.feature_dims[victim], dataset.output_dim,
+        dataset.feature_dims[source],
+        dataset.feature_dims[victim],
+        dataset.output_dim,
         dataset.task,
     )
     models, optimizers = {}, {}
@@ -197,7 +206,7 @@ def time_imputation(
                 _synchronize(device)
                 start = time.perf_counter()
                 losses = model.compute_losses(batch, phase)
-                _step(model, losses, opts, tuple(opts), base.train.grad_clip)
+                train_step(model, losses, opts, tuple(opts), base.train.grad_clip)
                 _synchronize(device)
                 if position >= warmup_batches:
                     seconds[name][phase].append(time.perf_counter() - start)
@@ -206,7 +215,8 @@ def time_imputation(
     ratio = {
         ph: {
             m: (stats[m][ph]["mean"] / stats[reference][ph]["mean"])
-            if stats[reference][ph]["mean"] > 0 else math.nan
+            if stats[reference][ph]["mean"] > 0
+            else math.nan
             for m in methods
         }
         for ph in PHASES
@@ -241,8 +251,7 @@ def format_timing(report: Mapping[str, Any]) -> str:
         f"device {report['device']}, torch threads {report['threads']}, "
         f"window K={report['window']}, d={report['d_model']}",
         "",
-        f"{'method':<14} {'phase':<9} {'mean s':>9} {'median s':>9} {'min s':>9} "
-        f"{'ratio':>7}",
+        f"{'method':<14} {'phase':<9} {'mean s':>9} {'median s':>9} {'min s':>9} {'ratio':>7}",
     ]
     for name in methods:
         for phase in PHASES:

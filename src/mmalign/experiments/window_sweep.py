@@ -259,8 +259,18 @@ def write_sweep_csv(points: Sequence[SweepPoint], path: str | Path) -> Path:
         writer.writerow(_CSV_FIELDS)
         for q in points:
             writer.writerow(
-                [q.source, q.victim, f"{q.p:g}", q.setting, q.split, q.window, q.metric,
-                 repr(q.mean), repr(q.std), q.n]
+                [
+                    q.source,
+                    q.victim,
+                    f"{q.p:g}",
+                    q.setting,
+                    q.split,
+                    q.window,
+                    q.metric,
+                    repr(q.mean),
+                    repr(q.std),
+                    q.n,
+                ]
             )
     return path
 

@@ -42,7 +42,9 @@ class AlignmentFitter(nn.Module):
         Run the GRU both ways (default True: the window looks both ways).
     """
 
-    def __init__(self, d_model: int, window: int, hidden: int | None = None, bidirectional: bool = True) -> None:
+    def __init__(
+        self, d_model: int, window: int, hidden: int | None = None, bidirectional: bool = True
+    ) -> None:
         super().__init__()
         hidden = hidden or d_model
         self.window = window
@@ -191,8 +193,10 @@ class _BandedImpute(torch.autograd.Function):
             # one reused product buffer: fresh (B, M, d) temporaries cost page faults on CPU
             buffer = torch.empty_like(grad_out)  # (B, M, d)
             grad_weights = torch.stack(
-                [torch.mul(grad_out, z_pad[:, k : k + m], out=buffer).sum(-1)
-                 for k in range(2 * window + 1)],
+                [
+                    torch.mul(grad_out, z_pad[:, k : k + m], out=buffer).sum(-1)
+                    for k in range(2 * window + 1)
+                ],
                 dim=-1,
             )  # (B, M, W)
         if ctx.needs_input_grad[1]:

@@ -18,7 +18,7 @@ __all__ = ["AttentionBlock", "ModalityEncoder", "CrossModalFusion", "OutputHead"
 
 
 def sinusoidal_positions(length: int, width: int, device: torch.device) -> Tensor:
-    """Fixed sinusoidal position codes, shape ``(length, width)``.
+    """Return fixed sinusoidal position codes, shape ``(length, width)``.
 
     >>> sinusoidal_positions(3, 4, torch.device("cpu")).shape
     torch.Size([3, 4])
@@ -83,7 +83,13 @@ class ModalityEncoder(nn.Module):
     """
 
     def __init__(
-        self, input_dim: int, d_model: int, n_heads: int, n_layers: int, dropout: float, ff_mult: int
+        self,
+        input_dim: int,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        dropout: float,
+        ff_mult: int,
     ) -> None:
         super().__init__()
         self.proj = nn.Linear(input_dim, d_model)
@@ -133,7 +139,9 @@ class CrossModalFusion(nn.Module):
     Returns the concatenated head tokens ``[z0_12, z0_21]`` of shape ``(B, 2d)``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, n_layers: int, dropout: float, ff_mult: int) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, n_layers: int, dropout: float, ff_mult: int
+    ) -> None:
         super().__init__()
         self.source_to_victim = nn.ModuleList(
             AttentionBlock(d_model, n_heads, dropout, ff_mult) for _ in range(n_layers)
@@ -143,7 +151,9 @@ class CrossModalFusion(nn.Module):
         )
         self.norm = nn.LayerNorm(d_model)
 
-    def forward(self, z_source: Tensor, source_mask: Tensor, z_victim: Tensor, victim_mask: Tensor) -> Tensor:
+    def forward(
+        self, z_source: Tensor, source_mask: Tensor, z_victim: Tensor, victim_mask: Tensor
+    ) -> Tensor:
         """Fuse ``z_source`` (B, 1+L, d) and ``z_victim`` (B, 1+M, d); masks include the head.
 
         Returns
@@ -206,8 +216,12 @@ class Backbone(nn.Module):
     ) -> None:
         super().__init__()
         self.d_model = d_model
-        self.source_encoder = ModalityEncoder(source_dim, d_model, n_heads, n_layers, dropout, ff_mult)
-        self.victim_encoder = ModalityEncoder(victim_dim, d_model, n_heads, n_layers, dropout, ff_mult)
+        self.source_encoder = ModalityEncoder(
+            source_dim, d_model, n_heads, n_layers, dropout, ff_mult
+        )
+        self.victim_encoder = ModalityEncoder(
+            victim_dim, d_model, n_heads, n_layers, dropout, ff_mult
+        )
         self.fusion = CrossModalFusion(d_model, n_heads, n_fusion_layers, dropout, ff_mult)
         self.head = OutputHead(d_model, output_dim, dropout)
 
@@ -220,10 +234,12 @@ class Backbone(nn.Module):
         return self.victim_encoder(x, mask)
 
     def victim_head_token(self) -> Tensor:
-        """The victim encoder's learned initial head embedding, shape ``(d,)`` (Eq. 15's z0)."""
+        """Return the victim encoder's learned head embedding, shape ``(d,)`` (Eq. 15's z0)."""
         return self.victim_encoder.head_token
 
-    def predict_fused(self, z_source: Tensor, source_mask: Tensor, z_victim: Tensor, victim_mask: Tensor) -> Tensor:
+    def predict_fused(
+        self, z_source: Tensor, source_mask: Tensor, z_victim: Tensor, victim_mask: Tensor
+    ) -> Tensor:
         """Fuse and predict; masks are step masks *without* the head, shape (B, L) and (B, M).
 
         Returns

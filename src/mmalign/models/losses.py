@@ -8,7 +8,7 @@ temperature, which keeps ``tau`` meaningful whatever the representation scale.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import Tensor
 
 __all__ = ["info_nce", "task_loss"]

@@ -79,7 +79,11 @@ class MissingModalityModel(nn.Module):
         z_source = self.backbone.encode_source(batch.source, batch.source_mask)
         has = batch.has_victim
         if bool(has.all()):
-            return z_source, self.backbone.encode_victim(batch.victim, batch.victim_mask), batch.victim_mask
+            return (
+                z_source,
+                self.backbone.encode_victim(batch.victim, batch.victim_mask),
+                batch.victim_mask,
+            )
         z_imp, imp_mask = self.impute_victim(z_source, batch)
         if not bool(has.any()):
             return z_source, z_imp, imp_mask
@@ -89,6 +93,6 @@ class MissingModalityModel(nn.Module):
         return z_source, z_victim, mask
 
     def predict(self, batch: Batch) -> Tensor:
-        """Outputs (B, C) using the real victim where ``has_victim`` and the imputation elsewhere."""
+        """Predict (B, C): the real victim where ``has_victim``, the imputation elsewhere."""
         z_source, z_victim, victim_mask = self.encode_pair_or_impute(batch)
         return self.backbone.predict_fused(z_source, batch.source_mask, z_victim, victim_mask)

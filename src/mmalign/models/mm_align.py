@@ -94,8 +94,13 @@ class MMAlign(MissingModalityModel):
                 z_source, z_victim, batch.source_mask, batch.victim_mask, window=self.window
             )  # (B, L, W)
             return sinkhorn_banded(
-                cost, batch.source_mask, batch.victim_mask, window=self.window,
-                reg=self.reg, max_iter=self.max_iter, tol=self.tol,
+                cost,
+                batch.source_mask,
+                batch.victim_mask,
+                window=self.window,
+                reg=self.reg,
+                max_iter=self.max_iter,
+                tol=self.tol,
             )
 
     def impute_victim(self, z_source: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -117,7 +122,11 @@ class MMAlign(MissingModalityModel):
         out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, batch.victim_mask)
         main = self.loss(out, batch)
         con = info_nce(z_source[:, 0], z_victim[:, 0], self.tau)
-        losses = {"backbone": main + self.lambda_con * con, "main": main.detach(), "con": con.detach()}
+        losses = {
+            "backbone": main + self.lambda_con * con,
+            "main": main.detach(),
+            "con": con.detach(),
+        }
         if phase == "complete" and self.train_fitter:
             ot = self.solve_alignment(z_source[:, 1:], z_victim[:, 1:], batch)
             target, valid = ot_fit_targets(
@@ -135,5 +144,7 @@ class MMAlign(MissingModalityModel):
         z_source = self.backbone.encode_source(batch.source, batch.source_mask)
         z_victim = self.backbone.encode_victim(batch.victim, batch.victim_mask)
         ot = self.solve_alignment(z_source[:, 1:], z_victim[:, 1:], batch)
-        target, _ = ot_fit_targets(ot.plan, batch.source_mask, batch.victim_mask, self.window, self.convention)
+        target, _ = ot_fit_targets(
+            ot.plan, batch.source_mask, batch.victim_mask, self.window, self.convention
+        )
         return self.fitter(z_source[:, 1:], batch.source_mask), target

@@ -41,12 +41,18 @@ class MethodSpec:
 
 
 def build_backbone(dims: PairDims, config: "RunConfig") -> Backbone:
-    """The shared backbone, sized by ``config.model``."""
+    """Build the shared backbone, sized by ``config.model``."""
     m = config.model
     return Backbone(
-        dims.source_dim, dims.victim_dim, dims.output_dim,
-        d_model=m.d_model, n_heads=m.n_heads, n_layers=m.n_layers,
-        n_fusion_layers=m.n_fusion_layers, dropout=m.dropout, ff_mult=m.ff_mult,
+        dims.source_dim,
+        dims.victim_dim,
+        dims.output_dim,
+        d_model=m.d_model,
+        n_heads=m.n_heads,
+        n_layers=m.n_layers,
+        n_fusion_layers=m.n_fusion_layers,
+        dropout=m.dropout,
+        ff_mult=m.ff_mult,
     )
 
 
@@ -55,9 +61,17 @@ def _mm_align(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
 
     a, t = config.adl, config.train
     return MMAlign(
-        build_backbone(dims, config), dims.task, window=a.window, reg=a.reg, max_iter=a.max_iter,
-        tol=a.tol, lambda_con=t.lambda_con, tau=t.tau, convention=a.convention,  # type: ignore[arg-type]
-        fit_normalisation=a.fit_normalisation, train_fitter=a.train_fitter,
+        build_backbone(dims, config),
+        dims.task,
+        window=a.window,
+        reg=a.reg,
+        max_iter=a.max_iter,
+        tol=a.tol,
+        lambda_con=t.lambda_con,
+        tau=t.tau,
+        convention=a.convention,  # type: ignore[arg-type]
+        fit_normalisation=a.fit_normalisation,
+        train_fitter=a.train_fitter,
     )
 
 
@@ -78,7 +92,8 @@ def _mfm(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
 
     b = config.baselines
     return MFM(
-        build_backbone(dims, config), dims.task,
+        build_backbone(dims, config),
+        dims.task,
         factor_dim=b.mfm_factor_dim or None,  # 0: the backbone width d
         recon_weight=b.recon_weight,
     )
@@ -89,8 +104,12 @@ def _smil(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
 
     b = config.baselines
     return SMIL(
-        build_backbone(dims, config), dims.task, n_clusters=b.smil_clusters, decay=b.smil_decay,
-        recon_weight=b.recon_weight, kl_weight=b.smil_kl_weight,
+        build_backbone(dims, config),
+        dims.task,
+        n_clusters=b.smil_clusters,
+        decay=b.smil_decay,
+        recon_weight=b.recon_weight,
+        kl_weight=b.smil_kl_weight,
     )
 
 
@@ -99,15 +118,25 @@ def _modal_trans(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
 
     m, b = config.model, config.baselines
     return ModalTrans(
-        build_backbone(dims, config), dims.task, n_heads=m.n_heads, n_layers=b.mt_layers,
-        dropout=m.dropout, ff_mult=m.ff_mult, recon_weight=b.recon_weight, cycle_weight=b.cycle_weight,
+        build_backbone(dims, config),
+        dims.task,
+        n_heads=m.n_heads,
+        n_layers=b.mt_layers,
+        dropout=m.dropout,
+        ff_mult=m.ff_mult,
+        recon_weight=b.recon_weight,
+        cycle_weight=b.cycle_weight,
     )
 
 
 METHODS: dict[str, MethodSpec] = {
     "lb": MethodSpec("lb", _lb, "Supervised-Single: source modality only (lower bound)"),
-    "ub": MethodSpec("ub", _ub, "Supervised-Both: both modalities always (upper bound)", complete_data=True),
-    "mm-align": MethodSpec("mm-align", _mm_align, "MM-Align: OT alignment dynamics + denoising training"),
+    "ub": MethodSpec(
+        "ub", _ub, "Supervised-Both: both modalities always (upper bound)", complete_data=True
+    ),
+    "mm-align": MethodSpec(
+        "mm-align", _mm_align, "MM-Align: OT alignment dynamics + denoising training"
+    ),
     "mfm": MethodSpec(
         "mfm", _mfm, "MFM: factorised shared/specific factors, victim generated from the source"
     ),
@@ -115,7 +144,8 @@ METHODS: dict[str, MethodSpec] = {
         "smil", _smil, "SMIL: victim as weighted cluster centres with learned Gaussian noise"
     ),
     "modal-trans": MethodSpec(
-        "modal-trans", _modal_trans,
+        "modal-trans",
+        _modal_trans,
         "Modal-Trans: cyclic transformer translation, autoregressive decoding",
     ),
 }

@@ -107,8 +107,10 @@ def windowed_cosine_cost(
         # offset costs more than the multiply itself on CPU (page faults of new allocations)
         buffer = torch.empty_like(unit_source)  # (B, L, D)
         cosine = torch.stack(
-            [torch.mul(unit_source, padded[:, k : k + n_rows], out=buffer).sum(-1)
-             for k in range(width)],
+            [
+                torch.mul(unit_source, padded[:, k : k + n_rows], out=buffer).sum(-1)
+                for k in range(width)
+            ],
             dim=-1,
         )  # (B, L, W)
     valid = band_valid_mask(source_mask, victim_mask, window)  # (B, L, W)

@@ -259,8 +259,13 @@ def _solve(
         ~valid_col, -math.inf
     )  # (B, M, W)
     problem = _Problem(
-        log_kernel, log_kernel_col, _log_uniform(source_mask, dtype),
-        _log_uniform(victim_mask, dtype), valid.any(-1), valid_col.any(-1), window,
+        log_kernel,
+        log_kernel_col,
+        _log_uniform(source_mask, dtype),
+        _log_uniform(victim_mask, dtype),
+        valid.any(-1),
+        valid_col.any(-1),
+        window,
     )
     log_u = torch.zeros(n_batch, n_rows, dtype=dtype, device=cost.device)
     log_v = torch.zeros(n_batch, n_cols, dtype=dtype, device=cost.device)
@@ -331,7 +336,7 @@ def _scale(old: Tensor, weight: Tensor, sums: Tensor, live: Tensor, omega: float
 def _scaling_block(
     problem: _Problem, log_u: Tensor, log_v: Tensor, steps: int, omega: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``steps`` Sinkhorn iterations in the log-stabilised scaling form, then absorb.
+    """Run ``steps`` Sinkhorn iterations in the log-stabilised scaling form, then absorb.
 
     The potentials are absorbed into the kernel band once per block,
     ``Kt = exp(log_kernel + log_u + log_v)`` (Schmitzer, "Stabilized sparse scaling
@@ -364,7 +369,7 @@ def _scaling_block(
 def _log_block(
     problem: _Problem, log_u: Tensor, log_v: Tensor, steps: int, omega: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``steps`` Sinkhorn iterations with log-sum-exps over the bands (the safe fallback)."""
+    """Run ``steps`` Sinkhorn iterations with log-sum-exps over the bands (the safe fallback)."""
     window = problem.window
     n_rows, n_cols = log_u.shape[1], log_v.shape[1]
 

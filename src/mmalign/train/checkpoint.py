@@ -37,7 +37,9 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
         raise
 
 
-def save_checkpoint(path: Path, states: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path, states: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any]
+) -> None:
     """Save best states per setting plus JSON-like metadata, atomically."""
     atomic_write_bytes(Path(path), lambda f: torch.save({"states": states, "meta": meta}, f))
 
@@ -50,7 +52,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupted, truncated or not a weights-only file
-        raise DataError(f"{path}: not a readable mmalign checkpoint ({type(err).__name__}: {err}).") from None
+        raise DataError(
+            f"{path}: not a readable mmalign checkpoint ({type(err).__name__}: {err})."
+        ) from None
     if not isinstance(blob, dict) or "states" not in blob:
         raise DataError(f"{path}: not an mmalign checkpoint (no 'states' entry).")
     return blob["states"], blob.get("meta", {})

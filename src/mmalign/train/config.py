@@ -13,7 +13,13 @@ from typing import Any
 
 import yaml
 
-from mmalign.validation import ConfigError, check_in, check_non_negative, check_positive, check_probability
+from mmalign.validation import (
+    ConfigError,
+    check_in,
+    check_non_negative,
+    check_positive,
+    check_probability,
+)
 
 __all__ = [
     "ModelConfig",
@@ -112,7 +118,9 @@ class RunConfig:
         check_probability("p", self.p)
         check_in("device", self.device.split(":")[0], ["auto", "cpu", "cuda", "mps"])
         if ":" not in self.pair and "->" not in self.pair:
-            raise ConfigError(f"`pair` must look like 'source:victim' (e.g. 't:v'); got {self.pair!r}.")
+            raise ConfigError(
+                f"`pair` must look like 'source:victim' (e.g. 't:v'); got {self.pair!r}."
+            )
         for name in ("d_model", "n_heads", "n_layers", "n_fusion_layers", "ff_mult"):
             check_positive(name, getattr(self.model, name))
         if self.model.d_model % self.model.n_heads:
@@ -125,7 +133,15 @@ class RunConfig:
         check_positive("tol", self.adl.tol)
         check_in("convention", self.adl.convention, ["column", "row"])
         check_in("fit_normalisation", self.adl.fit_normalisation, ["mse", "eq13"])
-        for name in ("epochs", "batch_size", "lr_main", "lr_fit", "patience", "eval_batch_size", "tau"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "lr_main",
+            "lr_fit",
+            "patience",
+            "eval_batch_size",
+            "tau",
+        ):
             check_positive(name, getattr(self.train, name))
         check_non_negative("warmup_epochs", self.train.warmup_epochs)
         check_non_negative("lambda_con", self.train.lambda_con)
@@ -149,7 +165,10 @@ class RunConfig:
 
 
 SECTIONS: dict[str, type] = {
-    "model": ModelConfig, "adl": ADLConfig, "train": TrainConfig, "baselines": BaselineConfig,
+    "model": ModelConfig,
+    "adl": ADLConfig,
+    "train": TrainConfig,
+    "baselines": BaselineConfig,
 }
 
 

@@ -26,7 +26,7 @@ from mmalign.models.method import MissingModalityModel, Phase
 from mmalign.train.config import TrainConfig
 from mmalign.validation import MMAlignError
 
-__all__ = ["TrainingError", "FitResult", "build_optimizers", "predict_outputs", "fit"]
+__all__ = ["TrainingError", "FitResult", "build_optimizers", "train_step", "predict_outputs", "fit"]
 
 
 class TrainingError(MMAlignError):
@@ -54,7 +54,9 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
 
 
-def build_optimizers(model: MissingModalityModel, config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, torch.optim.Optimizer]:
+def build_optimizers(
+    model: MissingModalityModel, config: TrainConfig, log: Callable[[str], None] = print
+) -> dict[str, torch.optim.Optimizer]:
     """One AdamW per parameter group of the model.
 
     Rule: the model names its groups (:meth:`parameter_groups`, e.g. MM-Align's ``fitter``
@@ -73,7 +75,9 @@ def build_optimizers(model: MissingModalityModel, config: TrainConfig, log: Call
 
 
 @torch.no_grad()
-def predict_outputs(model: MissingModalityModel, pair: PairData, present: np.ndarray, batch_size: int) -> Tensor:
+def predict_outputs(
+    model: MissingModalityModel, pair: PairData, present: np.ndarray, batch_size: int
+) -> Tensor:
     """Model outputs (N, C) for a whole split, the victim present where ``present`` (N,) is True."""
     model.eval()
     has = torch.as_tensor(present, dtype=torch.bool, device=pair.device)
@@ -85,7 +89,7 @@ def predict_outputs(model: MissingModalityModel, pair: PairData, present: np.nda
 
 
 def _score(metrics: dict[str, float], task: str) -> float:
-    """The selection score (lower is better) from a metrics dict."""
+    """Return the selection score (lower is better) of a metrics dict."""
     name, direction = PRIMARY_METRIC[task]
     value = metrics[name]
     if not math.isfinite(value):
@@ -93,7 +97,13 @@ def _score(metrics: dict[str, float], task: str) -> float:
     return value if direction == "min" else -value
 
 
-def _step(model: MissingModalityModel, losses: dict[str, Tensor], optimizers: dict[str, torch.optim.Optimizer], groups: tuple[str, ...], grad_clip: float) -> None:
+def train_step(
+    model: MissingModalityModel,
+    losses: dict[str, Tensor],
+    optimizers: dict[str, torch.optim.Optimizer],
+    groups: tuple[str, ...],
+    grad_clip: float,
+) -> None:
     """Backward and step each group in ``model.group_order`` that has a loss and is in ``groups``."""
     todo = [g for g in model.group_order if g in losses and g in optimizers and g in groups]
     for i, group in enumerate(todo):
@@ -144,7 +154,9 @@ def fit(
     task = model.task
     optimizers = build_optimizers(model, config, log)
     schedulers = {
-        name: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=config.lr_decay, patience=config.lr_patience)
+        name: torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=config.lr_decay, patience=config.lr_patience
+        )
         for name, opt in optimizers.items()
     }
     all_groups = tuple(optimizers)
@@ -154,7 +166,14 @@ def fit(
     total_epochs = config.warmup_epochs + config.epochs
 
     def batches(index: np.ndarray, has_victim: bool | None) -> Iterator[Batch]:
-        return iterate_batches(train, index, config.batch_size, shuffle=True, generator=generator, has_victim=has_victim)
+        return iterate_batches(
+            train,
+            index,
+            config.batch_size,
+            shuffle=True,
+            generator=generator,
+            has_victim=has_victim,
+        )
 
     for epoch in range(total_epochs):
         warm = epoch < config.warmup_epochs
@@ -164,7 +183,10 @@ def fit(
         if warm:
             plan = [("warmup", complete_index, all_groups)]
         elif config.single_iteration:
-            plan = [("complete", complete_index, all_groups), ("missing", missing_index, all_groups)]
+            plan = [
+                ("complete", complete_index, all_groups),
+                ("missing", missing_index, all_groups),
+            ]
         else:  # "w/o SI" ablation: fitter and backbone in separate passes over the complete split
             plan = [
                 ("complete", complete_index, ("fitter",)),
@@ -172,8 +194,13 @@ def fit(
                 ("missing", missing_index, all_groups),
             ]
         n_batches = sum(math.ceil(len(idx) / config.batch_size) for _, idx, _ in plan)
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{total_epochs}" + (" (warm-up)" if warm else ""),
-                   disable=None if progress else True, leave=False, unit="batch")
+        bar = tqdm(
+            total=n_batches,
+            desc=f"epoch {epoch + 1}/{total_epochs}" + (" (warm-up)" if warm else ""),
+            disable=None if progress else True,
+            leave=False,
+            unit="batch",
+        )
         sums: dict[str, Tensor] = {}
         counts: dict[str, int] = {}
         for phase, index, groups in plan:
@@ -181,7 +208,7 @@ def fit(
                 continue
             for batch in batches(index, None if phase != "missing" else False):
                 losses = model.compute_losses(batch, phase)
-                _step(model, losses, optimizers, groups, config.grad_clip)
+                train_step(model, losses, optimizers, groups, config.grad_clip)
                 for key, value in losses.items():
                     name = f"{phase}/{key}"
                     sums[name] = sums.get(name, 0.0) + value.detach().float()
@@ -217,14 +244,25 @@ def fit(
         record["seconds"] = time.perf_counter() - start
         result.history.append(record)
         primary = PRIMARY_METRIC[task][0]
-        summary = "  ".join(f"valid {s} {primary} {record[f'valid_{s}'][primary]:.4f}" for s in valid_present)
-        main_key = next((k for k in ("complete/main", "warmup/main", "complete/backbone", "warmup/backbone") if k in record), None)
+        summary = "  ".join(
+            f"valid {s} {primary} {record[f'valid_{s}'][primary]:.4f}" for s in valid_present
+        )
+        main_key = next(
+            (
+                k
+                for k in ("complete/main", "warmup/main", "complete/backbone", "warmup/backbone")
+                if k in record
+            ),
+            None,
+        )
         loss_txt = f"loss {record[main_key]:.4f}  " if main_key else ""
         if "complete/fitter" in record:
             loss_txt += f"fit {record['complete/fitter']:.4f}  "
         if record.get("complete/ot_unconverged", 0.0) > 0:
             loss_txt += f"OT unconverged {100 * record['complete/ot_unconverged']:.0f}%  "
-        log(f"epoch {epoch + 1}/{total_epochs}{' (warm-up)' if warm else ''}  {loss_txt}{summary}  {record['seconds']:.1f}s")
+        log(
+            f"epoch {epoch + 1}/{total_epochs}{' (warm-up)' if warm else ''}  {loss_txt}{summary}  {record['seconds']:.1f}s"
+        )
         if warm:
             continue
         mean_score = float(np.mean([s for s in scores if math.isfinite(s)] or [0.0]))

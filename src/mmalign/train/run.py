@@ -86,7 +86,9 @@ def load_run_data(data: str, format: str = "", trusted: bool = False) -> Multimo
         knobs = {}
         for name, value in _parse_synthetic(data).items():
             if name not in types:
-                raise ConfigError(f"unknown synthetic knob {name!r}; valid knobs are {sorted(types)}.")
+                raise ConfigError(
+                    f"unknown synthetic knob {name!r}; valid knobs are {sorted(types)}."
+                )
             kind = types[name]
             knobs[name] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
         dataset = make_synthetic(SyntheticConfig(**knobs))
@@ -103,7 +105,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"`device` must be available on this machine; got {name!r} but CUDA is not.")
+        raise ConfigError(
+            f"`device` must be available on this machine; got {name!r} but CUDA is not."
+        )
     return torch.device(name)
 
 
@@ -126,7 +130,10 @@ def build_model(config: RunConfig, dims: PairDims) -> MissingModalityModel:
 def default_run_dir(config: RunConfig, source: str, victim: str) -> Path:
     """``runs/<method>_<src>-<victim>_p<p>_s<seed>_<timestamp>``."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config.method}_{source[0]}-{victim[0]}_p{config.p:g}_s{config.seed}_{stamp}"
+    return (
+        Path("runs")
+        / f"{config.method}_{source[0]}-{victim[0]}_p{config.p:g}_s{config.seed}_{stamp}"
+    )
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -141,17 +148,36 @@ def _predictions_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _prediction_rows(setting: str, ids: np.ndarray, labels: np.ndarray, present: np.ndarray, outputs: np.ndarray, task: str) -> list[dict[str, Any]]:
+def _prediction_rows(
+    setting: str,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    present: np.ndarray,
+    outputs: np.ndarray,
+    task: str,
+) -> list[dict[str, Any]]:
     """Per-sample prediction records (one dict per test sample)."""
     if task == "regression":
         preds = outputs[:, 0]
         return [
-            {"setting": setting, "id": str(i), "victim_present": int(p), "label": float(y), "prediction": float(q)}
+            {
+                "setting": setting,
+                "id": str(i),
+                "victim_present": int(p),
+                "label": float(y),
+                "prediction": float(q),
+            }
             for i, y, p, q in zip(ids, labels, present, preds)
         ]
     classes = outputs.argmax(1)
     return [
-        {"setting": setting, "id": str(i), "victim_present": int(p), "label": int(y), "prediction": int(q)}
+        {
+            "setting": setting,
+            "id": str(i),
+            "victim_present": int(p),
+            "label": int(y),
+            "prediction": int(q),
+        }
         for i, y, p, q in zip(ids, labels, present, classes)
     ]
 
@@ -183,7 +209,11 @@ def run_experiment(
     started = time.perf_counter()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
-    dataset = dataset if dataset is not None else load_run_data(config.data, config.format, config.trust_pickle)
+    dataset = (
+        dataset
+        if dataset is not None
+        else load_run_data(config.data, config.format, config.trust_pickle)
+    )
     source, victim = resolve_pair(config, dataset)
     method = get_method(config.method)
     run_dir = Path(out_dir) if out_dir else default_run_dir(config, source, victim)
@@ -203,7 +233,9 @@ def run_experiment(
     if method.complete_data:
         complete_idx, missing_idx = np.arange(n_train), np.arange(0)
         train_present = np.ones(n_train, dtype=bool)
-        settings = {"complete": {s: np.ones(len(dataset.splits[s]), dtype=bool) for s in ("valid", "test")}}
+        settings = {
+            "complete": {s: np.ones(len(dataset.splits[s]), dtype=bool) for s in ("valid", "test")}
+        }
     else:
         complete_idx, missing_idx = split.train_complete, split.train_missing
         train_present = split.present("train", "A")
@@ -225,9 +257,17 @@ def run_experiment(
         f"{len(complete_idx)} complete / {len(missing_idx)} missing training samples, device {device}"
     )
     meta = {
-        "method": method.name, "source": source, "victim": victim, "p": config.p, "seed": config.seed,
-        "dims": {"source_dim": dims.source_dim, "victim_dim": dims.victim_dim,
-                 "output_dim": dims.output_dim, "task": dims.task},
+        "method": method.name,
+        "source": source,
+        "victim": victim,
+        "p": config.p,
+        "seed": config.seed,
+        "dims": {
+            "source_dim": dims.source_dim,
+            "victim_dim": dims.victim_dim,
+            "output_dim": dims.output_dim,
+            "task": dims.task,
+        },
         "dataset": dataset.name,
     }
     _write_text(run_dir / "model.json", json.dumps(meta, indent=2))
@@ -238,29 +278,47 @@ def run_experiment(
 
     best: dict[str, dict] = {}
     result = fit(
-        model, train_pair, complete_idx, missing_idx, valid_pair,
-        {st: settings[st]["valid"] for st in settings}, config.train,
-        generator=generator, log=emit, on_improve=on_improve, progress=config.progress,
+        model,
+        train_pair,
+        complete_idx,
+        missing_idx,
+        valid_pair,
+        {st: settings[st]["valid"] for st in settings},
+        config.train,
+        generator=generator,
+        log=emit,
+        on_improve=on_improve,
+        progress=config.progress,
     )
-    save_checkpoint(run_dir / "checkpoint.pt", result.best_states, {**meta, "best_epochs": result.best_epochs})
+    save_checkpoint(
+        run_dir / "checkpoint.pt", result.best_states, {**meta, "best_epochs": result.best_epochs}
+    )
     metrics: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     test_split = dataset.splits["test"]
     for setting, present in settings.items():
         model.load_state_dict(result.best_states[setting])
-        outputs = predict_outputs(model, test_pair, present["test"], config.train.eval_batch_size).numpy()
+        outputs = predict_outputs(
+            model, test_pair, present["test"], config.train.eval_batch_size
+        ).numpy()
         metrics[setting] = {
             "valid": result.best_valid[setting],
             "test": compute_metrics(outputs, test_split.labels, dataset.task),
             "best_epoch": result.best_epochs[setting],
         }
-        rows += _prediction_rows(setting, test_split.ids, test_split.labels, present["test"], outputs, dataset.task)
+        rows += _prediction_rows(
+            setting, test_split.ids, test_split.labels, present["test"], outputs, dataset.task
+        )
     if method.complete_data:  # the upper bound reports the same numbers under both settings
         metrics["A"] = metrics["B"] = metrics.pop("complete")
     metrics["floor"] = _sanity_floor(dataset, source, victim, split, method.complete_data)
     metrics["meta"] = {
-        **meta, "n_complete": int(len(complete_idx)), "n_missing": int(len(missing_idx)),
-        "epochs_run": len(result.history), "wall_s": time.perf_counter() - started, "device": str(device),
+        **meta,
+        "n_complete": int(len(complete_idx)),
+        "n_missing": int(len(missing_idx)),
+        "epochs_run": len(result.history),
+        "wall_s": time.perf_counter() - started,
+        "device": str(device),
         "torch_threads": torch.get_num_threads(),
     }
     _write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
@@ -270,7 +328,9 @@ def run_experiment(
     return RunResult(run_dir, metrics, config)
 
 
-def _sanity_floor(dataset: MultimodalDataset, source: str, victim: str, split: MissingSplit, complete: bool) -> dict[str, Any]:
+def _sanity_floor(
+    dataset: MultimodalDataset, source: str, victim: str, split: MissingSplit, complete: bool
+) -> dict[str, Any]:
     """Ridge/logistic floor on time-pooled features of the modalities the method may use.
 
     ``source_only`` is the floor of the lower bound; ``pair_A`` / ``pair_B`` use the victim
@@ -288,7 +348,9 @@ def _sanity_floor(dataset: MultimodalDataset, source: str, victim: str, split: M
             return floor
         for setting in ("A", "B"):
             present = {victim: {s: split.present(s, setting) for s in ("train", "valid", "test")}}
-            floor[f"pair_{setting}"] = sanity_floor(dataset, [source, victim], present=present, alpha=alphas)
+            floor[f"pair_{setting}"] = sanity_floor(
+                dataset, [source, victim], present=present, alpha=alphas
+            )
         return floor
     except Exception as err:  # the floor is a diagnostic: never lose a finished run to it
         return {"error": f"{type(err).__name__}: {err}"}
@@ -297,10 +359,17 @@ def _sanity_floor(dataset: MultimodalDataset, source: str, victim: str, split: M
 def run_spec(spec: Any, run_dir: Path) -> dict[str, Any]:
     """Grid entry point: run one :class:`~mmalign.experiments.spec.RunSpec` into ``run_dir``."""
     config = config_from_dict(dict(spec.config or {}))
-    config = apply_overrides(config, {
-        "data": spec.data, "method": spec.method, "pair": f"{spec.source}:{spec.victim}",
-        "p": spec.p, "seed": spec.seed, "progress": False,
-    })
+    config = apply_overrides(
+        config,
+        {
+            "data": spec.data,
+            "method": spec.method,
+            "pair": f"{spec.source}:{spec.victim}",
+            "p": spec.p,
+            "seed": spec.seed,
+            "progress": False,
+        },
+    )
     threads = os.environ.get("MMALIGN_THREADS")
     if threads and config.threads == 0:
         config = apply_overrides(config, {"threads": int(threads)})

@@ -25,7 +25,7 @@ def _padded(rng, n, steps, width, lengths, left):
     for i in range(n):
         rows = rng.normal(size=(lengths[i], width)).astype(np.float32) + 0.5
         if left[i]:
-            x[i, steps - lengths[i]:] = rows
+            x[i, steps - lengths[i] :] = rows
         else:
             x[i, : lengths[i]] = rows
     return x
@@ -81,12 +81,14 @@ def write_mmsa(folder: Path, *, aligned=True, sims=False, seed=0, name=None, mut
     data, truth = {}, {}
     for s in SPLITS_MMSA:
         left = None if aligned else (np.arange(SIZES[s]) % 2 == 1)  # mix both padding sides
-        data[s], truth[s] = mmsa_split(rng, SIZES[s], aligned=aligned, sims=sims,
-                                       left_unaligned=left)
+        data[s], truth[s] = mmsa_split(
+            rng, SIZES[s], aligned=aligned, sims=sims, left_unaligned=left
+        )
     if mutate:
         mutate(data)
-    name = name or ("unaligned_39.pkl" if sims else "aligned_50.pkl" if aligned
-                    else "unaligned_50.pkl")
+    name = name or (
+        "unaligned_39.pkl" if sims else "aligned_50.pkl" if aligned else "unaligned_50.pkl"
+    )
     path = Path(folder) / name
     with open(path, "wb") as f:
         pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -116,9 +118,7 @@ def write_mult(folder: Path, *, aligned=True, iemocap=False, seed=0, name=None, 
             split["labels"] = onehot
         else:
             split["labels"] = rng.uniform(-3, 3, size=(n, 1, 1)).astype(np.float32)
-            split["id"] = np.array(
-                [[f"vid{i}_{i + 1}".encode(), b"0.0", b"1.5"] for i in range(n)]
-            )
+            split["id"] = np.array([[f"vid{i}_{i + 1}".encode(), b"0.0", b"1.5"] for i in range(n)])
         data[s] = split
         truth[s] = {"text": t_len, "audio": a_len, "vision": v_len}
     if mutate:
@@ -208,12 +208,14 @@ def write_meld(folder: Path, *, seed=0, mutate=None):
         items = []
         for k in range(SIZES["valid" if stem == "dev" else stem]):
             lt, lv, la = (int(v) for v in rng.integers(1, 7, size=3))
-            items.append({
-                "token_ids": [int(t) for t in rng.integers(0, vocab, size=lt)],
-                "video_features": rng.normal(size=(lv, 2048)).astype(np.float32),
-                "audio_features": rng.normal(size=(la, 768)).astype(np.float32),
-                "label": int(k % 7),
-            })
+            items.append(
+                {
+                    "token_ids": [int(t) for t in rng.integers(0, vocab, size=lt)],
+                    "video_features": rng.normal(size=(lv, 2048)).astype(np.float32),
+                    "audio_features": rng.normal(size=(la, 768)).astype(np.float32),
+                    "label": int(k % 7),
+                }
+            )
         lists[stem] = items
     if mutate:
         mutate(lists)

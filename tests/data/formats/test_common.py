@@ -10,14 +10,20 @@ from mmalign.data.formats._common import (
 
 def _sample(steps, rows, offset):
     x = np.zeros((steps, 2), np.float32)
-    x[offset: offset + len(rows)] = rows
+    x[offset : offset + len(rows)] = rows
     return x
 
 
 def test_padding_side_is_found_per_sample():
     rows = np.array([[1, 2], [3, 4], [5, 6]], np.float32)
-    x = np.stack([_sample(6, rows, 0), _sample(6, rows, 3), _sample(6, rows, 1),
-                  np.zeros((6, 2), np.float32)])  # right, left, both, empty
+    x = np.stack(
+        [
+            _sample(6, rows, 0),
+            _sample(6, rows, 3),
+            _sample(6, rows, 1),
+            np.zeros((6, 2), np.float32),
+        ]
+    )  # right, left, both, empty
     start, length = nonzero_span(x)
     assert start.tolist() == [0, 3, 1, 0] and length.tolist() == [3, 3, 3, 0]
     moved = move_valid_first(x, start, length)
@@ -47,4 +53,4 @@ def test_pad_ragged_matches_a_loop():
     assert padded.shape == (3, 4, 3) and lengths.tolist() == [4, 0, 2]
     for i, item in enumerate(items):
         np.testing.assert_allclose(padded[i, : len(item)], item, rtol=1e-6)
-        assert not padded[i, len(item):].any()
+        assert not padded[i, len(item) :].any()

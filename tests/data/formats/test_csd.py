@@ -16,17 +16,31 @@ def _frames(rng, start, stop, step, width):
 def _write_folder(fmt, folder, videos, folds=True):
     """videos: name -> dict(words, vectors, audio, vision, segments, labels)."""
     folder.mkdir(parents=True, exist_ok=True)
-    fmt.write_csd(folder / "CMU_MOSI_TimestampedWordVectors.csd", "glove_vectors",
-                  {v: (d["words"], d["vectors"]) for v, d in videos.items()})
-    fmt.write_csd(folder / "CMU_MOSI_TimestampedWords.csd", "words",
-                  {v: (d["words"], np.array([[b"sp"]] * len(d["words"])))
-                   for v, d in videos.items()})
-    fmt.write_csd(folder / "CMU_MOSI_COVAREP.csd", "COVAREP",
-                  {v: d["audio"] for v, d in videos.items() if "audio" in d})
-    fmt.write_csd(folder / "CMU_MOSI_Visual_Facet_41.csd", "FACET_4.1",
-                  {v: d["vision"] for v, d in videos.items()})
-    fmt.write_csd(folder / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels",
-                  {v: (d["segments"], d["labels"]) for v, d in videos.items()})
+    fmt.write_csd(
+        folder / "CMU_MOSI_TimestampedWordVectors.csd",
+        "glove_vectors",
+        {v: (d["words"], d["vectors"]) for v, d in videos.items()},
+    )
+    fmt.write_csd(
+        folder / "CMU_MOSI_TimestampedWords.csd",
+        "words",
+        {v: (d["words"], np.array([[b"sp"]] * len(d["words"]))) for v, d in videos.items()},
+    )
+    fmt.write_csd(
+        folder / "CMU_MOSI_COVAREP.csd",
+        "COVAREP",
+        {v: d["audio"] for v, d in videos.items() if "audio" in d},
+    )
+    fmt.write_csd(
+        folder / "CMU_MOSI_Visual_Facet_41.csd",
+        "FACET_4.1",
+        {v: d["vision"] for v, d in videos.items()},
+    )
+    fmt.write_csd(
+        folder / "CMU_MOSI_Opinion_Labels.csd",
+        "Opinion Segment Labels",
+        {v: (d["segments"], d["labels"]) for v, d in videos.items()},
+    )
     if folds:
         names = sorted(videos)
         spec = {"train": names[:-2], "dev": [names[-2]], "test": [names[-1]]}
@@ -51,13 +65,15 @@ def _random_video(rng, n_words=6):
 def _hand_video():
     words = np.array([[0, 1], [1, 2], [2, 2], [2, 3], [3, 4]], float)  # [2, 2]: zero length
     vectors = np.arange(5 * 300, dtype=float).reshape(5, 300)
-    audio_iv = np.array([[0, .5], [.5, 1], [1, 1.5], [1.5, 2], [2, 3], [3, 4]])
+    audio_iv = np.array([[0, 0.5], [0.5, 1], [1, 1.5], [1.5, 2], [2, 3], [3, 4]])
     audio = np.tile(np.array([1, 3, 5, 7, 11, 13], np.float32)[:, None], (1, 74))
     audio[5, 2] = -np.inf  # COVAREP quirk
     vision_iv = np.array([[0, 2], [2, 4]], float)
     vision = np.stack([np.full(47, 2.0), np.full(47, -4.0)]).astype(np.float32)
     return {
-        "words": words, "vectors": vectors, "audio": (audio_iv, audio),
+        "words": words,
+        "vectors": vectors,
+        "audio": (audio_iv, audio),
         "vision": (vision_iv, vision),
         "segments": np.array([[0, 2], [2, 4], [10, 11]], float),  # the last one has no words
         "labels": np.array([[1.5], [-0.5], [2.0]], "<f4"),
@@ -125,7 +141,8 @@ def _folder(fmt, tmp_path):
 def test_two_files_for_one_modality(tmp_path, fmt):
     folder = _folder(fmt, tmp_path)
     (folder / "CMU_MOSI_Visual_OpenFace_2.csd").write_bytes(
-        (folder / "CMU_MOSI_Visual_Facet_41.csd").read_bytes())
+        (folder / "CMU_MOSI_Visual_Facet_41.csd").read_bytes()
+    )
     with pytest.raises(DataError, match=r"several \.csd files match 'vision'"):
         load_dataset(folder)
 
@@ -160,7 +177,8 @@ def test_mismatched_features_and_intervals(tmp_path, fmt):
 
 def test_empty_fold_asks_for_folds_json(tmp_path, fmt):
     folder = _folder(fmt, tmp_path)
-    (folder / "folds.json").write_text(json.dumps({"train": ["a", "b", "c"], "valid": [],
-                                                   "test": []}))
+    (folder / "folds.json").write_text(
+        json.dumps({"train": ["a", "b", "c"], "valid": [], "test": []})
+    )
     with pytest.raises(DataError, match=r"the valid split is empty .*folds\.json"):
         load_dataset(folder)

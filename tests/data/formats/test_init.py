@@ -12,8 +12,11 @@ def test_registry_names():
 
 
 def test_unknown_format_lists_every_valid_name(tmp_path):
-    with pytest.raises(ConfigError, match=r"`format` must be one of \['csd', 'meld', 'misa', "
-                                          r"'mmsa', 'mult', 'native'\]; got 'hdf5'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"`format` must be one of \['csd', 'meld', 'misa', "
+        r"'mmsa', 'mult', 'native'\]; got 'hdf5'",
+    ):
         load_dataset(tmp_path, format="hdf5")
 
 

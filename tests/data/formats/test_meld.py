@@ -17,8 +17,11 @@ def test_meld_folder_is_seven_class_classification_with_own_lengths(tmp_path, fm
         assert split.labels.tolist() == [it["label"] for it in items]
         for i, it in enumerate(items):
             lt, lv, la = len(it["token_ids"]), len(it["video_features"]), len(it["audio_features"])
-            assert (split.lengths["text"][i], split.lengths["vision"][i],
-                    split.lengths["audio"][i]) == (lt, lv, la)
+            assert (
+                split.lengths["text"][i],
+                split.lengths["vision"][i],
+                split.lengths["audio"][i],
+            ) == (lt, lv, la)
             np.testing.assert_array_equal(split.features["text"][i, :lt], emb[it["token_ids"]])
             np.testing.assert_array_equal(split.features["vision"][i, :lv], it["video_features"])
             assert not split.features["audio"][i, la:].any()
@@ -28,12 +31,16 @@ def test_meld_folder_is_seven_class_classification_with_own_lengths(tmp_path, fm
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda ls: ls["train"][0].pop("audio_features"),
-         r"train\.pkl: sample 0 lacks key\(s\) \['audio_features'\]"),
+        (
+            lambda ls: ls["train"][0].pop("audio_features"),
+            r"train\.pkl: sample 0 lacks key\(s\) \['audio_features'\]",
+        ),
         (lambda ls: ls["dev"][1].update(label=9), r"\[valid\]: class labels must lie in \[0, 7\)"),
         (lambda ls: ls["test"][0].update(label=[1, 2]), r"test\.pkl: each `label` must be one int"),
-        (lambda ls: ls["test"][1].update(video_features=np.zeros((2, 5))),
-         r"test\.pkl: `video_features` rows have different widths \[5, 2048\]"),
+        (
+            lambda ls: ls["test"][1].update(video_features=np.zeros((2, 5))),
+            r"test\.pkl: `video_features` rows have different widths \[5, 2048\]",
+        ),
         (lambda ls: ls["train"].__setitem__(2, "oops"), r"train\.pkl: sample 2 must be a dict"),
     ],
 )

@@ -21,8 +21,9 @@ def test_word_ids_become_embedding_rows_and_modalities_share_the_word_axis(tmp_p
             for m in ("text", "vision", "audio"):
                 assert split.lengths[m][i] == n
                 assert not split.features[m][i, n:].any()
-            np.testing.assert_array_equal(split.features["text"][i, :n],
-                                          emb[np.asarray(words, dtype=np.int64)])
+            np.testing.assert_array_equal(
+                split.features["text"][i, :n], emb[np.asarray(words, dtype=np.int64)]
+            )
             if n:
                 np.testing.assert_array_equal(split.features["vision"][i, :n], visual)
                 np.testing.assert_array_equal(split.features["audio"][i, :n], acoustic)
@@ -51,21 +52,32 @@ def test_missing_embedding_file(tmp_path, fmt):
 def _set(stem, k, item):
     def mutate(lists):
         lists[stem][k] = item(lists[stem][k])
+
     return mutate
 
 
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (_set("dev", 0, lambda it: ((it[0][0], it[0][1][:-1], it[0][2], it[0][3]), it[1], it[2])),
-         r"dev\.pkl: sample 0 has \d+ words but \d+ visual"),
-        (_set("train", 0, lambda it: ((it[0][0] + 1000, *it[0][1:]), it[1], it[2])),
-         r"train\.pkl: word ids must be integers in \[0, 40\)"),
-        (_set("test", 2, lambda it: (it[0], np.zeros((1, 3), np.float32), it[2])),
-         r"test\.pkl: labels must be \(1, 1\) or \(1, 7\) arrays"),
+        (
+            _set(
+                "dev", 0, lambda it: ((it[0][0], it[0][1][:-1], it[0][2], it[0][3]), it[1], it[2])
+            ),
+            r"dev\.pkl: sample 0 has \d+ words but \d+ visual",
+        ),
+        (
+            _set("train", 0, lambda it: ((it[0][0] + 1000, *it[0][1:]), it[1], it[2])),
+            r"train\.pkl: word ids must be integers in \[0, 40\)",
+        ),
+        (
+            _set("test", 2, lambda it: (it[0], np.zeros((1, 3), np.float32), it[2])),
+            r"test\.pkl: labels must be \(1, 1\) or \(1, 7\) arrays",
+        ),
         (_set("test", 0, lambda it: it[0]), r"test\.pkl: sample 0 is not \(\(words, visual"),
-        (_set("dev", 1, lambda it: (([], *it[0][1:]), it[1], it[2])),
-         r"dev\.pkl: sample 1 has no word-id array .*MMIM"),
+        (
+            _set("dev", 1, lambda it: (([], *it[0][1:]), it[1], it[2])),
+            r"dev\.pkl: sample 1 has no word-id array .*MMIM",
+        ),
         (lambda lists: lists.update(dev=[]), r"dev\.pkl: the split is empty"),
     ],
 )

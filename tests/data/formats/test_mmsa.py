@@ -12,10 +12,11 @@ def _check_valid_first(loaded, original, length, start=None):
     """loaded[i, :len] == original[i, start:start+len]; zeros after."""
     for i in range(loaded.shape[0]):
         s = 0 if start is None else start[i]
-        np.testing.assert_array_equal(loaded[i, : length[i]],
-                                      np.nan_to_num(original[i, s: s + length[i]],
-                                                    nan=0, posinf=0, neginf=0))
-        assert not loaded[i, length[i]:].any()
+        np.testing.assert_array_equal(
+            loaded[i, : length[i]],
+            np.nan_to_num(original[i, s : s + length[i]], nan=0, posinf=0, neginf=0),
+        )
+        assert not loaded[i, length[i] :].any()
 
 
 def test_aligned_file_shares_the_bert_mask_length(tmp_path, fmt):
@@ -83,25 +84,41 @@ def test_unknown_file_name_is_sniffed(tmp_path, fmt, quiet):
     assert len(load_dataset(path).splits["train"]) == 4
 
 
-
-
 @pytest.mark.parametrize(
     ("mutate", "aligned", "match"),
     [
         (lambda d: d.pop("valid"), True, r"missing key\(s\) \['valid'\]"),
         (lambda d: d["train"].pop("audio"), True, r"\[train\]: missing key\(s\) \['audio'\]"),
-        (lambda d: d["test"].update(vision=d["test"]["vision"][:2]), True,
-         r"\[test\]: modality 'vision' has 2 samples, labels have 3"),
-        (lambda d: d["train"].update(regression_labels=np.zeros((4, 2))), True,
-         r"`regression_labels` must have shape \(4,\)"),
-        (lambda d: d["train"].update(audio_lengths=[999, 1, 1, 1]), False,
-         r"`audio_lengths` of sample 0 is 999 but the padded array holds 375 steps"),
-        (lambda d: d["valid"].pop("vision_lengths"), False,
-         r"missing key\(s\) \['vision_lengths'\]"),
-        (lambda d: d["train"].update(text_bert=np.zeros((4, 2, 50))), True,
-         r"`text_bert` must have shape \(4, 3, 50\)"),
-        (lambda d: d["valid"].update({k: v[:0] for k, v in d["valid"].items()}), True,
-         r"\[valid\]: the split is empty"),
+        (
+            lambda d: d["test"].update(vision=d["test"]["vision"][:2]),
+            True,
+            r"\[test\]: modality 'vision' has 2 samples, labels have 3",
+        ),
+        (
+            lambda d: d["train"].update(regression_labels=np.zeros((4, 2))),
+            True,
+            r"`regression_labels` must have shape \(4,\)",
+        ),
+        (
+            lambda d: d["train"].update(audio_lengths=[999, 1, 1, 1]),
+            False,
+            r"`audio_lengths` of sample 0 is 999 but the padded array holds 375 steps",
+        ),
+        (
+            lambda d: d["valid"].pop("vision_lengths"),
+            False,
+            r"missing key\(s\) \['vision_lengths'\]",
+        ),
+        (
+            lambda d: d["train"].update(text_bert=np.zeros((4, 2, 50))),
+            True,
+            r"`text_bert` must have shape \(4, 3, 50\)",
+        ),
+        (
+            lambda d: d["valid"].update({k: v[:0] for k, v in d["valid"].items()}),
+            True,
+            r"\[valid\]: the split is empty",
+        ),
     ],
 )
 def test_bad_files_raise_one_clear_error_naming_the_file(tmp_path, fmt, mutate, aligned, match):

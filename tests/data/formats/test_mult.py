@@ -16,7 +16,7 @@ def test_aligned_left_padded_file_moves_valid_steps_first(tmp_path, fmt):
         for m in ("text", "audio", "vision"):
             np.testing.assert_array_equal(split.lengths[m], t["text"])  # one time axis
             for i, n in enumerate(t["text"]):
-                expected = np.nan_to_num(raw[m][i, 50 - n:], neginf=0).astype(np.float32)
+                expected = np.nan_to_num(raw[m][i, 50 - n :], neginf=0).astype(np.float32)
                 np.testing.assert_array_equal(split.features[m][i, :n], expected)
                 assert not split.features[m][i, n:].any()
         np.testing.assert_array_equal(split.labels, raw["labels"][:, 0, 0])
@@ -45,8 +45,11 @@ def test_ids_with_repeated_video_are_joined():
 
 def test_iemocap_multilabel_is_refused(tmp_path, fmt):
     path = fmt.write_mult(tmp_path, iemocap=True)[0]
-    with pytest.raises(DataError, match=r"iemocap_data\.pkl \[train\]: `labels` of shape "
-                                        r"\(4, 4, 2\) are IEMOCAP multi-label"):
+    with pytest.raises(
+        DataError,
+        match=r"iemocap_data\.pkl \[train\]: `labels` of shape "
+        r"\(4, 4, 2\) are IEMOCAP multi-label",
+    ):
         load_dataset(path)
 
 
@@ -54,13 +57,19 @@ def test_iemocap_multilabel_is_refused(tmp_path, fmt):
     ("mutate", "match"),
     [
         (lambda d: d["valid"].pop("labels"), r"\[valid\]: missing key\(s\) \['labels'\]"),
-        (lambda d: d["train"].update(labels=np.zeros((5, 1, 1), np.float32)),
-         r"\[train\]: modality 'text' has 4 samples, labels have 5"),
-        (lambda d: d["train"].update(labels=np.zeros((4, 2, 1), np.float32)),
-         r"`labels` must have shape \(4,\), \(4, 1\) or \(4, 1, 1\); got \(4, 2, 1\)"),
+        (
+            lambda d: d["train"].update(labels=np.zeros((5, 1, 1), np.float32)),
+            r"\[train\]: modality 'text' has 4 samples, labels have 5",
+        ),
+        (
+            lambda d: d["train"].update(labels=np.zeros((4, 2, 1), np.float32)),
+            r"`labels` must have shape \(4,\), \(4, 1\) or \(4, 1, 1\); got \(4, 2, 1\)",
+        ),
         (lambda d: d["test"].update(audio=np.zeros((3, 50))), r"`audio` must have 3 axes"),
-        (lambda d: d["test"].update(labels=np.full((3, 1, 1), np.nan, np.float32)),
-         r"`labels` holds 3 non-finite value"),
+        (
+            lambda d: d["test"].update(labels=np.full((3, 1, 1), np.nan, np.float32)),
+            r"`labels` holds 3 non-finite value",
+        ),
     ],
 )
 def test_bad_mult_files(tmp_path, fmt, mutate, match):

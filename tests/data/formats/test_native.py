@@ -14,16 +14,21 @@ def _dataset(task="regression"):
         x = rng.normal(size=(n, 6, 3)).astype(np.float32)
         x[np.arange(6)[None, :] >= lengths[:, None]] = 0
         sensor = rng.normal(size=(n, 4, 2)).astype(np.float32)
-        labels = (rng.integers(0, 3, size=n) if task == "classification"
-                  else rng.normal(size=n).astype(np.float32))
+        labels = (
+            rng.integers(0, 3, size=n)
+            if task == "classification"
+            else rng.normal(size=n).astype(np.float32)
+        )
         ids = np.array([f"{s}-{i}" for i in range(n)], dtype=object)
         splits[s] = Split(
             features={"text": x, "gyro": sensor},
             lengths={"text": lengths.astype(np.int64), "gyro": np.full(n, 4, np.int64)},
-            labels=labels, ids=ids,
+            labels=labels,
+            ids=ids,
         )
-    return MultimodalDataset(splits=splits, task=task,
-                             n_classes=3 if task == "classification" else None, name="mine")
+    return MultimodalDataset(
+        splits=splits, task=task, n_classes=3 if task == "classification" else None, name="mine"
+    )
 
 
 @pytest.mark.parametrize("task", ["regression", "classification"])
@@ -50,11 +55,16 @@ def test_docs_example_from_plain_numpy(tmp_path):
     out = tmp_path / "my_data"
     out.mkdir()
     for split, n in [("train", 8), ("valid", 2), ("test", 2)]:
-        np.savez(out / f"{split}.npz",
-                 x_t=np.random.rand(n, 20, 300).astype("float32"), len_t=np.full(n, 20),
-                 x_a=np.random.rand(n, 20, 74).astype("float32"), len_a=np.full(n, 20),
-                 labels=np.random.uniform(-3, 3, n).astype("float32"),
-                 ids=np.array([f"{split}{i}" for i in range(n)]), task="regression")
+        np.savez(
+            out / f"{split}.npz",
+            x_t=np.random.rand(n, 20, 300).astype("float32"),
+            len_t=np.full(n, 20),
+            x_a=np.random.rand(n, 20, 74).astype("float32"),
+            len_a=np.full(n, 20),
+            labels=np.random.uniform(-3, 3, n).astype("float32"),
+            ids=np.array([f"{split}{i}" for i in range(n)]),
+            task="regression",
+        )
     ds = load_dataset(out)
     assert ds.feature_dims == {"text": 300, "audio": 74}
 
@@ -75,21 +85,43 @@ def _write(folder, split="train", **changes):
     ("split", "changes", "match"),
     [
         ("train", {"labels": None}, r"train\.npz: missing key `labels`"),
-        ("valid", {"len_audo": np.ones(2, int)},
-         r"valid\.npz: unknown modality 'audo' in `len_audo`"),
+        (
+            "valid",
+            {"len_audo": np.ones(2, int)},
+            r"valid\.npz: unknown modality 'audo' in `len_audo`",
+        ),
         ("test", {"weights": np.ones(3)}, r"test\.npz: unknown key\(s\) \['weights'\]"),
-        ("train", {"len_text": np.full(5, 99)},
-         r"train\.npz: `len_text` of sample 0 is 99 but the padded array holds 6 steps"),
-        ("train", {"labels": np.zeros((5, 1), np.float32)},
-         r"train\.npz: `labels` must have shape \(N,\); got \(5, 1\)"),
-        ("valid", {"x_gyro": np.zeros((3, 4, 2), np.float32)},
-         r"valid\.npz: modality 'gyro' has 3 samples, labels have 2"),
+        (
+            "train",
+            {"len_text": np.full(5, 99)},
+            r"train\.npz: `len_text` of sample 0 is 99 but the padded array holds 6 steps",
+        ),
+        (
+            "train",
+            {"labels": np.zeros((5, 1), np.float32)},
+            r"train\.npz: `labels` must have shape \(N,\); got \(5, 1\)",
+        ),
+        (
+            "valid",
+            {"x_gyro": np.zeros((3, 4, 2), np.float32)},
+            r"valid\.npz: modality 'gyro' has 3 samples, labels have 2",
+        ),
         ("test", {"task": np.array("ranking")}, r"`task` must be one of \['regression', "),
-        ("valid", {"task": np.array("classification"), "labels": np.zeros(2, np.int64),
-                   "n_classes": np.array(2)}, r"valid\.npz: task 'classification' differs"),
+        (
+            "valid",
+            {
+                "task": np.array("classification"),
+                "labels": np.zeros(2, np.int64),
+                "n_classes": np.array(2),
+            },
+            r"valid\.npz: task 'classification' differs",
+        ),
         ("test", {"ids": np.array(["a"])}, r"test\.npz: `ids` must have shape \(3,\)"),
-        ("train", {"ids": np.array([{"a": 1}] * 5, dtype=object)},
-         r"train\.npz: unreadable npz \(object arrays are not allowed\)"),
+        (
+            "train",
+            {"ids": np.array([{"a": 1}] * 5, dtype=object)},
+            r"train\.npz: unreadable npz \(object arrays are not allowed\)",
+        ),
     ],
 )
 def test_bad_native_files(tmp_path, split, changes, match):
@@ -105,9 +137,16 @@ def test_empty_split_missing_file_and_truncated_file(tmp_path):
     empty = ds.splits["test"].subset(np.zeros(3, bool))
     with np.load(folder / "test.npz") as z:
         arrays = {k: z[k] for k in z.files}
-    arrays.update({"x_text": empty.features["text"], "len_text": empty.lengths["text"],
-                   "x_gyro": empty.features["gyro"], "len_gyro": empty.lengths["gyro"],
-                   "labels": empty.labels, "ids": np.array([], dtype=str)})
+    arrays.update(
+        {
+            "x_text": empty.features["text"],
+            "len_text": empty.lengths["text"],
+            "x_gyro": empty.features["gyro"],
+            "len_gyro": empty.lengths["gyro"],
+            "labels": empty.labels,
+            "ids": np.array([], dtype=str),
+        }
+    )
     np.savez(folder / "test.npz", **arrays)
     with pytest.raises(DataError, match=r"\[test\]: the split is empty"):
         load_dataset(folder)

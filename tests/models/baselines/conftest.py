@@ -8,7 +8,7 @@ import torch
 from mmalign.models.method import PairDims
 from mmalign.models.registry import get_method
 from mmalign.train.config import ModelConfig, RunConfig, TrainConfig
-from mmalign.train.loop import _step, build_optimizers
+from mmalign.train.loop import build_optimizers, train_step
 
 TINY = RunConfig(
     model=ModelConfig(d_model=8, n_heads=2, n_layers=1, n_fusion_layers=1, dropout=0.0, ff_mult=2),
@@ -36,7 +36,7 @@ def train_steps(model, batches, n_steps):
         for batch, phase in batches:
             losses = model.compute_losses(batch, phase)
             total += float(losses["backbone"].detach())
-            _step(model, losses, optimizers, tuple(optimizers), TINY.train.grad_clip)
+            train_step(model, losses, optimizers, tuple(optimizers), TINY.train.grad_clip)
         history.append(total)
     return history
 

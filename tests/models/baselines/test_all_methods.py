@@ -13,7 +13,7 @@ from mmalign.data.synthetic import SyntheticConfig, make_synthetic
 from mmalign.models.method import PairDims
 from mmalign.models.registry import METHODS, get_method
 from mmalign.train.config import ModelConfig, RunConfig, TrainConfig
-from mmalign.train.loop import _step, build_optimizers, fit, predict_outputs
+from mmalign.train.loop import build_optimizers, fit, predict_outputs, train_step
 from mmalign.validation import ConfigError
 
 NAMES = sorted(METHODS)
@@ -28,9 +28,18 @@ CONFIG = RunConfig(
 def data(request):
     """A tiny dataset whose absent victims are NaN in the raw features, with presence masks."""
     task = request.param
-    dataset = make_synthetic(SyntheticConfig(
-        n_train=16, n_valid=8, n_test=4, min_length=3, max_length=9, task=task, n_classes=3, seed=4,
-    ))
+    dataset = make_synthetic(
+        SyntheticConfig(
+            n_train=16,
+            n_valid=8,
+            n_test=4,
+            min_length=3,
+            max_length=9,
+            task=task,
+            n_classes=3,
+            seed=4,
+        )
+    )
     rng = np.random.default_rng(0)
     train_present = rng.permutation(np.arange(16) % 2 == 0)
     valid_b = rng.permutation(np.arange(8) % 2 == 0)
@@ -85,7 +94,7 @@ def test_nan_victims_of_absent_samples_never_surface(data, name):
     for phase, rows, has in plan:
         for batch in iterate_batches(train, rows, 8, shuffle=False, has_victim=has):
             losses = model.compute_losses(batch, phase)
-            _step(model, losses, optimizers, groups, CONFIG.train.grad_clip)
+            train_step(model, losses, optimizers, groups, CONFIG.train.grad_clip)
             assert_finite_state(model, losses)
     if spec.complete_data:
         outputs = predict_outputs(model, data["valid_clean"], np.ones(8, dtype=bool), 16)
@@ -125,8 +134,18 @@ def test_one_training_epoch_of_every_method(data, name):
     else:
         train, valid = data["train"], data["valid"]
         complete, missing, settings = data["complete"], data["missing"], data["settings"]
-    result = fit(model, train, complete, missing, valid, settings, CONFIG.train,
-                 generator=torch.Generator().manual_seed(0), log=lambda _: None, progress=False)
+    result = fit(
+        model,
+        train,
+        complete,
+        missing,
+        valid,
+        settings,
+        CONFIG.train,
+        generator=torch.Generator().manual_seed(0),
+        log=lambda _: None,
+        progress=False,
+    )
     assert len(result.history) == 1
     assert set(result.best_states) == set(settings)
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]

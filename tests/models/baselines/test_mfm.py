@@ -63,8 +63,10 @@ def test_reconstruction_ignores_rows_without_the_victim(batch_factory, build_met
 
 def test_loss_decreases_with_the_real_optimiser(batch_factory, build_method, run_steps):
     model = build_method("mfm")
-    batches = [(batch_factory(b=6, seq_len=8, seed=1), "complete"),
-               (batch_factory(b=6, seq_len=8, has_victim=False, seed=2), "missing")]
+    batches = [
+        (batch_factory(b=6, seq_len=8, seed=1), "complete"),
+        (batch_factory(b=6, seq_len=8, has_victim=False, seed=2), "missing"),
+    ]
     history = run_steps(model, batches, 20)
     assert sum(history[-3:]) < 0.5 * sum(history[:3])
 
@@ -91,10 +93,13 @@ def test_masked_gru_does_not_depend_on_padding():
     assert torch.equal(long[:, 5:], torch.zeros(1, 3, 8))
 
 
-@pytest.mark.parametrize(("kw", "match"), [
-    ({"factor_dim": 0}, "`factor_dim` must be a number > 0; got 0."),
-    ({"recon_weight": -1.0}, "`recon_weight` must be a number >= 0; got -1.0."),
-])
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"factor_dim": 0}, "`factor_dim` must be a number > 0; got 0."),
+        ({"recon_weight": -1.0}, "`recon_weight` must be a number >= 0; got -1.0."),
+    ],
+)
 def test_bad_arguments_raise(kw, match):
     from mmalign.models.backbone import Backbone
 

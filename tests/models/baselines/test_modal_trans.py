@@ -109,17 +109,22 @@ def test_causal_mask_blocks_the_future():
 
 def test_loss_decreases_with_the_real_optimiser(batch_factory, build_method, run_steps):
     model = build_method("modal-trans")
-    batches = [(batch_factory(b=6, seq_len=8, seed=1), "complete"),
-               (batch_factory(b=6, seq_len=8, has_victim=False, seed=2), "missing")]
+    batches = [
+        (batch_factory(b=6, seq_len=8, seed=1), "complete"),
+        (batch_factory(b=6, seq_len=8, has_victim=False, seed=2), "missing"),
+    ]
     history = run_steps(model, batches, 20)
     assert sum(history[-3:]) < 0.5 * sum(history[:3])
 
 
-@pytest.mark.parametrize(("kw", "match"), [
-    ({"n_heads": 3}, "`n_heads` must divide d_model=8; got 3."),
-    ({"n_layers": 0}, "`n_layers` must be a number > 0; got 0."),
-    ({"cycle_weight": -1.0}, "`cycle_weight` must be a number >= 0; got -1.0."),
-])
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"n_heads": 3}, "`n_heads` must divide d_model=8; got 3."),
+        ({"n_layers": 0}, "`n_layers` must be a number > 0; got 0."),
+        ({"cycle_weight": -1.0}, "`cycle_weight` must be a number >= 0; got -1.0."),
+    ],
+)
 def test_bad_arguments_raise(kw, match):
     with pytest.raises(ConfigError, match=re.escape(match)):
         ModalTrans(Backbone(6, 5, 1, d_model=8, n_heads=2), "regression", **kw)

@@ -121,17 +121,22 @@ def test_missing_rows_never_feed_the_centres(batch_factory, build_method):
 
 def test_loss_decreases_with_the_real_optimiser(batch_factory, build_method, run_steps):
     model = build_method("smil")
-    batches = [(batch_factory(b=6, seq_len=8, seed=1), "complete"),
-               (batch_factory(b=6, seq_len=8, has_victim=False, seed=2), "missing")]
+    batches = [
+        (batch_factory(b=6, seq_len=8, seed=1), "complete"),
+        (batch_factory(b=6, seq_len=8, has_victim=False, seed=2), "missing"),
+    ]
     history = run_steps(model, batches, 20)
     assert sum(history[-3:]) < 0.5 * sum(history[:3])
 
 
-@pytest.mark.parametrize(("kw", "match"), [
-    ({"n_clusters": 0}, "`n_clusters` must be an integer >= 1; got 0."),
-    ({"decay": 1.0}, "`decay` must be in [0, 1); got 1.0."),
-    ({"kl_weight": -1.0}, "`kl_weight` must be a number >= 0; got -1.0."),
-])
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"n_clusters": 0}, "`n_clusters` must be an integer >= 1; got 0."),
+        ({"decay": 1.0}, "`decay` must be in [0, 1); got 1.0."),
+        ({"kl_weight": -1.0}, "`kl_weight` must be a number >= 0; got -1.0."),
+    ],
+)
 def test_bad_arguments_raise(kw, match):
     import re
 

@@ -101,7 +101,9 @@ def detect_format(path: str | Path, *, trusted: bool = False) -> str:
 
 
 def load_dataset(
-    path: str | Path, format: str | None = None, trusted: bool = False  # noqa: A002
+    path: str | Path,
+    format: str | None = None,
+    trusted: bool = False,  # noqa: A002
 ) -> MultimodalDataset:
     """Load any supported format into the canonical :class:`MultimodalDataset`.
 
@@ -137,5 +139,3 @@ def load_dataset(
         module = mmsa if name == "mmsa" else mult
         return module.from_object(obj, path)
     return FORMATS[name](path, trusted=trusted)
-
-

@@ -210,8 +210,7 @@ def flat_labels(value: Any, n: int, where: str, key: str = "labels") -> np.ndarr
     array = np.asarray(value)
     if array.ndim == 0 or array.shape[0] != n or array.size != n:
         raise DataError(
-            f"{where}: `{key}` must have shape ({n},), ({n}, 1) or ({n}, 1, 1); "
-            f"got {array.shape}."
+            f"{where}: `{key}` must have shape ({n},), ({n}, 1) or ({n}, 1, 1); got {array.shape}."
         )
     labels = array.reshape(n).astype(np.float32)  # (N,)
     if not np.isfinite(labels).all():

@@ -58,8 +58,10 @@ def modality_of(file: Path) -> str | None:
         if any(p in stem for p in patterns):
             return role
     valid = {role: list(p) for role, p in NAME_PATTERNS}
-    raise DataError(f"{file}: cannot tell the modality from the file name; the name must "
-                    f"contain one of {valid} (or end in 'Words' to be ignored).")
+    raise DataError(
+        f"{file}: cannot tell the modality from the file name; the name must "
+        f"contain one of {valid} (or end in 'Words' to be ignored)."
+    )
 
 
 def hash_fold(video_id: str) -> str:
@@ -92,11 +94,14 @@ def _read_csd(file: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 raise DataError(f"{file}: video {video!r} lacks `features` or `intervals`.")
             features, intervals = group["features"][()], group["intervals"][()]
             if intervals.ndim != 2 or intervals.shape[1] != 2:
-                raise DataError(f"{file}: intervals of {video!r} must be (n, 2); "
-                                f"got {intervals.shape}.")
+                raise DataError(
+                    f"{file}: intervals of {video!r} must be (n, 2); got {intervals.shape}."
+                )
             if features.shape[0] != intervals.shape[0]:
-                raise DataError(f"{file}: video {video!r} has {features.shape[0]} feature rows "
-                                f"but {intervals.shape[0]} intervals.")
+                raise DataError(
+                    f"{file}: video {video!r} has {features.shape[0]} feature rows "
+                    f"but {intervals.shape[0]} intervals."
+                )
             if features.dtype.kind not in "fiu":
                 raise DataError(f"{file}: features of {video!r} are {features.dtype}, not numbers.")
             flat = features.reshape(features.shape[0], -1)  # (n, D)
@@ -176,14 +181,18 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
             by_role.setdefault(role, []).append(file)
     for role, files in by_role.items():
         if len(files) > 1:
-            raise DataError(f"{folder}: several .csd files match {role!r}: "
-                            f"{[f.name for f in files]}; keep one per modality.")
+            raise DataError(
+                f"{folder}: several .csd files match {role!r}: "
+                f"{[f.name for f in files]}; keep one per modality."
+            )
     if "labels" not in by_role:
         raise DataError(f"{folder}: no labels .csd (a file whose name contains 'label').")
     modalities = [m for m in ("text", "vision", "audio") if m in by_role]
     if "text" not in modalities or len(modalities) < 2:
-        raise DataError(f"{folder}: need a word-vector .csd for text and at least one other "
-                        f"modality; found {sorted(by_role)}.")
+        raise DataError(
+            f"{folder}: need a word-vector .csd for text and at least one other "
+            f"modality; found {sorted(by_role)}."
+        )
     seqs = {role: _read_csd(files[0]) for role, files in by_role.items()}
     counts = {m: 0 for m in modalities}
     for m in modalities:  # the rule is applied to raw frames, before word averaging
@@ -205,12 +214,14 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
         word_intervals, word_vectors = seqs["text"][video]
         keep = (word_intervals[:, 1] - word_intervals[:, 0]) >= 1e-5  # the SDK skips these
         word_intervals, word_vectors = word_intervals[keep], word_vectors[keep]
-        averaged = {m: word_average(word_intervals, *seqs[m][video])
-                    for m in modalities if m != "text"}
+        averaged = {
+            m: word_average(word_intervals, *seqs[m][video]) for m in modalities if m != "text"
+        }
         averaged["text"] = word_vectors.astype(np.float32)
         # word w lies in segment k when their intervals overlap
-        inside = ((word_intervals[None, :, 0] < seg_intervals[:, None, 1])
-                  & (word_intervals[None, :, 1] > seg_intervals[:, None, 0]))  # (S, n_words)
+        inside = (word_intervals[None, :, 0] < seg_intervals[:, None, 1]) & (
+            word_intervals[None, :, 1] > seg_intervals[:, None, 0]
+        )  # (S, n_words)
         for k in range(seg_intervals.shape[0]):
             if not inside[k].any():
                 continue  # a segment without words has nothing to align
@@ -221,8 +232,10 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
     splits: dict[str, Split] = {}
     for s in SPLIT_NAMES:
         if not rows[s]["ids"]:
-            raise DataError(f"{folder}: the {s} split is empty (0 labelled segments); "
-                            f"give the folds in {FOLDS_FILE}.")
+            raise DataError(
+                f"{folder}: the {s} split is empty (0 labelled segments); "
+                f"give the folds in {FOLDS_FILE}."
+            )
         features, lengths = {}, {}
         for m in modalities:
             width = seqs[m][videos[0]][1].shape[1]
@@ -230,6 +243,7 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
         labels = np.asarray(rows[s]["labels"], dtype=np.float32)
         if not np.isfinite(labels).all():
             raise DataError(f"{by_role['labels'][0]}: labels hold non-finite values.")
-        splits[s] = Split(features=features, lengths=lengths, labels=labels,
-                          ids=to_str_ids(rows[s]["ids"]))
+        splits[s] = Split(
+            features=features, lengths=lengths, labels=labels, ids=to_str_ids(rows[s]["ids"])
+        )
     return assemble(splits, task="regression", path=folder, name=folder.name, counts=counts)

@@ -45,8 +45,11 @@ def _split(items: Any, table: np.ndarray, where: str, split_name: str) -> Split:
     text, text_len = embed(token_ids, table, where)
     vision, vision_len = stack_ragged(columns["video_features"], where, "video_features")
     audio, audio_len = stack_ragged(columns["audio_features"], where, "audio_features")
-    bad = [k for k, y in enumerate(columns["label"])
-           if not isinstance(y, (int, np.integer)) or isinstance(y, bool)]
+    bad = [
+        k
+        for k, y in enumerate(columns["label"])
+        if not isinstance(y, (int, np.integer)) or isinstance(y, bool)
+    ]
     if bad:
         label = columns["label"][bad[0]]
         raise DataError(f"{where}: each `label` must be one int; sample {bad[0]} has {label!r}.")
@@ -87,5 +90,6 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
     table = table.astype(np.float32)
     files = read_split_files(folder, trusted)
     splits = {s: _split(items, table, str(file), s) for s, (file, items) in files.items()}
-    return assemble(splits, task="classification", n_classes=N_CLASSES, path=folder,
-                    name=folder.name)
+    return assemble(
+        splits, task="classification", n_classes=N_CLASSES, path=folder, name=folder.name
+    )

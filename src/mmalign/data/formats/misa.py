@@ -51,8 +51,7 @@ def embed(ids: list[np.ndarray], table: np.ndarray, where: str) -> tuple[np.ndar
         return pad_ragged([np.zeros((0, table.shape[1]))] * len(ids), table.shape[1])
     # empty samples (all speech pauses) may be float arrays: leave them out of the dtype check
     flat = np.concatenate([np.asarray(i).reshape(-1) for i in ids if np.size(i)])  # (total,)
-    if (not np.issubdtype(flat.dtype, np.integer)
-            or flat.min() < 0 or flat.max() >= table.shape[0]):
+    if not np.issubdtype(flat.dtype, np.integer) or flat.min() < 0 or flat.max() >= table.shape[0]:
         raise DataError(
             f"{where}: word ids must be integers in [0, {table.shape[0]}) (the embedding rows); "
             f"got {flat.dtype} in [{flat.min()}, {flat.max()}]."

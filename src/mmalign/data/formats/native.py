@@ -61,8 +61,10 @@ def save_native(dataset: MultimodalDataset, path: str | Path) -> Path:
 def _read(file: Path) -> tuple[Split, str, int | None]:
     where = str(file)
     if not file.is_file():
-        raise DataError(f"{where}: file does not exist (a native folder needs "
-                        f"{[s + '.npz' for s in SPLIT_NAMES]}).")
+        raise DataError(
+            f"{where}: file does not exist (a native folder needs "
+            f"{[s + '.npz' for s in SPLIT_NAMES]})."
+        )
     try:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -75,12 +77,15 @@ def _read(file: Path) -> tuple[Split, str, int | None]:
             raise DataError(f"{where}: missing key `{key}`; found {sorted(arrays)}.")
     unknown = [k for k in arrays if k not in NATIVE_KEYS and not k.startswith(("x_", "len_"))]
     if unknown:
-        raise DataError(f"{where}: unknown key(s) {unknown}; expected x_<modality>, "
-                        f"len_<modality> and {list(NATIVE_KEYS)}.")
+        raise DataError(
+            f"{where}: unknown key(s) {unknown}; expected x_<modality>, "
+            f"len_<modality> and {list(NATIVE_KEYS)}."
+        )
     task = str(arrays["task"])
     if task not in ("regression", "classification"):
-        raise DataError(f"{where}: `task` must be one of ['regression', 'classification']; "
-                        f"got {task!r}.")
+        raise DataError(
+            f"{where}: `task` must be one of ['regression', 'classification']; got {task!r}."
+        )
     n_classes = int(arrays["n_classes"]) if "n_classes" in arrays else None
     labels = arrays["labels"]
     if labels.ndim != 1:
@@ -95,8 +100,10 @@ def _read(file: Path) -> tuple[Split, str, int | None]:
     names = [k[2:] for k in arrays if k.startswith("x_")]
     orphans = [k[4:] for k in arrays if k.startswith("len_") and k[4:] not in names]
     if orphans:
-        raise DataError(f"{where}: unknown modality {orphans[0]!r} in `len_{orphans[0]}`; "
-                        f"features hold {names}.")
+        raise DataError(
+            f"{where}: unknown modality {orphans[0]!r} in `len_{orphans[0]}`; "
+            f"features hold {names}."
+        )
     if not names:
         raise DataError(f"{where}: no modality (`x_<name>` arrays) found.")
     features: dict[str, np.ndarray] = {}
@@ -119,8 +126,12 @@ def _read(file: Path) -> tuple[Split, str, int | None]:
     ids = to_str_ids(arrays["ids"])
     if ids.shape != (n,):
         raise DataError(f"{where}: `ids` must have shape ({n},); got {arrays['ids'].shape}.")
-    split = Split(features=features, lengths=lengths, labels=labels.astype(
-        np.float32 if task == "regression" else np.int64), ids=ids)
+    split = Split(
+        features=features,
+        lengths=lengths,
+        labels=labels.astype(np.float32 if task == "regression" else np.int64),
+        ids=ids,
+    )
     return split, task, n_classes
 
 
@@ -146,8 +157,14 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
     task, n_classes = read["train"][1], read["train"][2]
     for s, (_, other_task, _) in read.items():
         if other_task != task:
-            raise DataError(f"{folder / (s + '.npz')}: task {other_task!r} differs from train's "
-                            f"{task!r}.")
+            raise DataError(
+                f"{folder / (s + '.npz')}: task {other_task!r} differs from train's {task!r}."
+            )
     splits = {s: r[0] for s, r in read.items()}
-    return assemble(splits, task=task, n_classes=n_classes, path=folder,  # type: ignore[arg-type]
-                    name=folder.name)
+    return assemble(
+        splits,
+        task=task,
+        n_classes=n_classes,
+        path=folder,  # type: ignore[arg-type]
+        name=folder.name,
+    )

@@ -19,7 +19,7 @@ class SourceOnly(MissingModalityModel):
     """Predict from the source modality only; the victim is never read."""
 
     def predict(self, batch: Batch) -> Tensor:
-        """Outputs (B, C) from the source alone, whatever ``has_victim`` says."""
+        """Predict (B, C) from the source alone, whatever ``has_victim`` says."""
         z = self.backbone.encode_source(batch.source, batch.source_mask)
         return self.backbone.predict_fused(z, batch.source_mask, z, batch.source_mask)
 
@@ -30,4 +30,6 @@ class SourceOnly(MissingModalityModel):
     def parameter_groups(self):
         """Everything but the (unused) victim encoder."""
         unused = {id(p) for p in self.backbone.victim_encoder.parameters()}
-        return {"backbone": [p for p in self.parameters() if p.requires_grad and id(p) not in unused]}
+        return {
+            "backbone": [p for p in self.parameters() if p.requires_grad and id(p) not in unused]
+        }

@@ -95,8 +95,10 @@ class SequenceTranslator(nn.Module):
         steps = prefix.shape[1]
         pos = sinusoidal_positions(steps, prefix.shape[2], prefix.device).to(prefix.dtype)  # (T, d)
         hidden = self.decoder(
-            prefix + pos, memory,
-            tgt_mask=causal_mask(steps, prefix.device), tgt_is_causal=True,
+            prefix + pos,
+            memory,
+            tgt_mask=causal_mask(steps, prefix.device),
+            tgt_is_causal=True,
             memory_key_padding_mask=~memory_mask,
         )
         return self.out(hidden)
@@ -232,6 +234,8 @@ class ModalTrans(MissingModalityModel):
         cycle = self.cycle_loss(generated, source_steps, batch.source_mask, scored)
         total = main + self.recon_weight * translation + self.cycle_weight * cycle
         return {
-            "backbone": total, "main": main.detach(),
-            "translation": translation.detach(), "cycle": cycle.detach(),
+            "backbone": total,
+            "main": main.detach(),
+            "translation": translation.detach(),
+            "cycle": cycle.detach(),
         }

@@ -201,5 +201,8 @@ class SMIL(MissingModalityModel):
         kl = self._kl(logvar, batch.source_mask)
         total = main + self.recon_weight * recon + self.kl_weight * kl
         return {
-            "backbone": total, "main": main.detach(), "recon": recon.detach(), "kl": kl.detach()
+            "backbone": total,
+            "main": main.detach(),
+            "recon": recon.detach(),
+            "kl": kl.detach(),
         }
