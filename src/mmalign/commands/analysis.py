@@ -38,32 +38,10 @@ def _parse_seeds(text: str) -> int | list[int]:
 
 
 def _run_specs(specs, args: argparse.Namespace, out_dir: str, name: str):
-    """Run a grid with the engine flags of ``args``; return (store, GridResult)."""
-    from mmalign.commands.benchmark import resolve_runner
-    from mmalign.experiments import ResultStore, run_grid
+    """Run a grid with the engine flags of ``args`` (see :func:`benchmark.run_specs`)."""
+    from mmalign.commands.benchmark import run_specs
 
-    store = ResultStore(args.store)
-    print(
-        f"mmalign {name}: {len(specs)} runs, store {store.path}, run folders under {out_dir}",
-        file=sys.stderr,
-    )
-    result = run_grid(
-        specs,
-        store,
-        runner=resolve_runner(args.runner),
-        engine=args.engine,
-        workers=args.workers,
-        threads_per_worker=args.threads_per_worker,
-        address=args.address,
-        out_dir=out_dir,
-        progress=not args.no_progress,
-    )
-    print(
-        f"mmalign {name}: {result.n_done} runs done, {result.n_skipped} already in the store, "
-        f"{len(result.failures)} failed",
-        file=sys.stderr,
-    )
-    return store, result
+    return run_specs(specs, args, out_dir, name)
 
 
 def run_ablate(args: argparse.Namespace) -> int:

@@ -124,19 +124,16 @@ def _parse_seeds(text: str) -> int | list[int]:
     return parts
 
 
-def run_benchmark(args: argparse.Namespace) -> int:
-    """Run the grid the arguments describe, then print its table (exit 1 if a run failed)."""
-    from mmalign.evaluate.tables import build_tables, render
-    from mmalign.experiments import ResultStore, expand_grid, run_grid
+def run_specs(specs, args: argparse.Namespace, out_dir: str, name: str):
+    """Run a grid with the engine flags of ``args``; return ``(store, GridResult)``.
 
-    config = load_overrides(args.config, args.set)
-    specs = expand_grid(
-        args.data, args.methods, args.pairs, _parse_ps(args.p), _parse_seeds(args.seeds), config
-    )
+    Shared by every grid command (``benchmark``, ``ablate``, ``sweep-window``).
+    """
+    from mmalign.experiments import ResultStore, run_grid
+
     store = ResultStore(args.store)
-    out_dir = args.out or str(Path(args.store).parent / "grid")
     print(
-        f"mmalign benchmark: {len(specs)} runs, store {store.path}, run folders under {out_dir}",
+        f"mmalign {name}: {len(specs)} runs, store {store.path}, run folders under {out_dir}",
         file=sys.stderr,
     )
     result = run_grid(
@@ -151,10 +148,24 @@ def run_benchmark(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(
-        f"mmalign benchmark: {result.n_done} runs done, {result.n_skipped} already in the "
-        f"store, {len(result.failures)} failed",
+        f"mmalign {name}: {result.n_done} runs done, {result.n_skipped} already in the store, "
+        f"{len(result.failures)} failed",
         file=sys.stderr,
     )
+    return store, result
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    """Run the grid the arguments describe, then print its table (exit 1 if a run failed)."""
+    from mmalign.evaluate.tables import build_tables, render
+    from mmalign.experiments import expand_grid
+
+    config = load_overrides(args.config, args.set)
+    specs = expand_grid(
+        args.data, args.methods, args.pairs, _parse_ps(args.p), _parse_seeds(args.seeds), config
+    )
+    out_dir = args.out or str(Path(args.store).parent / "grid")
+    store, result = run_specs(specs, args, out_dir, "benchmark")
     wanted = set(result.fingerprints)
     records = [r for r in store.to_records() if r["fingerprint"] in wanted]
     if records:
