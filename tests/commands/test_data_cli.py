@@ -135,3 +135,11 @@ def test_synth_bad_value_is_a_config_error(tmp_path, capsys):
     pytest.importorskip("mmalign.data.synthetic")
     assert main(["data", "synth", "--out", str(tmp_path / "x"), "--n-train", "-5"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_describe_the_builtin_synthetic_set(capsys):
+    from mmalign.cli import main
+
+    assert main(["data", "describe", "synthetic:n_train=40,n_valid=20,n_test=20"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 40 samples" in out and "text" in out and "vision" in out

@@ -82,11 +82,12 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str)
 def run_describe(args: argparse.Namespace) -> int:
     """Load ``args.path`` and print :func:`~mmalign.data.describe.describe`."""
     from mmalign.data.describe import describe
-    from mmalign.data.formats import load_dataset
+    from mmalign.train.run import load_run_data
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        dataset = load_dataset(args.path, format=args.format, trusted=args.trust_pickle)
+        # load_run_data also knows "synthetic[:knob=value,...]"
+        dataset = load_run_data(args.path, args.format or "", args.trust_pickle)
     for warning in caught:
         print(f"mmalign: warning: {warning.message}", file=sys.stderr)
     print(describe(dataset))
@@ -137,7 +138,9 @@ def register(subparsers: Any) -> None:
         description="Load PATH (any supported format, see docs/data.md) and print per-split "
         "sample counts, feature widths, lengths, label statistics and cleaning counts.",
     )
-    describe.add_argument("path", metavar="PATH", help="data file or folder")
+    describe.add_argument(
+        "path", metavar="PATH", help="data file or folder, or 'synthetic[:knob=value,...]'"
+    )
     describe.add_argument(
         "--format",
         default=None,
