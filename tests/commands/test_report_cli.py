@@ -94,3 +94,10 @@ def test_errors(store_path, tmp_path, capsys):
     assert "`metric` must be one of ['acc2_nonzero', 'mae']" in capsys.readouterr().err
     assert main(["report", "--store", str(store_path), "--data", "other"]) == 2
     assert "holds no runs" in capsys.readouterr().err
+
+
+def test_pairs_filter(store_path, capsys):
+    assert main(["report", "--store", str(store_path), "--pairs", "a:t"]) == 0
+    assert "A→T Setting A" in capsys.readouterr().out
+    assert main(["report", "--store", str(store_path), "--pairs", "t:v"]) == 2
+    assert "holds no runs" in capsys.readouterr().err

@@ -30,6 +30,11 @@ def run_report(args: argparse.Namespace) -> int:
     if args.config_hash:
         filters["config_hash"] = args.config_hash
     records = ResultStore(path).to_records(**filters)
+    if args.pairs:
+        from mmalign.experiments.grid import parse_pairs
+
+        wanted = set(parse_pairs(args.pairs, modalities=("text", "vision", "audio")))
+        records = [r for r in records if (r["source"], r["victim"]) in wanted]
     if not records:
         raise DataError(f"{path}: the results store holds no runs for this selection.")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
@@ -86,5 +91,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", help="split to report (default test)")
     parser.add_argument("--data", help="only runs on this data (as given to benchmark)")
     parser.add_argument("--config-hash", help="only runs with this config hash")
+    parser.add_argument("--pairs", help="only these source:victim pairs, e.g. t:v,a:t")
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     parser.set_defaults(func=run_report)
