@@ -15,26 +15,10 @@ import json
 import sys
 from pathlib import Path
 
+from mmalign.commands.benchmark import parse_ps, parse_seeds
 from mmalign.validation import ConfigError, check_positive
 
 __all__ = ["register", "run_ablate", "run_sweep_window", "run_plot_alignment", "run_time"]
-
-
-def _parse_ps(text: str) -> list[float]:
-    try:
-        return [float(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"`--p` must be a comma list of survival rates; got {text!r}.") from None
-
-
-def _parse_seeds(text: str) -> int | list[int]:
-    try:
-        parts = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"`--seeds` must be a count or a comma list; got {text!r}.") from None
-    if len(parts) == 1 and "," not in text:
-        return parts[0]
-    return parts
 
 
 def _run_specs(specs, args: argparse.Namespace, out_dir: str, name: str):
@@ -53,7 +37,7 @@ def run_ablate(args: argparse.Namespace) -> int:
     config = load_overrides(args.config, args.set)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     specs = expand_ablation(
-        args.data, args.pair, _parse_ps(args.p), _parse_seeds(args.seeds), config, variants
+        args.data, args.pair, parse_ps(args.p), parse_seeds(args.seeds), config, variants
     )
     out_dir = args.out or str(Path(args.store).parent / "ablation-grid")
     store, result = _run_specs(specs, args, out_dir, "ablate")
@@ -80,7 +64,7 @@ def run_sweep_window(args: argparse.Namespace) -> int:
     windows = parse_windows(args.windows)
     config = load_overrides(args.config, args.set)
     specs = expand_window_sweep(
-        args.data, args.pair, _parse_ps(args.p), _parse_seeds(args.seeds), windows, config
+        args.data, args.pair, parse_ps(args.p), parse_seeds(args.seeds), windows, config
     )
     out = Path(args.out)
     args.store = args.store or str(out / "window_sweep.sqlite")

@@ -107,14 +107,14 @@ def resolve_runner(text: str | None):
         ) from err
 
 
-def _parse_ps(text: str) -> list[float]:
+def parse_ps(text: str) -> list[float]:
     try:
         return [float(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise ConfigError(f"`--p` must be a comma list of survival rates; got {text!r}.") from None
 
 
-def _parse_seeds(text: str) -> int | list[int]:
+def parse_seeds(text: str) -> int | list[int]:
     try:
         parts = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -162,7 +162,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
     config = load_overrides(args.config, args.set)
     specs = expand_grid(
-        args.data, args.methods, args.pairs, _parse_ps(args.p), _parse_seeds(args.seeds), config
+        args.data, args.methods, args.pairs, parse_ps(args.p), parse_seeds(args.seeds), config
     )
     out_dir = args.out or str(Path(args.store).parent / "grid")
     store, result = run_specs(specs, args, out_dir, "benchmark")
