@@ -142,3 +142,49 @@ def test_cli_bad_options_exit_2_with_one_line(argv, match, capsys):
     import re
 
     assert re.search(match, err[0])
+
+
+def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path, tiny_config):
+    # patience high so that no early stop differs; 4 epochs straight vs 2 + resume to 4
+    straight = run_experiment(
+        tiny_config(epochs=4, patience=10), tmp_path / "straight", log=lambda s: None
+    ).metrics
+    run_experiment(tiny_config(epochs=2, patience=10), tmp_path / "cut", log=lambda s: None)
+    assert (tmp_path / "cut" / "resume.pt").is_file()
+    resumed = run_experiment(
+        tiny_config(epochs=4, patience=10), tmp_path / "cut", log=lambda s: None, resume=True
+    ).metrics
+    for setting in ("A", "B"):
+        assert resumed[setting]["test"] == straight[setting]["test"]
+        assert resumed[setting]["best_epoch"] == straight[setting]["best_epoch"]
+    history = json.loads((tmp_path / "cut" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+
+
+def test_resume_refuses_a_different_run_identity(tmp_path, tiny_config):
+    run_experiment(tiny_config(epochs=1), tmp_path / "r", log=lambda s: None)
+    with pytest.raises(ConfigError, match="`seed` must match the run being resumed"):
+        run_experiment(
+            tiny_config(epochs=2, seed=3), tmp_path / "r", log=lambda s: None, resume=True
+        )
+    with pytest.raises(ConfigError, match="resume.pt"):
+        run_experiment(tiny_config(epochs=2), tmp_path / "nothing", log=lambda s: None, resume=True)
+
+
+def test_cli_resume(tmp_path, capsys):
+    out = tmp_path / "cli"
+    base = [
+        "--data",
+        TINY,
+        "--d-model",
+        "8",
+        "--n-heads",
+        "2",
+        "--window",
+        "2",
+        "--progress",
+        "false",
+    ]
+    assert main(["run", *base, "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["run", "--resume", str(out), "--epochs", "2"]) == 0
+    assert "resumed after epoch 2" in (out / "train.log").read_text()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mmalign.train.config import RunConfig, apply_overrides, flat_fields, load_config
+from mmalign.validation import ConfigError
 
 __all__ = ["register", "add_config_flags", "config_from_args", "format_metrics_table"]
 
@@ -89,8 +91,15 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Defaults, then the YAML file, then the flags given on the command line."""
-    config = load_config(args.config) if getattr(args, "config", None) else RunConfig()
+    """Defaults (or a resumed run's config), then the YAML file, then the flags given."""
+    resume = getattr(args, "resume", None)
+    if resume:
+        if not (Path(resume) / "config.yaml").is_file():
+            raise ConfigError(f"`--resume` must name a run folder; {resume!r} has no config.yaml.")
+    base = Path(resume) / "config.yaml" if resume else None
+    config = (
+        load_config(args.config or base) if (getattr(args, "config", None) or base) else RunConfig()
+    )
     given = {name: getattr(args, name) for name in flat_fields() if hasattr(args, name)}
     return apply_overrides(config, given).validate()
 
@@ -114,7 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     from mmalign.train.run import run_experiment
 
     config = config_from_args(args)
-    result = run_experiment(config, args.out)
+    if args.resume and args.out and args.out != args.resume:
+        raise ConfigError(f"`--out` must be the resumed folder {args.resume!r}; got {args.out!r}.")
+    result = run_experiment(config, args.resume or args.out, resume=bool(args.resume))
     task = result.metrics["meta"]["dims"]["task"]
     print(
         f"test metrics ({config.method}, {result.metrics['meta']['source']}->"
@@ -137,6 +148,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         metavar="RUN_DIR",
         help="run folder (default: runs/<method>_<pair>_p<p>_s<seed>_<time>)",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from RUN_DIR/resume.pt (saved after every epoch); "
+        "its config is the base, flags given here (e.g. --epochs) override it",
     )
     add_config_flags(parser)
     parser.set_defaults(func=_run)

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -127,6 +128,8 @@ def fit(
     generator: torch.Generator,
     log: Callable[[str], None] = print,
     on_improve: Callable[[str, int, dict[str, Tensor]], None] | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    resume: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> FitResult:
     """Train ``model`` by Algorithm 1 and keep the best validation state per setting.
@@ -148,6 +151,13 @@ def fit(
         Receives one line per event (optimisers, epochs, early stop).
     on_improve : callable, optional
         ``on_improve(setting, epoch, state)`` when a setting's validation score improves.
+    on_epoch_end : callable, optional
+        Receives the full training state (a dict of tensors, numbers and strings) after every
+        epoch; save it to resume after a crash.
+    resume : dict, optional
+        A state from ``on_epoch_end``: training continues after its epoch exactly as if it
+        had not stopped (weights, optimisers, schedulers, early-stopping counters, random
+        generators and history are restored).
     progress : bool
         Show a tqdm bar per epoch (only on a terminal).
     """
@@ -164,6 +174,49 @@ def fit(
     result = FitResult({}, {}, {}, [])
     stale = 0
     total_epochs = config.warmup_epochs + config.epochs
+    first_epoch = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(resume["optimizers"][name])
+            schedulers[name].load_state_dict(resume["schedulers"][name])
+        best_score = dict(resume["best_score"])
+        result = FitResult(
+            dict(resume["best_states"]),
+            dict(resume["best_epochs"]),
+            dict(resume["best_valid"]),
+            list(resume["history"]),
+        )
+        stale, first_epoch = int(resume["stale"]), int(resume["epoch"])
+        generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        if resume.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resume["cuda_rng"])
+        log(f"resumed after epoch {first_epoch}")
+        if resume.get("stopped"):
+            first_epoch = total_epochs  # early stopping had already ended training
+
+    def snapshot(epoch: int, stopped: bool) -> None:
+        if on_epoch_end is None:
+            return
+        on_epoch_end(
+            {
+                "epoch": epoch,
+                "stopped": stopped,
+                "stale": stale,
+                "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                "schedulers": {n: sch.state_dict() for n, sch in schedulers.items()},
+                "best_score": dict(best_score),
+                "best_states": dict(result.best_states),
+                "best_epochs": dict(result.best_epochs),
+                "best_valid": dict(result.best_valid),
+                "history": list(result.history),
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            }
+        )
 
     def batches(index: np.ndarray, has_victim: bool | None) -> Iterator[Batch]:
         return iterate_batches(
@@ -175,7 +228,7 @@ def fit(
             has_victim=has_victim,
         )
 
-    for epoch in range(total_epochs):
+    for epoch in range(first_epoch, total_epochs):
         warm = epoch < config.warmup_epochs
         start = time.perf_counter()
         model.train()
@@ -264,12 +317,15 @@ def fit(
             f"epoch {epoch + 1}/{total_epochs}{' (warm-up)' if warm else ''}  {loss_txt}{summary}  {record['seconds']:.1f}s"
         )
         if warm:
+            snapshot(epoch + 1, False)
             continue
         mean_score = float(np.mean([s for s in scores if math.isfinite(s)] or [0.0]))
         for sched in schedulers.values():
             sched.step(mean_score)
         stale = 0 if improved_any else stale + 1
-        if stale >= config.patience:
+        stop = stale >= config.patience
+        snapshot(epoch + 1, stop)
+        if stop:
             log(f"early stop: no validation improvement for {config.patience} epochs")
             break
     if not result.best_states:  # only warm-up epochs ran: keep the final weights

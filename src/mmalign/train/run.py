@@ -28,7 +28,7 @@ from mmalign.data.splits import MissingSplit, make_missing_split
 from mmalign.evaluate.metrics import compute_metrics
 from mmalign.models.method import MissingModalityModel, PairDims
 from mmalign.models.registry import get_method
-from mmalign.train.checkpoint import atomic_write_bytes, save_checkpoint
+from mmalign.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from mmalign.train.config import RunConfig, apply_overrides, config_from_dict, config_to_dict
 from mmalign.train.loop import fit, predict_outputs
 from mmalign.validation import ConfigError
@@ -188,6 +188,7 @@ def run_experiment(
     *,
     log: Callable[[str], None] | None = None,
     dataset: MultimodalDataset | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Train and evaluate one method on one pair, survival rate and split seed.
 
@@ -200,6 +201,10 @@ def run_experiment(
         Receives log lines (default: print to stderr); every line also goes to ``train.log``.
     dataset : MultimodalDataset, optional
         Use this dataset instead of loading ``config.data``.
+    resume : bool
+        Continue an interrupted run in ``out_dir`` from its ``resume.pt`` (written after every
+        epoch). The run's data, method, pair, ``p`` and seed must be unchanged; other options
+        (e.g. more ``epochs``) may differ.
 
     Returns
     -------
@@ -217,6 +222,7 @@ def run_experiment(
     source, victim = resolve_pair(config, dataset)
     method = get_method(config.method)
     run_dir = Path(out_dir) if out_dir else default_run_dir(config, source, victim)
+    state = _load_resume_state(run_dir, config) if resume else None
     run_dir.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     import sys
@@ -288,6 +294,8 @@ def run_experiment(
         generator=generator,
         log=emit,
         on_improve=on_improve,
+        on_epoch_end=lambda snap: save_checkpoint(run_dir / "resume.pt", {}, snap),
+        resume=state,
         progress=config.progress,
     )
     save_checkpoint(
@@ -326,6 +334,25 @@ def run_experiment(
     _write_text(run_dir / "history.json", json.dumps(result.history, indent=1, default=float))
     _write_text(run_dir / "train.log", "\n".join(lines) + "\n")
     return RunResult(run_dir, metrics, config)
+
+
+IDENTITY_KEYS = ("data", "format", "pair", "p", "seed", "method")
+
+
+def _load_resume_state(run_dir: Path, config: RunConfig) -> dict[str, Any]:
+    """Load the training state saved in ``run_dir/resume.pt``, checked against ``config``."""
+    path = run_dir / "resume.pt"
+    if not path.is_file():
+        raise ConfigError(f"`resume` needs {path}, written after every epoch; it does not exist.")
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    for key in IDENTITY_KEYS:
+        if saved.get(key) != getattr(config, key):
+            raise ConfigError(
+                f"`{key}` must match the run being resumed ({saved.get(key)!r}); "
+                f"got {getattr(config, key)!r}."
+            )
+    _, state = load_checkpoint(path)
+    return state
 
 
 def _sanity_floor(
