@@ -178,7 +178,11 @@ def run_time(args: argparse.Namespace) -> int:
 def _add_grid_flags(parser: argparse.ArgumentParser, default_store: str | None) -> None:
     parser.add_argument("--data", required=True, help="data path or synthetic[:knob=value,...]")
     parser.add_argument(
-        "--pair", default="t:v", help="source:victim pair(s), comma list (default t:v)"
+        "--pair",
+        "--pairs",
+        dest="pair",
+        default="t:v",
+        help="source:victim pair(s), comma list (default t:v); --pairs is the same flag",
     )
     parser.add_argument("--p", default="0.1", help="survival rate(s), comma list (default 0.1)")
     parser.add_argument(
