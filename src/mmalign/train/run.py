@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -225,7 +226,6 @@ def run_experiment(
     state = _load_resume_state(run_dir, config) if resume else None
     run_dir.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
-    import sys
 
     def emit(line: str) -> None:
         lines.append(line)
