@@ -140,15 +140,40 @@ EXECUTION_KEYS = frozenset({"device", "threads", "progress"})
 
 
 def config_hash(config: dict) -> str:
-    """Return the sha256 hex of the canonical JSON of ``config`` minus execution-only keys.
+    """Return the sha256 hex of the *resolved* run configuration, execution options left out.
+
+    When every key is an option of :class:`~mmalign.train.config.RunConfig`, the overrides
+    are resolved against the defaults first, so ``{}`` and ``{"epochs": 30}`` (the default)
+    are one configuration, and a changed default gives new fingerprints. A config with other
+    keys (a custom runner's) is hashed as given.
 
     >>> config_hash({"lr": 1e-3, "epochs": 5}) == config_hash({"epochs": 5, "lr": 0.001})
     True
     >>> config_hash({"epochs": 5, "device": "cuda"}) == config_hash({"epochs": 5})
     True
+    >>> config_hash({}) == config_hash({"window": 8})  # 8 is the default window
+    True
     """
     kept = {k: v for k, v in config.items() if k.split(".")[-1] not in EXECUTION_KEYS}
-    return hashlib.sha256(canonical_json(kept).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(_resolved(kept)).encode()).hexdigest()
+
+
+def _resolved(config: dict) -> dict:
+    """Every training option with its value (defaults filled in), or ``config`` unchanged."""
+    try:
+        from mmalign.train.config import config_from_dict, flat_fields
+    except ImportError:  # only the experiments package is installed
+        return config
+    known = flat_fields()
+    if not all(k.split(".")[-1].replace("-", "_") in known for k in config):
+        return config
+    resolved = config_from_dict(dict(config))
+    out = {}
+    for name, (section, _field) in known.items():
+        if name in EXECUTION_KEYS or name in ("data", "method", "pair", "p", "seed"):
+            continue  # per-run identity is hashed separately; execution options never
+        out[name] = getattr(getattr(resolved, section) if section else resolved, name)
+    return out
 
 
 def normalize_synthetic(data: str) -> str:
