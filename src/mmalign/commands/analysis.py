@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from mmalign.commands.benchmark import parse_ps, parse_seeds
+from mmalign.commands.benchmark import add_engine_flags, parse_ps, parse_seeds
 from mmalign.validation import ConfigError, check_positive
 
 __all__ = ["register", "run_ablate", "run_sweep_window", "run_plot_alignment", "run_time"]
@@ -200,26 +200,10 @@ def _add_grid_flags(parser: argparse.ArgumentParser, default_store: str | None) 
         default=default_store,
         help=f"results store (default {default_store or '<out>/window_sweep.sqlite'})",
     )
-    parser.add_argument(
-        "--engine",
-        choices=("local", "ray", "serial"),
-        default="local",
-        help="local process pool (default), a Ray cluster, or serial in this process",
-    )
-    parser.add_argument("--address", help="Ray cluster address ('auto': the current cluster)")
-    parser.add_argument("--workers", type=int, help="concurrent runs (default: cores / threads)")
-    parser.add_argument(
-        "--threads-per-worker", type=int, help="torch threads per run (default: cores / workers)"
-    )
+    add_engine_flags(parser)
     parser.add_argument(
         "--split", choices=("test", "valid"), default="test", help="split to report (default test)"
     )
-    parser.add_argument(
-        "--runner",
-        metavar="MODULE:FUNCTION",
-        help="run function (default mmalign.train.run:run_spec)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -124,6 +124,27 @@ def parse_seeds(text: str) -> int | list[int]:
     return parts
 
 
+def add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the execution flags every grid command shares (engine, workers, runner, progress)."""
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray", "serial"),
+        default="local",
+        help="local process pool (default), a Ray cluster, or serial in this process",
+    )
+    parser.add_argument("--address", help="Ray cluster address ('auto': the current cluster)")
+    parser.add_argument("--workers", type=int, help="concurrent runs (default: cores / threads)")
+    parser.add_argument(
+        "--threads-per-worker", type=int, help="torch threads per run (default: cores / workers)"
+    )
+    parser.add_argument(
+        "--runner",
+        metavar="MODULE:FUNCTION",
+        help="run function (default mmalign.train.run:run_spec)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def run_specs(specs, args: argparse.Namespace, out_dir: str, name: str):
     """Run a grid with the engine flags of ``args``; return ``(store, GridResult)``.
 
@@ -207,27 +228,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="results store (default runs/benchmark.sqlite)",
     )
     parser.add_argument("--out", metavar="DIR", help="grid folder (default: <store folder>/grid)")
-    parser.add_argument(
-        "--engine",
-        choices=("local", "ray", "serial"),
-        default="local",
-        help="local process pool (default), a Ray cluster, or serial in this process",
-    )
-    parser.add_argument("--address", help="Ray cluster address ('auto': the current cluster)")
-    parser.add_argument("--workers", type=int, help="concurrent runs (default: cores / threads)")
-    parser.add_argument(
-        "--threads-per-worker", type=int, help="torch threads per run (default: cores / workers)"
-    )
+    add_engine_flags(parser)
     parser.add_argument(
         "--format",
         choices=("markdown", "csv", "latex"),
         default="markdown",
         help="table format at the end (default markdown)",
     )
-    parser.add_argument(
-        "--runner",
-        metavar="MODULE:FUNCTION",
-        help="run function (default mmalign.train.run:run_spec)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_benchmark)
