@@ -27,9 +27,7 @@ import numpy as np
 import torch
 
 from benchmarks._timing import format_table, set_threads, time_call
-from mmalign.data.batching import PairData, iterate_batches
-from mmalign.data.synthetic import SyntheticConfig, make_synthetic
-from mmalign.models.method import PairDims
+from benchmarks.train_step import make_pair_batches
 from mmalign.models.registry import get_method
 from mmalign.train.config import ADLConfig, ModelConfig, RunConfig, TrainConfig
 from mmalign.train.loop import build_optimizers, train_step
@@ -41,23 +39,8 @@ METHODS = ("mm-align", "modal-trans")
 
 def make_batches(n_batches: int, batch_size: int, device: str, seed: int = 0):
     """Missing-split batches (victim forced out) of a MOSI-like synthetic text -> vision pair."""
-    n = n_batches * batch_size
-    dataset = make_synthetic(SyntheticConfig(n_train=n, n_valid=2, n_test=2, seed=seed))
-    split = dataset.splits["train"]
-    pair = PairData.from_split(split, "text", "vision", present=np.zeros(n, dtype=bool)).to(device)
-    gen = torch.Generator().manual_seed(seed)
-    batches = list(
-        iterate_batches(
-            pair, np.arange(n), batch_size, shuffle=True, generator=gen, has_victim=False
-        )
-    )
-    dims = PairDims(
-        dataset.feature_dims["text"],
-        dataset.feature_dims["vision"],
-        dataset.output_dim,
-        dataset.task,
-    )
-    return batches, dims
+    batches, dims = make_pair_batches(n_batches, batch_size, device, seed)
+    return batches["missing"], dims
 
 
 def main(argv=None) -> int:
