@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "benchmark",
     "report",
     "analysis",
+    "plot_history",
     "bench",
 )
 

@@ -20,6 +20,7 @@ __all__ = [
     "check_non_negative",
     "check_in",
     "check_probability",
+    "check_fraction",
     "check_shape",
 ]
 
@@ -76,6 +77,18 @@ def check_probability(name: str, value: Any, *, open_low: bool = True) -> float:
     if not ok:
         interval = "(0, 1]" if open_low else "[0, 1]"
         raise ConfigError(f"`{name}` must be in {interval}; got {value!r}.")
+    return float(value)
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """Raise ``ConfigError`` unless ``value`` lies in [0, 1) (a decay or a drop share).
+
+    >>> check_fraction("smil_decay", 0.9)
+    0.9
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+    if not ok:
+        raise ConfigError(f"`{name}` must be in [0, 1); got {value!r}.")
     return float(value)
 
 

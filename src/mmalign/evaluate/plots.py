@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mmalign.evaluate.metrics import METRIC_LABELS
+from mmalign.evaluate.metrics import METRIC_DIRECTIONS, METRIC_LABELS
 from mmalign.validation import ConfigError, check_positive
 
 __all__ = ["plot_window_sweep", "plot_alignment_heatmaps", "plot_training_curves"]
@@ -234,66 +234,113 @@ def plot_alignment_heatmaps(
     return _save(figure, out_path, dpi)
 
 
-def _default_metric(valid: Mapping[str, float]) -> str:
-    for name in ("mae", "f1_weighted"):
+#: Validation metrics drawn by default, first present wins: the loop's selection metrics
+#: (``PRIMARY_METRIC``: MAE for regression, weighted F1 for classification), then accuracy.
+_CURVE_METRICS = ("mae", "f1_weighted", "acc")
+
+#: ``"<phase>/<name>"`` entries of a record that are rates, not losses: not drawn by default.
+_NOT_LOSSES = ("ot_unconverged",)
+
+
+def _default_metric(valid: Mapping[str, Any]) -> str:
+    for name in _CURVE_METRICS:
         if name in valid:
             return name
     return next(iter(valid))
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Return ``(first, last)`` indices of each run of True in a 1-D boolean ``mask``."""
+    runs: list[tuple[int, int]] = []
+    for i, flag in enumerate(mask):
+        if flag and runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        elif flag:
+            runs.append((i, i))
+    return runs
+
+
 def plot_training_curves(
     history: Sequence[Mapping[str, Any]],
-    out_path: str | Path,
+    out_path: str | Path | None = None,
     *,
+    title: str | None = None,
     metric: str | None = None,
     losses: Sequence[str] | None = None,
     figsize: tuple[float, float] = (10.0, 4.0),
     dpi: float = 100.0,
-) -> Path:
+) -> Figure:
     """Plot training losses and a validation metric per setting against the epoch.
 
     Parameters
     ----------
     history : sequence of dict
-        One record per epoch, as written by the training loop (``history.json``): ``epoch``
-        (int), loss means under ``"<phase>/<loss>"`` keys (e.g. ``"complete/main"``), and
-        ``"valid_<setting>"`` -> metrics dict per setting; ``warmup`` (bool) shades warm-up
-        epochs. Keys absent from some epochs leave gaps.
-    out_path : str or Path
-        Where to write the PNG.
+        One record per epoch, exactly as the training loop writes ``history.json``:
+        ``epoch`` (int), loss means under ``"<phase>/<loss>"`` keys (e.g.
+        ``"complete/main"``, ``"missing/backbone"``), ``"valid_<setting>"`` -> metrics dict per
+        setting, ``warmup`` (bool); other entries (``lr``, ``seconds``) are ignored. Keys
+        absent from some epochs leave gaps.
+    out_path : str or Path, optional
+        When given, also write the PNG there (``figsize * dpi`` pixels; parent folders are
+        created).
+    title : str, optional
+        Figure title, e.g. the run's name.
     metric : str, optional
-        Validation metric to draw; by default ``mae`` when present, else ``f1_weighted``.
+        Validation metric to draw; by default the first present of ``mae`` (regression),
+        ``f1_weighted`` (classification, the loop's selection metric) and ``acc``.
     losses : sequence of str, optional
-        Loss keys to draw; by default every ``"<phase>/<loss>"`` key.
+        Loss keys to draw; by default every numeric ``"<phase>/<loss>"`` key except the
+        ``ot_unconverged`` rate.
     figsize : (float, float)
     dpi : float
 
     Returns
     -------
-    Path
-        ``out_path``.
+    matplotlib.figure.Figure
+        Two panels on the Agg canvas (not registered with ``pyplot``): training losses (one
+        line per key, log-scaled when all positive and spanning over two decades) and the
+        validation metric (one line per setting, the best epoch starred). Warm-up epochs are
+        shaded in both.
 
     Raises
     ------
     ConfigError
-        Empty history, a record without ``epoch``, an unknown loss key or metric.
+        Empty history, a record without ``epoch``, an unknown loss key or metric, an
+        ``out_path`` not ending in ``.png``.
+
+    Notes
+    -----
+    The best epoch of a setting is chosen like the training loop does: the first epoch with
+    the best value of ``metric`` among the non-warm-up epochs (lower is better for MAE,
+    higher for the others; the last epoch when every epoch was warm-up).
     """
     check_positive("dpi", dpi)
     if len(history) == 0:
         raise ConfigError("`history` must hold at least one epoch record; got none.")
     for position, record in enumerate(history):
-        if not isinstance(record, Mapping) or "epoch" not in record:
+        if not isinstance(record, Mapping) or not _is_number(record.get("epoch")):
             raise ConfigError(
                 f"`history[{position}]` must be a dict with an 'epoch' key; got {record!r}."
             )
+    if out_path is not None and Path(out_path).suffix.lower() != ".png":
+        raise ConfigError(f"`out_path` must end in .png; got {str(out_path)!r}.")
     epochs = np.array([float(record["epoch"]) for record in history])  # (E,)
-    loss_keys = sorted({k for r in history for k, v in r.items() if "/" in k and _is_number(v)})
+    all_losses = sorted({k for r in history for k, v in r.items() if "/" in k and _is_number(v)})
     if losses is not None:
-        unknown = [k for k in losses if k not in loss_keys]
+        unknown = [k for k in losses if k not in all_losses]
         if unknown:
-            raise ConfigError(f"`losses` must be among {loss_keys}; got {unknown}.")
+            raise ConfigError(f"`losses` must be among {all_losses}; got {unknown}.")
         loss_keys = list(losses)
-    settings = sorted({k[len("valid_") :] for r in history for k in r if k.startswith("valid_")})
+    else:
+        loss_keys = [k for k in all_losses if k.split("/", 1)[1] not in _NOT_LOSSES]
+    settings = sorted(
+        {
+            k[len("valid_") :]
+            for r in history
+            for k, v in r.items()
+            if k.startswith("valid_") and isinstance(v, Mapping)
+        }
+    )
     valid_names = sorted(
         {
             m
@@ -303,39 +350,76 @@ def plot_training_curves(
             for m in v
         }
     )
-    if metric is None and settings:
-        first = next(r[f"valid_{s}"] for r in history for s in settings if f"valid_{s}" in r)
+    if metric is None and valid_names:
+        first = next(
+            r[f"valid_{s}"]
+            for r in history
+            for s in settings
+            if isinstance(r.get(f"valid_{s}"), Mapping) and r[f"valid_{s}"]
+        )
         metric = _default_metric(first)
     if settings and metric not in valid_names:
         raise ConfigError(f"`metric` must be one of {valid_names}; got {metric!r}.")
 
     figure = Figure(figsize=figsize, layout="constrained")
     loss_axes, metric_axes = figure.subplots(1, 2)
-    warm = np.array([bool(r.get("warmup", False)) for r in history])
+    warm = np.array([r.get("warmup") is True for r in history])  # (E,)
     for axes in (loss_axes, metric_axes):
-        if warm.any():
+        for n, (first_warm, last_warm) in enumerate(_runs(warm)):
             axes.axvspan(
-                epochs[warm].min() - 0.5, epochs[warm].max() + 0.5, color="0.9", label="warm-up"
+                epochs[first_warm] - 0.5,
+                epochs[last_warm] + 0.5,
+                color="0.9",
+                label="warm-up" if n == 0 else None,
             )
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
     for key in loss_keys:
         y = np.array([_as_float(r.get(key)) for r in history])  # (E,)
         loss_axes.plot(epochs, y, marker=".", label=key)
+    drawn = np.array([_as_float(r.get(k)) for r in history for k in loss_keys])
+    drawn = drawn[np.isfinite(drawn)]
+    if drawn.size and drawn.min() > 0 and drawn.max() > 100 * drawn.min():
+        loss_axes.set_yscale("log")
     loss_axes.set_ylabel("training loss")
     loss_axes.set_title("training losses")
+    lower_better = METRIC_DIRECTIONS.get(metric or "", "max") == "min"
     for setting in settings:
-        y = np.array(
-            [_as_float((r.get(f"valid_{setting}") or {}).get(metric)) for r in history]
-        )  # (E,)
-        metric_axes.plot(epochs, y, marker=".", label=f"setting {setting}")
+        y = np.array([_valid_value(r, setting, metric) for r in history])  # (E,)
+        (line,) = metric_axes.plot(epochs, y, marker=".", label=f"setting {setting}")
+        candidates = np.where(~warm & np.isfinite(y))[0]
+        if candidates.size == 0 and not (~warm).any() and np.isfinite(y[-1]):
+            candidates = np.array([len(y) - 1])  # only warm-up epochs: the loop keeps the last
+        if candidates.size:
+            pick = np.argmin(y[candidates]) if lower_better else np.argmax(y[candidates])
+            best = int(candidates[pick])
+            metric_axes.plot(
+                epochs[best],
+                y[best],
+                marker="*",
+                markersize=12,
+                linestyle="none",
+                color=line.get_color(),
+                label=f"best {setting}: epoch {int(epochs[best])}",
+            )
     label = METRIC_LABELS.get(metric, metric) if metric else ""
     metric_axes.set_ylabel(f"validation {label}".strip())
     metric_axes.set_title("validation")
     for axes in (loss_axes, metric_axes):
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize="small")
-    return _save(figure, out_path, dpi)
+    if title:
+        figure.suptitle(title)
+    if out_path is not None:
+        _save(figure, out_path, dpi)
+    return figure
+
+
+def _valid_value(record: Mapping[str, Any], setting: str, metric: str | None) -> float:
+    """Return ``record["valid_<setting>"][metric]`` as a float, NaN when absent or not finite."""
+    valid = record.get(f"valid_{setting}")
+    return _as_float(valid.get(metric) if isinstance(valid, Mapping) else None)
 
 
 def _is_number(value: Any) -> bool:

@@ -8,7 +8,7 @@ MM-Align (Han et al., EMNLP 2022).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from torch import Tensor, nn
@@ -17,10 +17,43 @@ from mmalign.data.batching import Batch
 from mmalign.models.backbone import Backbone
 from mmalign.models.losses import task_loss
 
-__all__ = ["Phase", "PairDims", "MissingModalityModel"]
+__all__ = ["Phase", "Pass", "Losses", "PairDims", "MissingModalityModel"]
 
 # warmup: complete batches before Algorithm 1's main loop; complete / missing: the two splits
 Phase = Literal["warmup", "complete", "missing"]
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass over a training split within an epoch.
+
+    Attributes
+    ----------
+    phase : {"warmup", "complete", "missing"}
+        Which split the pass iterates (``warmup`` and ``complete`` use the complete split).
+    groups : tuple of str, optional
+        Optimiser groups stepped in this pass (``None``: every group that has a loss).
+    """
+
+    phase: Phase
+    groups: tuple[str, ...] | None = None
+
+
+@dataclass
+class Losses:
+    """The losses of one batch.
+
+    Attributes
+    ----------
+    step : dict[str, Tensor]
+        Optimiser group (a key of :meth:`MissingModalityModel.parameter_groups`) -> the scalar
+        loss that group minimises on this batch.
+    logged : dict[str, Tensor]
+        Detached scalars that are only logged (loss parts, solver diagnostics).
+    """
+
+    step: dict[str, Tensor]
+    logged: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,9 +83,25 @@ class MissingModalityModel(nn.Module):
         self.task = task
 
     # -- hooks -------------------------------------------------------------------------
-    def compute_losses(self, batch: Batch, phase: Phase) -> dict[str, Tensor]:
-        """Return losses keyed by optimiser group (extra keys are logged, not stepped)."""
+    def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
+        """Return the losses of one training batch of ``phase``."""
         raise NotImplementedError
+
+    def epoch_passes(self, warmup: bool) -> tuple[Pass, ...]:
+        """The passes of one epoch: Algorithm 1 visits complete, then missing batches."""
+        if warmup:
+            return (Pass("warmup"),)
+        return (Pass("complete"), Pass("missing"))
+
+    def epoch_summary(self, record: dict) -> str:
+        """The method's part of the epoch log line, from the epoch's mean losses.
+
+        ``record`` maps ``"<phase>/<name>"`` to the epoch mean of each stepped and logged loss.
+        """
+        for key in ("complete/main", "warmup/main", "complete/backbone", "warmup/backbone"):
+            if key in record:
+                return f"loss {record[key]:.4f}"
+        return ""
 
     def impute_victim(self, z_source: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """Stand-in for the encoded victim: returns ``(z_victim (B, 1+L, d), mask (B, L))``."""

@@ -18,7 +18,7 @@ from mmalign.data.batching import Batch
 from mmalign.models.adl import AlignmentFitter, Convention, banded_impute, fit_loss, ot_fit_targets
 from mmalign.models.backbone import Backbone
 from mmalign.models.losses import info_nce
-from mmalign.models.method import MissingModalityModel, Phase
+from mmalign.models.method import Losses, MissingModalityModel, Pass, Phase
 from mmalign.ot.cost import windowed_cosine_cost
 from mmalign.ot.sinkhorn import SinkhornResult, sinkhorn_banded
 from mmalign.validation import ConvergenceWarning
@@ -47,6 +47,9 @@ class MMAlign(MissingModalityModel):
     fit_normalisation : {"mse", "eq13"}
     train_fitter : bool
         False gives the "w/o fit loss" ablation (the fitter keeps its random weights).
+    single_iteration : bool
+        True (Algorithm 1): one pass over each complete batch steps the fitter, then the
+        backbone. False gives the "w/o SI" ablation: a fitter pass, then a backbone pass.
     """
 
     group_order = ("fitter", "backbone")
@@ -64,6 +67,7 @@ class MMAlign(MissingModalityModel):
         convention: Convention = "column",
         fit_normalisation: str = "mse",
         train_fitter: bool = True,
+        single_iteration: bool = True,
     ) -> None:
         super().__init__(backbone, task)
         self.fitter = AlignmentFitter(backbone.d_model, window)
@@ -73,6 +77,22 @@ class MMAlign(MissingModalityModel):
         self.convention = convention
         self.fit_normalisation = fit_normalisation
         self.train_fitter = train_fitter
+        self.single_iteration = single_iteration
+
+    def epoch_passes(self, warmup: bool) -> tuple[Pass, ...]:
+        """Algorithm 1, or with ``single_iteration=False`` separate fitter and backbone passes."""
+        if warmup or self.single_iteration:
+            return super().epoch_passes(warmup)
+        return (Pass("complete", ("fitter",)), Pass("complete", ("backbone",)), Pass("missing"))
+
+    def epoch_summary(self, record: dict) -> str:
+        """Main loss, fit loss and the share of samples whose Sinkhorn did not converge."""
+        text = super().epoch_summary(record)
+        if "complete/fitter" in record:
+            text += f"  fit {record['complete/fitter']:.4f}"
+        if record.get("complete/ot_unconverged", 0.0) > 0:
+            text += f"  OT unconverged {100 * record['complete/ot_unconverged']:.0f}%"
+        return text
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """``fitter`` = the ADL's GRU and projection (psi); ``backbone`` = everything else (theta)."""
@@ -111,22 +131,18 @@ class MMAlign(MissingModalityModel):
         head = self.backbone.victim_head_token().expand(steps.shape[0], 1, -1)  # (B, 1, d)
         return torch.cat([head, imputed], dim=1), batch.source_mask  # (B, 1+L, d)
 
-    def compute_losses(self, batch: Batch, phase: Phase) -> dict[str, Tensor]:
+    def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
         """Algorithm 1: warm-up and complete batches (lines 2-4, 8-13), missing batches (15-17)."""
         z_source = self.backbone.encode_source(batch.source, batch.source_mask)
         if phase == "missing":
             z_victim, mask = self.impute_victim(z_source, batch)
             out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, mask)
-            return {"backbone": self.loss(out, batch)}
+            return Losses({"backbone": self.loss(out, batch)})
         z_victim = self.backbone.encode_victim(batch.victim, batch.victim_mask)
         out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, batch.victim_mask)
         main = self.loss(out, batch)
         con = info_nce(z_source[:, 0], z_victim[:, 0], self.tau)
-        losses = {
-            "backbone": main + self.lambda_con * con,
-            "main": main.detach(),
-            "con": con.detach(),
-        }
+        losses = Losses({"backbone": main + self.lambda_con * con}, {"main": main.detach(), "con": con.detach()})
         if phase == "complete" and self.train_fitter:
             ot = self.solve_alignment(z_source[:, 1:], z_victim[:, 1:], batch)
             target, valid = ot_fit_targets(
@@ -134,8 +150,8 @@ class MMAlign(MissingModalityModel):
             )
             # the fitter step updates psi only (line 11): its input is detached from theta
             pred = self.fitter(z_source[:, 1:].detach(), batch.source_mask)  # (B, L, W)
-            losses["fitter"] = fit_loss(pred, target, valid, self.fit_normalisation)
-            losses["ot_unconverged"] = (~ot.converged).float().mean()
+            losses.step["fitter"] = fit_loss(pred, target, valid, self.fit_normalisation)
+            losses.logged["ot_unconverged"] = (~ot.converged).float().mean()
         return losses
 
     @torch.no_grad()

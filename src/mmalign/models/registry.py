@@ -1,47 +1,90 @@
-"""The single registry of methods: name -> everything the harness needs to run it.
+"""The single registry of methods: every fact the harness knows about a method lives here.
 
-Builders are the only code that reads a :class:`~mmalign.train.config.RunConfig`; modules
-take explicit arguments (house style rule 5). Registry introduced for this toolkit (2026).
+A :class:`MethodSpec` gives a method's name, its label and place in tables, how to build it,
+whether it needs complete data, its optimiser groups with their learning-rate options, and
+which method-specific options apply to it. Commands, grids, tables and significance tests
+read these facts; nothing else names a method. Builders are the only code that reads a
+:class:`~mmalign.config.RunConfig`; modules take explicit arguments (house style rule 5).
+Importing this module imports no torch: builders import their model when called.
+Registry introduced for this toolkit (2026).
+
+Adding a method: write its module (a :class:`~mmalign.models.method.MissingModalityModel`),
+a builder here and one entry in :data:`METHODS` (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from mmalign.models.backbone import Backbone
-from mmalign.models.method import MissingModalityModel, PairDims
-from mmalign.validation import check_in
+from mmalign.config import RunConfig, flat_fields
+from mmalign.validation import ConfigError, check_in
 
 if TYPE_CHECKING:
-    from mmalign.train.config import RunConfig
+    from mmalign.models.backbone import Backbone
+    from mmalign.models.method import MissingModalityModel, PairDims
 
-__all__ = ["MethodSpec", "METHODS", "get_method", "build_backbone"]
+__all__ = [
+    "MethodSpec",
+    "METHODS",
+    "get_method",
+    "method_names",
+    "upper_bound",
+    "proposed_method",
+    "method_specific_options",
+    "check_options_apply",
+    "options_for",
+    "build_backbone",
+]
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """How to build and run one method.
+    """Everything the harness needs to know about one method.
 
     Attributes
     ----------
     name : str
+        Registry key, lower case with hyphens (``"mm-align"``).
+    label : str
+        Name in tables and plots (``"MM-Align"``).
     build : callable
         ``build(dims, config) -> MissingModalityModel``.
     description : str
     complete_data : bool
-        True for the upper bound: the victim is given for every sample of every split.
+        True for the upper bound: the victim is given for every sample of every split, so the
+        survival rate does not apply and settings A and B coincide.
+    proposed : bool
+        The method the paper proposes: significance marks compare it against the others, and
+        the ablation and window sweep vary its options.
+    lr_options : dict[str, str]
+        Optimiser group -> the option that sets its learning rate; groups not listed use
+        ``lr_main``.
+    options : tuple of str
+        Method-specific options that apply to this method. An option that some method lists
+        applies only to the methods that list it; every other option applies to all.
     """
 
     name: str
-    build: Callable[[PairDims, "RunConfig"], MissingModalityModel]
+    label: str
+    build: Callable[["PairDims", RunConfig], "MissingModalityModel"]
     description: str
     complete_data: bool = False
+    proposed: bool = False
+    lr_options: Mapping[str, str] = field(default_factory=dict)
+    options: tuple[str, ...] = ()
+
+    def learning_rates(self, config: RunConfig) -> dict[str, float]:
+        """Learning rate per optimiser group, ``{"*": lr_main}`` for every unlisted group."""
+        values = {**vars(config.train)}
+        return {"*": config.train.lr_main, **{g: values[o] for g, o in self.lr_options.items()}}
 
 
-def build_backbone(dims: PairDims, config: "RunConfig") -> Backbone:
+def build_backbone(dims: "PairDims", config: RunConfig) -> "Backbone":
     """Build the shared backbone, sized by ``config.model``."""
+    from mmalign.models.backbone import Backbone
+
     m = config.model
     return Backbone(
         dims.source_dim,
@@ -56,7 +99,7 @@ def build_backbone(dims: PairDims, config: "RunConfig") -> Backbone:
     )
 
 
-def _mm_align(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
+def _mm_align(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
     from mmalign.models.mm_align import MMAlign
 
     a, t = config.adl, config.train
@@ -72,22 +115,23 @@ def _mm_align(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
         convention=a.convention,  # type: ignore[arg-type]
         fit_normalisation=a.fit_normalisation,
         train_fitter=a.train_fitter,
+        single_iteration=t.single_iteration,
     )
 
 
-def _lb(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
+def _lb(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
     from mmalign.models.baselines.lb import SourceOnly
 
     return SourceOnly(build_backbone(dims, config), dims.task)
 
 
-def _ub(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
+def _ub(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
     from mmalign.models.baselines.ub import BothModalities
 
     return BothModalities(build_backbone(dims, config), dims.task)
 
 
-def _mfm(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
+def _mfm(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
     from mmalign.models.baselines.mfm import MFM
 
     b = config.baselines
@@ -99,7 +143,7 @@ def _mfm(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
     )
 
 
-def _smil(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
+def _smil(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
     from mmalign.models.baselines.smil import SMIL
 
     b = config.baselines
@@ -113,7 +157,7 @@ def _smil(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
     )
 
 
-def _modal_trans(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
+def _modal_trans(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
     from mmalign.models.baselines.modal_trans import ModalTrans
 
     m, b = config.model, config.baselines
@@ -129,30 +173,127 @@ def _modal_trans(dims: PairDims, config: "RunConfig") -> MissingModalityModel:
     )
 
 
+_ADL_OPTIONS = ("window", "reg", "max_iter", "tol", "convention", "fit_normalisation")
+
+#: Every method, in the order of the paper's tables.
 METHODS: dict[str, MethodSpec] = {
-    "lb": MethodSpec("lb", _lb, "Supervised-Single: source modality only (lower bound)"),
-    "ub": MethodSpec(
-        "ub", _ub, "Supervised-Both: both modalities always (upper bound)", complete_data=True
-    ),
-    "mm-align": MethodSpec(
-        "mm-align", _mm_align, "MM-Align: OT alignment dynamics + denoising training"
-    ),
-    "mfm": MethodSpec(
-        "mfm", _mfm, "MFM: factorised shared/specific factors, victim generated from the source"
-    ),
-    "smil": MethodSpec(
-        "smil", _smil, "SMIL: victim as weighted cluster centres with learned Gaussian noise"
-    ),
-    "modal-trans": MethodSpec(
-        "modal-trans",
-        _modal_trans,
-        "Modal-Trans: cyclic transformer translation, autoregressive decoding",
-    ),
+    spec.name: spec
+    for spec in (
+        MethodSpec("lb", "LB", _lb, "Supervised-Single: source modality only (lower bound)"),
+        MethodSpec(
+            "ub",
+            "UB",
+            _ub,
+            "Supervised-Both: both modalities always (upper bound)",
+            complete_data=True,
+        ),
+        MethodSpec(
+            "mfm",
+            "MFM",
+            _mfm,
+            "MFM: factorised shared/specific factors, victim generated from the source",
+            options=("recon_weight", "mfm_factor_dim"),
+        ),
+        MethodSpec(
+            "smil",
+            "SMIL",
+            _smil,
+            "SMIL: victim as weighted cluster centres with learned Gaussian noise",
+            options=("recon_weight", "smil_clusters", "smil_decay", "smil_kl_weight"),
+        ),
+        MethodSpec(
+            "modal-trans",
+            "Modal-Trans",
+            _modal_trans,
+            "Modal-Trans: cyclic transformer translation, autoregressive decoding",
+            options=("recon_weight", "cycle_weight", "mt_layers"),
+        ),
+        MethodSpec(
+            "mm-align",
+            "MM-Align",
+            _mm_align,
+            "MM-Align: OT alignment dynamics + denoising training",
+            proposed=True,
+            lr_options={"fitter": "lr_fit"},
+            options=(
+                *_ADL_OPTIONS,
+                "train_fitter",
+                "lr_fit",
+                "lambda_con",
+                "tau",
+                "single_iteration",
+            ),
+        ),
+    )
 }
 
 
 def get_method(name: str) -> MethodSpec:
-    """Look a method up by name (``mm_align`` and ``mm-align`` both work)."""
-    key = name.lower().replace("_", "-")
+    """Look a method up by name (any case; ``mm_align`` and ``mm-align`` both work).
+
+    >>> get_method("MM_Align").label
+    'MM-Align'
+    """
+    key = str(name).strip().lower().replace("_", "-")
     check_in("method", key, list(METHODS))
     return METHODS[key]
+
+
+def method_names() -> tuple[str, ...]:
+    """Registered method names in table order.
+
+    >>> method_names()
+    ('lb', 'ub', 'mfm', 'smil', 'modal-trans', 'mm-align')
+    """
+    return tuple(METHODS)
+
+
+def upper_bound() -> str:
+    """Name of the method that trains and tests with complete data (``"ub"``)."""
+    return next(s.name for s in METHODS.values() if s.complete_data)
+
+
+def proposed_method() -> str:
+    """Name of the proposed method (``"mm-align"``)."""
+    return next(s.name for s in METHODS.values() if s.proposed)
+
+
+def method_specific_options() -> frozenset[str]:
+    """Options that apply only to the methods that list them."""
+    return frozenset(o for spec in METHODS.values() for o in spec.options)
+
+
+def check_options_apply(method: str, given: Iterable[str]) -> None:
+    """Raise :class:`ConfigError` when an option given explicitly does not apply to ``method``.
+
+    >>> check_options_apply("lb", ["epochs"])
+    >>> check_options_apply("lb", ["window"])
+    Traceback (most recent call last):
+    ...
+    mmalign.validation.ConfigError: `window` does not apply to method 'lb'; it applies to ['mm-align'].
+    """
+    spec = get_method(method)
+    specific = method_specific_options()
+    for name in given:
+        if name in specific and name not in spec.options:
+            users = [s.name for s in METHODS.values() if name in s.options]
+            raise ConfigError(f"`{name}` does not apply to method {spec.name!r}; it applies to {users}.")
+
+
+def options_for(method: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The overrides (flat names) that apply to ``method``; the others are dropped.
+
+    A grid passes one ``--config`` / ``--set`` to every method; each run keeps only what
+    applies to it, so e.g. an LB run's fingerprint does not depend on the window.
+
+    >>> options_for("lb", {"window": 4, "epochs": 2})
+    {'epochs': 2}
+    """
+    spec = get_method(method)
+    specific = method_specific_options()
+    known = flat_fields()
+    return {
+        k: v
+        for k, v in overrides.items()
+        if k not in known or k not in specific or k in spec.options
+    }

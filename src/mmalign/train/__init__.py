@@ -1,5 +1,28 @@
-"""Training: configuration, the one training loop, checkpoints, and the run entry point."""
+"""Training: the one loop (Algorithm 1), its resumable state, and checkpoints."""
 
-from mmalign.train.config import ADLConfig, ModelConfig, RunConfig, TrainConfig, load_config
+from mmalign.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from mmalign.train.loop import (
+    TrainData,
+    TrainingError,
+    build_optimizers,
+    fit,
+    predict_outputs,
+    selection_score,
+    train_step,
+)
+from mmalign.train.state import TrainState, cpu_state
 
-__all__ = ["ADLConfig", "ModelConfig", "RunConfig", "TrainConfig", "load_config"]
+__all__ = [
+    "atomic_write_bytes",
+    "load_checkpoint",
+    "save_checkpoint",
+    "TrainData",
+    "TrainingError",
+    "build_optimizers",
+    "fit",
+    "predict_outputs",
+    "selection_score",
+    "train_step",
+    "TrainState",
+    "cpu_state",
+]

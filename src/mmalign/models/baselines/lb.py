@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from mmalign.data.batching import Batch
-from mmalign.models.method import MissingModalityModel, Phase
+from mmalign.models.method import Losses, MissingModalityModel, Phase
 
 __all__ = ["SourceOnly"]
 
@@ -23,9 +23,9 @@ class SourceOnly(MissingModalityModel):
         z = self.backbone.encode_source(batch.source, batch.source_mask)
         return self.backbone.predict_fused(z, batch.source_mask, z, batch.source_mask)
 
-    def compute_losses(self, batch: Batch, phase: Phase) -> dict[str, Tensor]:
+    def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
         """Task loss on every batch, complete or missing alike."""
-        return {"backbone": self.loss(self.predict(batch), batch)}
+        return Losses({"backbone": self.loss(self.predict(batch), batch)})
 
     def parameter_groups(self):
         """Everything but the (unused) victim encoder."""

@@ -32,7 +32,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmalign.data.batching import Batch
 from mmalign.models.backbone import Backbone
-from mmalign.models.method import MissingModalityModel, Phase
+from mmalign.models.method import Losses, MissingModalityModel, Phase
 from mmalign.validation import check_non_negative, check_positive
 
 __all__ = ["MFM", "masked_mse", "masked_mean", "run_masked_gru"]
@@ -207,7 +207,7 @@ class MFM(MissingModalityModel):
         head = self.backbone.victim_head_token().expand(generated.shape[0], 1, -1)  # (B, 1, d)
         return torch.cat([head, generated], dim=1), batch.source_mask  # (B, 1+L, d)
 
-    def compute_losses(self, batch: Batch, phase: Phase) -> dict[str, Tensor]:
+    def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
         """Missing batches: main loss with the generated victim. Otherwise main + reconstruction.
 
         The reconstruction (on rows with the victim only) is the mean of three masked MSEs:
@@ -218,7 +218,7 @@ class MFM(MissingModalityModel):
             z_source = self.backbone.encode_source(batch.source, batch.source_mask)
             z_gen, gen_mask = self.impute_victim(z_source, batch)
             out = self.backbone.predict_fused(z_source, batch.source_mask, z_gen, gen_mask)
-            return {"backbone": self.loss(out, batch)}
+            return Losses({"backbone": self.loss(out, batch)})
         z_source, z_victim, victim_mask = self.encode_pair_or_impute(batch)
         out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, victim_mask)
         main = self.loss(out, batch)
@@ -246,4 +246,4 @@ class MFM(MissingModalityModel):
             + masked_mse(generated, target_victim, both)
         ) / 3.0
         total = main + self.recon_weight * recon
-        return {"backbone": total, "main": main.detach(), "recon": recon.detach()}
+        return Losses({"backbone": total}, {"main": main.detach(), "recon": recon.detach()})

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from mmalign.data.batching import Batch
 from mmalign.models.backbone import Backbone, sinusoidal_positions
 from mmalign.models.baselines.mfm import masked_mse
-from mmalign.models.method import MissingModalityModel, Phase
+from mmalign.models.method import Losses, MissingModalityModel, Phase
 from mmalign.validation import ConfigError, check_non_negative, check_positive
 
 __all__ = ["ModalTrans", "SequenceTranslator", "causal_mask"]
@@ -211,7 +211,7 @@ class ModalTrans(MissingModalityModel):
         head = self.backbone.victim_head_token().expand(steps.shape[0], 1, -1)  # (B, 1, d)
         return torch.cat([head, steps], dim=1), batch.source_mask  # (B, 1+L, d)
 
-    def compute_losses(self, batch: Batch, phase: Phase) -> dict[str, Tensor]:
+    def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
         """Missing: main (decoded victim) + cycle. Otherwise: main + teacher forcing + cycle."""
         if phase == "missing":
             z_source = self.backbone.encode_source(batch.source, batch.source_mask)
@@ -221,7 +221,7 @@ class ModalTrans(MissingModalityModel):
             mask = batch.source_mask
             cycle = self.cycle_loss(z_gen[:, 1:], z_source[:, 1:], mask, mask)
             total = main + self.cycle_weight * cycle
-            return {"backbone": total, "main": main.detach(), "cycle": cycle.detach()}
+            return Losses({"backbone": total}, {"main": main.detach(), "cycle": cycle.detach()})
         z_source, z_victim, victim_mask = self.encode_pair_or_impute(batch)
         out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, victim_mask)
         main = self.loss(out, batch)
@@ -233,9 +233,5 @@ class ModalTrans(MissingModalityModel):
         scored = batch.source_mask & rows  # (B, L)
         cycle = self.cycle_loss(generated, source_steps, batch.source_mask, scored)
         total = main + self.recon_weight * translation + self.cycle_weight * cycle
-        return {
-            "backbone": total,
-            "main": main.detach(),
-            "translation": translation.detach(),
-            "cycle": cycle.detach(),
-        }
+        logged = {"main": main.detach(), "translation": translation.detach(), "cycle": cycle.detach()}
+        return Losses({"backbone": total}, logged)

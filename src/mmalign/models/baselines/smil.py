@@ -38,8 +38,8 @@ from torch import Tensor, nn
 from mmalign.data.batching import Batch
 from mmalign.models.backbone import Backbone
 from mmalign.models.baselines.mfm import masked_mean, masked_mse
-from mmalign.models.method import MissingModalityModel, Phase
-from mmalign.validation import ConfigError, check_non_negative, check_positive
+from mmalign.models.method import Losses, MissingModalityModel, Phase
+from mmalign.validation import ConfigError, check_fraction, check_non_negative, check_positive
 
 __all__ = ["SMIL", "ema_kmeans_step"]
 
@@ -103,8 +103,7 @@ class SMIL(MissingModalityModel):
         super().__init__(backbone, task)
         if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
             raise ConfigError(f"`n_clusters` must be an integer >= 1; got {n_clusters!r}.")
-        if not 0.0 <= decay < 1.0:
-            raise ConfigError(f"`decay` must be in [0, 1); got {decay!r}.")
+        check_fraction("decay", decay)
         check_non_negative("recon_weight", recon_weight)
         check_non_negative("kl_weight", kl_weight)
         d = backbone.d_model
@@ -177,7 +176,7 @@ class SMIL(MissingModalityModel):
         kl = 0.5 * (logvar.exp() - logvar - 1.0).mean(-1)  # (B, L)
         return masked_mean(kl[..., None], mask).mean()  # (B, L, 1) -> (B, 1) -> ()
 
-    def compute_losses(self, batch: Batch, phase: Phase) -> dict[str, Tensor]:
+    def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
         """Missing: main (imputed victim) + KL. Otherwise: refresh centres, main + recon + KL."""
         if phase == "missing":
             z_source = self.backbone.encode_source(batch.source, batch.source_mask)
@@ -188,7 +187,7 @@ class SMIL(MissingModalityModel):
             main = self.loss(out, batch)
             kl = self._kl(logvar, batch.source_mask)
             total = main + self.kl_weight * kl
-            return {"backbone": total, "main": main.detach(), "kl": kl.detach()}
+            return Losses({"backbone": total}, {"main": main.detach(), "kl": kl.detach()})
         z_source, z_victim, victim_mask = self.encode_pair_or_impute(batch)
         victim_steps = z_victim[:, 1:]  # (B, L, d)
         valid = batch.victim_mask & batch.has_victim[:, None]  # (B, L)
@@ -200,9 +199,5 @@ class SMIL(MissingModalityModel):
         recon = masked_mse(steps, victim_steps.detach(), valid & batch.source_mask)
         kl = self._kl(logvar, batch.source_mask)
         total = main + self.recon_weight * recon + self.kl_weight * kl
-        return {
-            "backbone": total,
-            "main": main.detach(),
-            "recon": recon.detach(),
-            "kl": kl.detach(),
-        }
+        logged = {"main": main.detach(), "recon": recon.detach(), "kl": kl.detach()}
+        return Losses({"backbone": total}, logged)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from mmalign.data.batching import Batch
-from mmalign.models.method import MissingModalityModel, Phase
+from mmalign.models.method import Losses, MissingModalityModel, Phase
 from mmalign.validation import ConfigError
 
 __all__ = ["BothModalities"]
@@ -23,6 +23,6 @@ class BothModalities(MissingModalityModel):
         """UB has no imputation: it must always be given the victim."""
         raise ConfigError("the upper-bound method 'ub' needs the victim modality for every sample.")
 
-    def compute_losses(self, batch: Batch, phase: Phase) -> dict[str, Tensor]:
+    def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
         """Task loss on complete batches."""
-        return {"backbone": self.loss(self.predict(batch), batch)}
+        return Losses({"backbone": self.loss(self.predict(batch), batch)})

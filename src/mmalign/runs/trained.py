@@ -1,29 +1,34 @@
-"""Python API over a finished run: load it, predict, and impute the victim representation.
+"""A finished run restored from its folder: predict, impute the victim, evaluate.
 
-Example (not run as a doctest: it needs a run folder)::
+This is ``mmalign.load_run``. Example (not run as a doctest: it needs a run folder)::
 
-    from mmalign.api import load_run
-    run = load_run("runs/mm-align_t-v_p0.1_s0_...")
-    outputs = run.predict(dataset.splits["test"])          # victim absent (setting A)
-    z_victim, mask = run.impute(source_features, lengths)   # (B, L, d), (B, L)
+    import mmalign
+    model = mmalign.load_run("runs/tv", setting="A")
+    test = mmalign.load_dataset("/data/MOSI/aligned_50.pkl").splits["test"]
+    scores = model.predict(test)                   # (N, C), victim absent
+    z_victim, mask = model.impute(test.features["text"], test.lengths["text"])  # (N, L, d), (N, L)
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from torch import Tensor
 
-from mmalign.data.batching import PairData
+from mmalign.config import RunConfig, config_from_dict
+from mmalign.data.batching import Batch, PairData
 from mmalign.data.dataset import Split
+from mmalign.evaluate.metrics import compute_metrics
 from mmalign.models.method import MissingModalityModel, PairDims
+from mmalign.runs.device import resolve_device
+from mmalign.runs.execute import build_model
+from mmalign.runs.predictions import softmax
+from mmalign.runs.result import RunMeta
 from mmalign.train.checkpoint import load_checkpoint
-from mmalign.train.config import RunConfig, config_from_dict
 from mmalign.train.loop import predict_outputs
-from mmalign.train.run import build_model, resolve_device
 from mmalign.validation import ConfigError, DataError, check_in
 
 __all__ = ["TrainedModel", "load_run"]
@@ -35,53 +40,51 @@ class TrainedModel:
     Attributes
     ----------
     config : RunConfig
-    meta : dict
+    meta : RunMeta
         Method, pair, feature widths and task.
     model : MissingModalityModel
     setting : str
         Which best checkpoint was loaded (``"A"`` or ``"B"``).
+    device : torch.device
     """
 
     def __init__(
         self,
         config: RunConfig,
-        meta: dict,
+        meta: RunMeta,
         model: MissingModalityModel,
         setting: str,
         device: torch.device,
     ) -> None:
-        self.config, self.meta, self.model, self.setting, self.device = (
-            config,
-            meta,
-            model,
-            setting,
-            device,
-        )
+        self.config, self.meta, self.model = config, meta, model
+        self.setting, self.device = setting, device
 
     @property
     def source(self) -> str:
         """Source modality name."""
-        return self.meta["source"]
+        return self.meta.source
 
     @property
     def victim(self) -> str:
         """Victim modality name."""
-        return self.meta["victim"]
+        return self.meta.victim
 
     @classmethod
     def load(cls, run_dir: str | Path, setting: str = "A", device: str = "cpu") -> "TrainedModel":
         """Restore the best checkpoint of ``setting`` from ``run_dir``."""
-        import yaml
-
         run_dir = Path(run_dir)
         for name in ("config.yaml", "model.json", "checkpoint.pt"):
             if not (run_dir / name).is_file():
                 raise DataError(f"{run_dir}: not a finished run folder ({name} is missing).")
         config = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-        meta = json.loads((run_dir / "model.json").read_text())
-        states, _ = load_checkpoint(run_dir / "checkpoint.pt")
+        states, saved = load_checkpoint(run_dir / "checkpoint.pt")
+        if saved.get("partial"):
+            raise DataError(f"{run_dir}: the run did not finish (its checkpoint is partial).")
+        meta = RunMeta.from_dict(saved)
+        if "complete" in states:  # the upper bound keeps one state for both settings
+            states = {"A": states["complete"], "B": states["complete"]}
         check_in("setting", setting, sorted(states))
-        dims = PairDims(**meta["dims"])
+        dims = PairDims(meta.source_dim, meta.victim_dim, meta.output_dim, meta.task)
         dev = resolve_device(device)
         model = build_model(config, dims)
         model.load_state_dict(states[setting])
@@ -89,43 +92,45 @@ class TrainedModel:
         return cls(config, meta, model, setting, dev)
 
     def _pair(self, split: Split, present: np.ndarray) -> PairData:
-        for m in (self.source, self.victim):
-            if m not in split.features:
-                if m == self.victim and not present.any():
-                    continue
+        """The split's pair tensors, a zero placeholder where the victim is absent everywhere."""
+        if present.shape != (len(split),):
+            raise ConfigError(f"`present` must have shape ({len(split)},); got {present.shape}.")
+        widths = {self.source: self.meta.source_dim, self.victim: self.meta.victim_dim}
+        features, lengths = dict(split.features), dict(split.lengths)
+        if self.victim not in features and not present.any():
+            features[self.victim] = np.zeros((len(split), 1, self.meta.victim_dim), np.float32)
+            lengths[self.victim] = np.zeros(len(split), np.int64)
+        for m, width in widths.items():
+            if m not in features:
                 raise DataError(f"the data has no modality {m!r}; it has {list(split.features)}.")
-        if self.victim not in split.features:  # victim absent everywhere: a zero placeholder
-            split = Split(
-                features={
-                    **split.features,
-                    self.victim: np.zeros(
-                        (len(split), 1, self.meta["dims"]["victim_dim"]), np.float32
-                    ),
-                },
-                lengths={**split.lengths, self.victim: np.zeros(len(split), np.int64)},
-                labels=split.labels,
-                ids=split.ids,
-            )
-        for m, key in ((self.source, "source_dim"), (self.victim, "victim_dim")):
-            width = split.features[m].shape[2]
-            if width != self.meta["dims"][key]:
+            if features[m].shape[2] != width:
                 raise DataError(
-                    f"modality {m!r} has width {width} but the model was trained on {self.meta['dims'][key]}."
+                    f"modality {m!r} has width {features[m].shape[2]} but the model was "
+                    f"trained on {width}."
                 )
+        split = Split(features=features, lengths=lengths, labels=split.labels, ids=split.ids)
         return PairData.from_split(split, self.source, self.victim, present=present).to(self.device)
 
     def predict(
         self, split: Split, present: np.ndarray | None = None, batch_size: int = 256
     ) -> np.ndarray:
-        """Predict outputs (N, C) for ``split``, using the victim only where ``present`` (N,).
+        """Outputs (N, C) for ``split``, using the victim only where ``present`` (N,) is True.
 
-        ``present`` defaults to all False (the victim is missing for every sample, setting A).
+        ``present`` defaults to all False (the victim missing for every sample, setting A).
         Regression outputs are scores in column 0; classification outputs are logits.
         """
         present = np.zeros(len(split), bool) if present is None else np.asarray(present, bool)
-        if present.shape != (len(split),):
-            raise ConfigError(f"`present` must have shape ({len(split)},); got {present.shape}.")
         return predict_outputs(self.model, self._pair(split, present), present, batch_size).numpy()
+
+    def predict_proba(self, split: Split, present: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities (N, C) of a classification model (see :meth:`predict`)."""
+        if self.meta.task != "classification":
+            raise ConfigError(f"`predict_proba` needs a classification model; got {self.meta.task!r}.")
+        return softmax(self.predict(split, present))
+
+    def evaluate(self, split: Split, present: np.ndarray | None = None) -> dict[str, float]:
+        """Metrics of :meth:`predict` against the split's labels (``docs/metrics.md``)."""
+        return compute_metrics(self.predict(split, present), split.labels, self.meta.task)
 
     @torch.no_grad()
     def impute(
@@ -147,21 +152,19 @@ class TrainedModel:
         """
         x = torch.as_tensor(np.asarray(source, np.float32), device=self.device)
         n = torch.as_tensor(np.asarray(lengths), device=self.device)
-        if x.ndim != 3 or x.shape[2] != self.meta["dims"]["source_dim"]:
+        if x.ndim != 3 or x.shape[2] != self.meta.source_dim:
             raise ConfigError(
-                f"`source` must have shape (B, L, {self.meta['dims']['source_dim']}); got {tuple(x.shape)}."
+                f"`source` must have shape (B, L, {self.meta.source_dim}); got {tuple(x.shape)}."
             )
         if n.shape != (x.shape[0],) or bool((n < 0).any()) or bool((n > x.shape[1]).any()):
             raise ConfigError(
                 f"`lengths` must have shape ({x.shape[0]},) with values in [0, {x.shape[1]}]."
             )
         mask = torch.arange(x.shape[1], device=self.device)[None] < n[:, None]  # (B, L)
-        from mmalign.data.batching import Batch
-
         batch = Batch(
             source=x,
             source_mask=mask,
-            victim=x.new_zeros(*x.shape[:2], self.meta["dims"]["victim_dim"]),
+            victim=x.new_zeros(*x.shape[:2], self.meta.victim_dim),  # (B, L, D_v)
             victim_mask=torch.zeros_like(mask),
             has_victim=torch.zeros(x.shape[0], dtype=torch.bool, device=self.device),
             labels=x.new_zeros(x.shape[0]),
@@ -173,5 +176,5 @@ class TrainedModel:
 
 
 def load_run(run_dir: str | Path, setting: str = "A", device: str = "cpu") -> TrainedModel:
-    """Shorthand for :meth:`TrainedModel.load`."""
+    """Restore a finished run; see :meth:`TrainedModel.load`."""
     return TrainedModel.load(run_dir, setting, device)

@@ -1,0 +1,323 @@
+"""The run configuration: the one option table of a run, YAML files and overrides.
+
+Each option is one :func:`~mmalign.options.option` field below: its default, help text and
+constraint are stated there and nowhere else. Command-line flags, ``--set key=value``, YAML
+keys (nested sections or flat names) and validation are generated from these fields.
+
+Defaults follow appendix B (Table 7, CMU-MOSI column) of MM-Align (Han et al., EMNLP 2022)
+where the paper gives them; every other default says why it was chosen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmalign.options import coerce, option, split_pair, validate_fields
+from mmalign.validation import ConfigError, check_in
+
+__all__ = [
+    "ModelConfig",
+    "ADLConfig",
+    "TrainConfig",
+    "BaselineConfig",
+    "RunConfig",
+    "SECTIONS",
+    "SECTION_TITLES",
+    "flat_fields",
+    "flatten",
+    "execution_options",
+    "apply_overrides",
+    "config_to_dict",
+    "config_from_dict",
+    "load_config",
+    "load_yaml_options",
+]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Backbone sizes."""
+
+    d_model: int = option(
+        32, "shared model width d (Table 7: attn_dim 32 on MOSI)", check="positive"
+    )
+    n_heads: int = option(4, "attention heads (Table 7: num_head 4)", check="positive")
+    # 1 layer suits ~1k training samples
+    n_layers: int = option(1, "self-attention layers per modality encoder", check="positive")
+    n_fusion_layers: int = option(
+        1, "cross-attention layers per fusion direction", check="positive"
+    )
+    dropout: float = option(0.1, "dropout probability", check="fraction")
+    # a feed-forward width of 2d keeps the model small on tiny data
+    ff_mult: int = option(2, "feed-forward width as a multiple of d", check="positive")
+
+
+@dataclass(frozen=True)
+class ADLConfig:
+    """Alignment dynamics learner and OT solver."""
+
+    # Table 7: K in {4,5,8,9,10}; Table 8 times K = 8
+    window: int = option(
+        8, "window radius K: alignment only where |i - j| <= K", check="non_negative"
+    )
+    # costs lie in [0, 2], so 0.1 gives sharp but smooth plans
+    reg: float = option(0.1, "entropic regularisation mu of the OT problem", check="positive")
+    max_iter: int = option(100, "Sinkhorn iteration cap", check="positive")
+    # targets are compared at ~1e-2 precision by the fit loss
+    tol: float = option(1e-4, "Sinkhorn tolerance on the L1 marginal error", check="positive")
+    convention: str = option(
+        "column",
+        "fitter targets from OT plan columns (DESIGN.md) or rows (the official code)",
+        choices=("column", "row"),
+        normalise="lower",
+    )
+    fit_normalisation: str = option(
+        "mse",
+        "fit loss: masked mean squared error, or the paper's Eq. 13 normalisation",
+        choices=("mse", "eq13"),
+        normalise="lower",
+    )
+    train_fitter: bool = option(
+        True, "train the alignment fitter (off: the 'w/o fit loss' ablation)"
+    )
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Hyperparameters of the imputation baselines (MFM, SMIL, Modal-Trans)."""
+
+    recon_weight: float = option(
+        1.0,
+        "reconstruction / translation loss weight (MFM, SMIL, Modal-Trans)",
+        check="non_negative",
+    )
+    cycle_weight: float = option(
+        1.0, "Modal-Trans back-translation loss weight", check="non_negative"
+    )
+    mt_layers: int = option(1, "Modal-Trans encoder and decoder layers", check="positive")
+    mfm_factor_dim: int = option(
+        0, "MFM factor width (0 = the backbone width d)", check="non_negative"
+    )
+    smil_clusters: int = option(16, "SMIL k-means centres", check="positive")
+    smil_decay: float = option(0.9, "SMIL EMA k-means decay per complete batch", check="fraction")
+    # keeps SMIL's learned noise from collapsing to zero
+    smil_kl_weight: float = option(
+        1e-3, "SMIL KL weight on the learned noise", check="non_negative"
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and model selection."""
+
+    # a cap: early stopping usually ends earlier
+    epochs: int = option(30, "maximum training epochs after warm-up", check="positive")
+    warmup_epochs: int = option(
+        1, "warm-up epochs on the complete split (Table 7: 1)", check="non_negative"
+    )
+    patience: int = option(
+        10, "early stopping: epochs without validation improvement (Table 7: 10)", check="positive"
+    )
+    batch_size: int = option(32, "training batch size (Table 7: 32)", check="positive")
+    lr_main: float = option(
+        1e-3,
+        "learning rate of the backbone and of every baseline (Table 7: 1e-3)",
+        check="positive",
+    )
+    lr_fit: float = option(
+        5e-4, "learning rate of MM-Align's alignment fitter (Table 7: 5e-4)", check="positive"
+    )
+    weight_decay: float = option(0.0, "AdamW weight decay", check="non_negative")
+    lambda_con: float = option(
+        0.1,
+        "weight of the contrastive (InfoNCE) loss; 0 = 'w/o contrastive' ablation (Table 7: 0.1)",
+        check="non_negative",
+    )
+    # not in the paper; the common SimCLR value
+    tau: float = option(0.1, "InfoNCE temperature", check="positive")
+    grad_clip: float = option(
+        1.0, "maximum gradient norm per optimiser (0 = off)", check="non_negative"
+    )
+    lr_decay: float = option(0.5, "learning-rate factor on a validation plateau", check="positive")
+    lr_patience: int = option(
+        3, "plateau epochs before the learning rate decays", check="non_negative"
+    )
+    single_iteration: bool = option(
+        True, "fitter and backbone in one pass over complete batches (off: the 'w/o SI' ablation)"
+    )
+    eval_batch_size: int = option(
+        256, "batch size of validation and test predictions", check="positive"
+    )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run."""
+
+    data: str = option(
+        "synthetic",
+        "dataset path, or 'synthetic' / 'synthetic:key=value,...' for the built-in benchmark",
+    )
+    format: str = option(
+        "",
+        "data format (default: detected from the path)",
+        choices=("", "native", "mmsa", "mult", "misa", "meld", "csd"),
+        normalise="lower",
+    )
+    trust_pickle: bool = option(False, "unpickle without restrictions (only for files you trust)")
+    task: str = option(
+        "",
+        "task when the file has both label kinds (default: what the file says, regression first)",
+        choices=("", "regression", "classification"),
+        normalise="lower",
+    )
+    label_key: str = option("", "name of the label array to use (default: chosen from the format)")
+    pair: str = option("t:v", "source:victim, e.g. t:v or text:vision")
+    p: float = option(
+        0.1, "survival rate of the victim modality in training, in (0, 1]", check="probability"
+    )
+    seed: int = option(
+        0, "split seed (also seeds initialisation and batch order)", check="non_negative"
+    )
+    method: str = option(
+        "mm-align", "method: lb, ub, mfm, smil, modal-trans or mm-align", normalise="method"
+    )
+    device: str = option(
+        "auto", "auto (CUDA when present), cpu, cuda, cuda:N", normalise="lower", execution=True
+    )
+    threads: int = option(
+        0,
+        "torch threads (0 = auto: see docs/method.md, 'Threads')",
+        check="non_negative",
+        execution=True,
+    )
+    progress: bool = option(True, "show progress bars on a terminal", execution=True)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    adl: ADLConfig = field(default_factory=ADLConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+
+    def validate(self) -> "RunConfig":
+        """Check every option against its constraint; raise :class:`ConfigError` naming it."""
+        validate_fields(self)
+        for section in SECTIONS:
+            validate_fields(getattr(self, section))
+        check_in("device", self.device.split(":")[0], ["auto", "cpu", "cuda", "mps"])
+        split_pair(self.pair)
+        if self.model.d_model % self.model.n_heads:
+            raise ConfigError(
+                f"`d_model` must be divisible by n_heads={self.model.n_heads}; got {self.model.d_model}."
+            )
+        return self
+
+    @property
+    def source_victim(self) -> tuple[str, str]:
+        """The pair as ``(source, victim)`` short or full names, as given."""
+        return split_pair(self.pair)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "adl": ADLConfig,
+    "train": TrainConfig,
+    "baselines": BaselineConfig,
+}
+
+#: Titles of the option groups in ``--help`` (``None``: the run's own options).
+SECTION_TITLES: dict[str | None, str] = {
+    None: "run",
+    "model": "model (backbone)",
+    "adl": "alignment dynamics learner / OT (MM-Align)",
+    "train": "training",
+    "baselines": "baselines (MFM, SMIL, Modal-Trans)",
+}
+
+
+def flat_fields() -> dict[str, tuple[str | None, dataclasses.Field]]:
+    """Every settable option by its flat name -> (section or None, field).
+
+    Flat names are unique across sections, so ``--window 4`` and ``adl.window: 4`` mean the same.
+    """
+    out: dict[str, tuple[str | None, dataclasses.Field]] = {}
+    for f in fields(RunConfig):
+        if f.name in SECTIONS:
+            for g in fields(SECTIONS[f.name]):
+                out[g.name] = (f.name, g)
+        else:
+            out[f.name] = (None, f)
+    return out
+
+
+def execution_options() -> frozenset[str]:
+    """Options that choose where and how a run executes, not what it computes.
+
+    >>> sorted(execution_options())
+    ['device', 'progress', 'threads']
+    """
+    return frozenset(n for n, (_, f) in flat_fields().items() if f.metadata.get("execution"))
+
+
+def flatten(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten config sections and dotted keys to flat option names.
+
+    >>> flatten({"adl": {"window": 4}, "train.epochs": 2, "trust-pickle": True})
+    {'window': 4, 'epochs': 2, 'trust_pickle': True}
+    """
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value))
+        else:
+            flat[str(key).split(".")[-1].replace("-", "_")] = value
+    return flat
+
+
+def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
+    """Return ``config`` with options replaced; keys are flat names, ``section.name`` or sections."""
+    known = flat_fields()
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for name, value in flatten(overrides).items():
+        if name not in known:
+            raise ConfigError(f"unknown option {name!r}; valid options are {sorted(known)}.")
+        section, f = known[name]
+        (top if section is None else nested[section])[name] = coerce(f, value)
+    for section, values in nested.items():
+        if values:
+            top[section] = replace(getattr(config, section), **values)
+    return replace(config, **top)
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """Nested plain dict (YAML/JSON-able)."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(values: Mapping[str, Any] | None) -> RunConfig:
+    """Build a config from a nested or flat dict (as read from YAML)."""
+    return apply_overrides(RunConfig(), values or {})
+
+
+def load_yaml_options(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into flat options (nested sections or flat keys)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist.")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err}).") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of options.")
+    return flatten(values)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML config file (nested sections or flat keys) into a :class:`RunConfig`."""
+    return config_from_dict(load_yaml_options(path))

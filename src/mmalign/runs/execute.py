@@ -1,0 +1,318 @@
+"""One run end to end: data, missing split, method, training, test metrics, run folder.
+
+:func:`run` is ``mmalign.run``; :func:`run_spec` is the grid runner that every experiment
+engine calls (``docs/experiments.md``). Both return the same typed :class:`RunResult`
+(the runner returns its dict), which is also ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from mmalign.config import RunConfig, apply_overrides, config_from_dict, config_to_dict
+from mmalign.data.batching import PairData
+from mmalign.data.checks import (
+    DataQualityWarning,
+    DataWarning,
+    check_floor,
+    check_modalities,
+    check_ot_convergence,
+    check_resampling,
+    check_split_sizes,
+)
+from mmalign.data.dataset import MultimodalDataset, canonical_modality
+from mmalign.data.spec import DataSpec
+from mmalign.data.splits import MissingSplit, make_missing_split
+from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
+from mmalign.models.method import MissingModalityModel, PairDims
+from mmalign.models.registry import MethodSpec, get_method
+from mmalign.runs.device import resolve_device, resolve_threads
+from mmalign.runs.folder import RunFolder, default_run_dir
+from mmalign.runs.log import RunLog
+from mmalign.runs.predictions import predictions_csv
+from mmalign.runs.result import RunMeta, RunResult, SettingResult
+from mmalign.train.checkpoint import load_checkpoint, save_checkpoint
+from mmalign.train.loop import TrainData, fit, predict_outputs
+from mmalign.validation import ConfigError
+
+__all__ = ["run", "run_spec", "load_data", "build_model", "RunPlan", "IDENTITY_KEYS"]
+
+#: Options a resumed run must share with the run it continues.
+IDENTITY_KEYS = ("data", "format", "task", "label_key", "pair", "p", "seed", "method")
+
+
+def load_data(config: RunConfig) -> MultimodalDataset:
+    """Load (cached per process) the dataset ``config.data`` names."""
+    return DataSpec.parse(config.data).load(
+        config.format, config.trust_pickle, task=config.task, label_key=config.label_key
+    )
+
+
+def build_model(config: RunConfig, dims: PairDims) -> MissingModalityModel:
+    """Instantiate the configured method, initialised from the split seed."""
+    torch.manual_seed(config.seed)
+    return get_method(config.method).build(dims, config)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run trains on: the pair, the method, the missing split and the settings.
+
+    Attributes
+    ----------
+    source, victim : str
+    method : MethodSpec
+    split : MissingSplit
+    complete, missing : ndarray of int
+        Training rows with and without the victim.
+    present : dict[str, dict[str, ndarray]]
+        Setting -> split name (``train``, ``valid``, ``test``) -> (N,) bool.
+    dims : PairDims
+    """
+
+    source: str
+    victim: str
+    method: MethodSpec
+    split: MissingSplit
+    complete: np.ndarray
+    missing: np.ndarray
+    present: dict[str, dict[str, np.ndarray]]
+    dims: PairDims
+
+    @classmethod
+    def make(cls, config: RunConfig, dataset: MultimodalDataset) -> "RunPlan":
+        """Resolve the pair against the dataset and draw the missing split."""
+        source, victim = (canonical_modality(m, dataset.modalities) for m in config.source_victim)
+        if source == victim:
+            raise ConfigError(f"`pair` must name two different modalities; got {config.pair!r}.")
+        method = get_method(config.method)
+        split = make_missing_split(dataset, victim, config.p, config.seed)
+        sizes = {s: len(dataset.splits[s]) for s in ("train", "valid", "test")}
+        if method.complete_data:  # the upper bound: the victim everywhere, one setting
+            present = {"complete": {s: np.ones(n, bool) for s, n in sizes.items()}}
+            complete, missing = np.arange(sizes["train"]), np.arange(0)
+        else:
+            present = {st: {s: split.present(s, st) for s in sizes} for st in ("A", "B")}
+            complete, missing = split.train_complete, split.train_missing
+        dims = PairDims(
+            dataset.feature_dims[source], dataset.feature_dims[victim], dataset.output_dim, dataset.task
+        )
+        return cls(source, victim, method, split, complete, missing, present, dims)
+
+    def pair_data(self, dataset: MultimodalDataset, name: str, device: torch.device) -> PairData:
+        """Tensors of split ``name``, the victim kept where any setting has it."""
+        present = np.any([p[name] for p in self.present.values()], axis=0)
+        return PairData.from_split(dataset.splits[name], self.source, self.victim, present).to(device)
+
+
+def _data_warnings(config: RunConfig, dataset: MultimodalDataset, plan: RunPlan) -> list[DataWarning]:
+    found = check_modalities(dataset, [plan.source, plan.victim])
+    if not plan.method.complete_data:
+        found += check_split_sizes(len(plan.complete), len(plan.missing), config.train.batch_size)
+    train = dataset.splits["train"]
+    found += check_resampling(
+        train.lengths[plan.source][plan.complete],
+        train.lengths[plan.victim][plan.complete],
+        source=plan.source,
+        victim=plan.victim,
+    )
+    return found
+
+
+def _sanity_floor(dataset: MultimodalDataset, plan: RunPlan) -> dict[str, Any]:
+    """Ridge/logistic floor on pooled features of the modalities the method may use.
+
+    ``source_only`` is the lower bound's floor; ``pair_A`` / ``pair_B`` use the victim where
+    the run's split has it; the upper bound gets ``both``. The L2 strength is chosen on
+    validation.
+    """
+    from mmalign.evaluate.floor import sanity_floor
+
+    alphas = (0.1, 1.0, 10.0, 100.0)
+    both = [plan.source, plan.victim]
+    try:
+        floor = {"source_only": sanity_floor(dataset, [plan.source], alpha=alphas)}
+        if plan.method.complete_data:
+            floor["both"] = sanity_floor(dataset, both, alpha=alphas)
+        else:
+            for setting, present in plan.present.items():
+                floor[f"pair_{setting}"] = sanity_floor(
+                    dataset, both, present={plan.victim: present}, alpha=alphas
+                )
+        return floor
+    except Exception as err:  # the floor is a diagnostic: never lose a finished run to it
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+def _floor_warnings(result: dict[str, SettingResult], floor: dict, plan: RunPlan, task: str):
+    name = PRIMARY_METRIC[task][0]
+    key = "source_only" if plan.method.name == "lb" else None
+    found = []
+    for setting, res in result.items():
+        ref = floor.get(key or ("both" if plan.method.complete_data else f"pair_{setting}"))
+        if isinstance(ref, dict) and name in ref.get("test", {}):
+            for w in check_floor(res.test[name], ref["test"][name], task, metric=name):
+                found.append(DataWarning(w.code, f"setting {setting}: {w.message}"))
+    return found
+
+
+def _resume_state(folder: RunFolder, config: RunConfig) -> dict[str, Any]:
+    saved = yaml.safe_load((folder / "config.yaml").read_text())
+    for key in IDENTITY_KEYS:
+        if saved.get(key, getattr(RunConfig(), key)) != getattr(config, key):
+            raise ConfigError(
+                f"`{key}` must match the run being resumed ({saved.get(key)!r}); "
+                f"got {getattr(config, key)!r}."
+            )
+    return load_checkpoint(folder / "resume.pt")[1]
+
+
+def run(
+    config: RunConfig | None = None,
+    out: str | Path | None = None,
+    *,
+    dataset: MultimodalDataset | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] | None = None,
+    **options: Any,
+) -> RunResult:
+    """Train and evaluate one method on one pair, survival rate and split seed.
+
+    Parameters
+    ----------
+    config : RunConfig, optional
+        The run's options (default: every default).
+    out : path, optional
+        Run folder (default ``runs/<method>_<pair>_p<p>_s<seed>_<time>``). It must not hold
+        another run, unless ``resume``.
+    dataset : MultimodalDataset, optional
+        Use this dataset instead of loading ``config.data``.
+    resume : bool
+        Continue the interrupted run in ``out`` from its ``resume.pt``; data, method, pair,
+        ``p`` and seed must be unchanged, other options (e.g. more ``epochs``) may differ.
+    log : callable, optional
+        Receives each log line (default: stderr); every line also goes to ``train.log``.
+    **options
+        Options overriding ``config``, by flat name (``epochs=5``, ``pair="a:t"``).
+
+    Returns
+    -------
+    RunResult
+    """
+    config = apply_overrides(config or RunConfig(), options).validate()
+    started = time.perf_counter()
+    torch.set_num_threads(resolve_threads(config.threads))
+    dataset = dataset if dataset is not None else load_data(config)
+    plan = RunPlan.make(config, dataset)
+    folder = RunFolder(
+        out or default_run_dir(plan.method.name, plan.source, plan.victim, config.p, config.seed),
+        resume=resume,
+    )
+    try:
+        saved = _resume_state(folder, config) if resume else None
+        echo = log or (lambda s: print(s, file=sys.stderr))
+        with RunLog(folder.path, echo=echo, resume=resume, resume_epoch=saved and saved["epoch"]) as runlog:
+            result = _train_and_test(config, dataset, plan, folder, runlog, saved, started)
+    except BaseException:
+        folder.discard_if_unused()
+        raise
+    return result
+
+
+def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> RunResult:
+    device = resolve_device(config.device)
+    folder.write_text("config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    plan.split.save(folder / "split.json")
+    meta = RunMeta(
+        plan.method.name, plan.source, plan.victim, config.p, config.seed, dataset.name,
+        plan.dims.source_dim, plan.dims.victim_dim, plan.dims.output_dim, plan.dims.task,
+        len(plan.complete), len(plan.missing), device=str(device), torch_threads=torch.get_num_threads(),
+    )  # fmt: skip
+    folder.write_text("model.json", json.dumps(meta.to_dict(), indent=2) + "\n")
+    before = _data_warnings(config, dataset, plan)
+    runlog.line(
+        f"{plan.method.name} {plan.source}->{plan.victim} p={config.p:g} seed={config.seed} on "
+        f"{dataset.name}: {len(plan.complete)} complete / {len(plan.missing)} missing training "
+        f"samples, device {device}, {torch.get_num_threads()} thread(s)"
+    )
+    _report(before, runlog)
+    model = build_model(config, plan.dims).to(device)
+    data = TrainData(
+        plan.pair_data(dataset, "train", device),
+        plan.complete,
+        plan.missing,
+        plan.pair_data(dataset, "valid", device),
+        {st: p["valid"] for st, p in plan.present.items()},
+    )
+
+    def on_epoch(state, snapshot) -> None:
+        runlog.epoch(state.history[-1])
+        save_checkpoint(folder / "resume.pt", {}, snapshot)
+
+    state = fit(
+        model, data, config.train, plan.method.learning_rates(config),
+        generator=torch.Generator().manual_seed(config.seed), log=runlog.line,
+        on_epoch=on_epoch, resume=saved, progress=config.progress,
+    )  # fmt: skip
+    save_checkpoint(folder / "checkpoint.pt", state.best_states, meta.to_dict())
+    test_pair, test = plan.pair_data(dataset, "test", device), dataset.splits["test"]
+    settings, outputs = {}, {}
+    for setting, present in plan.present.items():
+        model.load_state_dict(state.best_states[setting])
+        outputs[setting] = predict_outputs(model, test_pair, present["test"], config.train.eval_batch_size).numpy()
+        metrics = compute_metrics(outputs[setting], test.labels, dataset.task)
+        settings[setting] = SettingResult(state.best_valid[setting], metrics, state.best_epochs[setting])
+    if plan.method.complete_data:  # the upper bound reports its numbers under both settings
+        settings = {"A": settings["complete"], "B": settings["complete"]}
+        outputs = {"A": outputs["complete"], "B": outputs["complete"]}
+    floor = _sanity_floor(dataset, plan)
+    last = state.history[-1] if state.history else {}
+    after = check_ot_convergence(last.get("complete/ot_unconverged", 0.0), config.adl.reg, config.adl.max_iter)
+    after += _floor_warnings(settings, floor, plan, dataset.task)
+    _report(after, runlog)
+    meta = RunMeta(**{**meta.to_dict(), "epochs_run": len(state.history), "wall_s": time.perf_counter() - started})
+    result = RunResult(folder.path, settings, floor, meta, tuple(w.message for w in before + after))
+    folder.write_text("metrics.json", result.to_json())
+    present = {s: plan.present.get(s, plan.present.get("complete"))["test"] for s in settings}
+    folder.write_text("predictions.csv", predictions_csv(test.ids, test.labels, present, outputs, dataset.task))
+    return result
+
+
+def _report(found: list[DataWarning], runlog: RunLog) -> None:
+    for w in found:
+        runlog.line(f"warning: {w.message}")
+        warnings.warn(w.message, DataQualityWarning, stacklevel=3)
+
+
+def run_spec(spec: Any, run_dir: Path, threads: int) -> dict[str, Any]:
+    """Grid runner: run one :class:`~mmalign.experiments.spec.RunSpec` into ``run_dir``.
+
+    ``threads`` is the worker's torch thread count (the engine's share of the cores).
+    Returns the ``metrics.json`` dict.
+    """
+    config = apply_overrides(
+        config_from_dict(dict(spec.config or {})),
+        {
+            "data": spec.data,
+            "method": spec.method,
+            "pair": f"{spec.source}:{spec.victim}",
+            "p": spec.p,
+            "seed": spec.seed,
+            "progress": False,
+            "threads": threads,
+        },
+    )
+    with warnings.catch_warnings():  # recorded in metrics.json's "warnings" instead
+        warnings.simplefilter("ignore", DataQualityWarning)
+        return run(config, run_dir, log=lambda s: None).to_dict()
