@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmalign",
         description="MM-Align and baselines for multimodal sequences with a missing modality.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"mmalign {__version__}")
     parser.add_argument(
@@ -43,13 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"mmalign.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"mmalign.commands.{name}":
-                continue  # not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"mmalign.commands.{name}").register(subparsers)
     return parser
 
 

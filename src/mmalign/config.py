@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from mmalign.options import coerce, option, split_pair, validate_fields
+from mmalign.options import CHECKS, coerce, option, split_pair, validate_fields
 from mmalign.validation import ConfigError, check_in
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "flatten",
     "execution_options",
     "apply_overrides",
+    "check_option",
     "config_to_dict",
     "config_from_dict",
     "load_config",
@@ -292,6 +293,28 @@ def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfi
         if values:
             top[section] = replace(getattr(config, section), **values)
     return replace(config, **top)
+
+
+def check_option(name: str, value: Any) -> Any:
+    """Read and check one option by its flat name, as the table states it; return the value.
+
+    >>> check_option("p", "0.5")
+    0.5
+    >>> check_option("p", 0)
+    Traceback (most recent call last):
+    ...
+    mmalign.validation.ConfigError: `p` must be in (0, 1]; got 0.0.
+    """
+    fields = flat_fields()
+    if name not in fields:
+        raise ConfigError(f"unknown option {name!r}; valid options are {sorted(fields)}.")
+    f = fields[name][1]
+    value = coerce(f, value)
+    if f.metadata.get("choices"):
+        check_in(name, value, f.metadata["choices"])
+    if f.metadata.get("check"):
+        CHECKS[f.metadata["check"]](name, value)
+    return value
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

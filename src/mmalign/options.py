@@ -69,7 +69,7 @@ def option(
     normalise: str | None = None,
     execution: bool = False,
 ) -> Any:
-    """A dataclass field that carries its help text and constraint.
+    """Make a dataclass field that carries its help text and constraint.
 
     Parameters
     ----------
@@ -100,7 +100,7 @@ def option(
 
 
 def field_default(f: dataclasses.Field) -> Any:
-    """The default of a dataclass field (calling its factory), or ``dataclasses.MISSING``."""
+    """Return the default of a dataclass field (calling its factory), or ``dataclasses.MISSING``."""
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:
@@ -119,7 +119,7 @@ def validate_fields(obj: Any) -> None:
 
 
 def parse_bool(name: str, value: Any) -> bool:
-    """The one boolean reader (flags, YAML, ``--set``, synthetic knobs).
+    """Read a boolean, the one reader for all of them (flags, YAML, ``--set``, synthetic knobs).
 
     >>> parse_bool("progress", "no"), parse_bool("progress", True)
     (False, True)
@@ -159,7 +159,7 @@ def coerce(f: dataclasses.Field, value: Any) -> Any:
 
 
 def parse_list(name: str, value: Any, element: type = str) -> tuple:
-    """The one comma-list reader: ``"0.1, 0.5"`` -> ``(0.1, 0.5)``; lists pass through typed.
+    """Read a comma list, the one reader of them: ``"0.1, 0.5"`` -> ``(0.1, 0.5)``; lists pass through typed.
 
     >>> parse_list("ps", "0.1,0.5", float)
     (0.1, 0.5)
@@ -197,7 +197,7 @@ def parse_seeds(value: int | str | Iterable[int]) -> list[int]:
 
 
 def parse_assignments(name: str, items: str | Iterable[str]) -> dict[str, str]:
-    """The one ``key=value`` reader (``--set`` items, synthetic knobs); values stay strings.
+    """Read ``key=value`` items, the one reader of them (``--set`` items, synthetic knobs); values stay strings.
 
     >>> parse_assignments("data", "n_train=200, task=classification")
     {'n_train': '200', 'task': 'classification'}
@@ -213,7 +213,7 @@ def parse_assignments(name: str, items: str | Iterable[str]) -> dict[str, str]:
 
 
 def split_pair(text: str) -> tuple[str, str]:
-    """The one pair reader: ``"t:v"``, ``"text->vision"`` or ``"t→v"`` -> ``(source, victim)``.
+    """Read a pair, the one reader of pairs: ``"t:v"``, ``"text->vision"`` or ``"t→v"`` -> ``(source, victim)``.
 
     >>> split_pair("t:v"), split_pair("audio -> text")
     (('t', 'v'), ('audio', 'text'))

@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run a speed benchmark (from a checkout's root)",
         description="Run one benchmark of benchmarks/ (ratios measured side by side; see benchmarks/README.md). "
         "Arguments after NAME go to the benchmark, e.g. `mmalign bench adl_stage --threads 1`.",
+        allow_abbrev=False,
     )
     p.add_argument("name", metavar="NAME", help="one of: " + ", ".join(BENCHMARKS))
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the benchmark")

@@ -3,39 +3,44 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 
-import numpy as np
+from mmalign.commands.option_flags import DATA_OPTIONS, add_config_flags
 
 __all__ = ["register"]
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from mmalign.api import load_run
-    from mmalign.train.run import load_run_data
+    import numpy as np
+    import torch
 
-    run = load_run(args.run, setting=args.setting, device=args.device)
-    dataset = load_run_data(args.data, args.format or "", args.trust_pickle)
+    from mmalign.config import apply_overrides
+    from mmalign.runs import load_data, load_run, predictions_csv, resolve_threads
+    from mmalign.validation import DataError
+
+    torch.set_num_threads(resolve_threads(args.threads))
+    model = load_run(args.run, setting=args.setting, device=args.device)
+    given = {n: getattr(args, n) for n in DATA_OPTIONS if getattr(args, n) is not None}
+    dataset = load_data(apply_overrides(model.config, given))
     split = dataset.splits[args.split]
     if args.victim == "absent":
         present = np.zeros(len(split), bool)
-    elif run.victim not in split.features:
-        from mmalign.validation import DataError
-
-        raise DataError(f"{args.data}: --victim present needs modality {run.victim!r} in the data.")
+    elif model.victim not in split.features:
+        raise DataError(
+            f"{args.data}: --victim present needs modality {model.victim!r} in the data."
+        )
     else:
-        present = split.lengths[run.victim] > 0
-    outputs = run.predict(split, present)
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    writer = csv.writer(out)
-    classification = run.meta["dims"]["task"] == "classification"
-    writer.writerow(["id", "victim_present", "label", "prediction"])
-    for i, p, y, o in zip(split.ids, present, split.labels, outputs):
-        writer.writerow([i, int(p), y, int(o.argmax()) if classification else f"{o[0]:.6f}"])
+        present = split.lengths[model.victim] > 0
+    outputs = model.predict(split, present)
+    text = predictions_csv(
+        split.ids, split.labels, {model.setting: present}, {model.setting: outputs}, model.meta.task
+    )
     if args.out:
-        out.close()
+        with open(args.out, "w", newline="") as f:
+            f.write(text)
         print(f"wrote {len(split)} predictions to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -45,20 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="predict with a trained run",
         description=(
-            "Predict with the best checkpoint of a run on a dataset split, the victim modality absent "
-            "(default) or present where the data has it."
+            "Predict with the best checkpoint of a run on a dataset split, the victim modality "
+            "absent (default) or present where the data has it. Writes CSV: split, id, "
+            "victim_present, label, prediction, and prob_<k> per class for classification."
         ),
+        allow_abbrev=False,
     )
     p.add_argument(
         "--run", required=True, metavar="RUN_DIR", help="run folder written by `mmalign run`"
     )
-    p.add_argument(
-        "--data", required=True, metavar="PATH", help="dataset path or 'synthetic[:knobs]'"
-    )
-    p.add_argument("--format", default="", help="data format override")
-    p.add_argument(
-        "--trust-pickle", action="store_true", help="allow arbitrary pickles (trusted files only)"
-    )
+    add_config_flags(p, DATA_OPTIONS)  # --data defaults to the run's own data
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument(
         "--setting", default="A", choices=["A", "B"], help="which best checkpoint to use"
@@ -69,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["absent", "present"],
         help="absent: impute the victim for every sample; present: use it where the data has it",
     )
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: automatic, 1)")
     p.add_argument("--out", metavar="FILE.csv", help="write CSV here (default: stdout)")
     p.set_defaults(func=_predict)

@@ -4,134 +4,59 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from mmalign.train.config import RunConfig, apply_overrides, flat_fields, load_config
-from mmalign.validation import ConfigError
+from mmalign.commands.option_flags import add_config_flags, config_from_args
 
-__all__ = ["register", "add_config_flags", "config_from_args", "format_metrics_table"]
-
-_SHORT_HELP = {
-    "data": "dataset path, or 'synthetic' (default) / 'synthetic:key=value,...' for the built-in benchmark",
-    "format": "data format override (default: detected from the path)",
-    "trust_pickle": "allow arbitrary pickles (only for files you trust)",
-    "pair": "source:victim, e.g. t:v or text:vision",
-    "p": "survival rate of the victim modality in training, in (0, 1]",
-    "seed": "split seed (also seeds initialisation and batch order)",
-    "method": "lb, ub, mfm, smil, modal-trans or mm-align",
-    "device": "auto (CUDA when present), cpu, cuda, cuda:N",
-    "threads": "torch threads (0 = torch default)",
-    "progress": "show progress bars (true/false)",
-    "d_model": "shared model width d (paper: 32-64)",
-    "n_heads": "attention heads",
-    "n_layers": "self-attention layers per modality encoder",
-    "n_fusion_layers": "cross-attention layers per fusion direction",
-    "dropout": "dropout probability",
-    "ff_mult": "feed-forward width as a multiple of d",
-    "window": "window radius K: alignment only where |i - j| <= K",
-    "reg": "entropic regularisation mu of the OT problem",
-    "max_iter": "Sinkhorn iteration cap",
-    "tol": "Sinkhorn tolerance on the L1 marginal error",
-    "convention": "fitter targets from OT plan 'column's (default) or 'row's (official code)",
-    "fit_normalisation": "fit loss: 'mse' (masked mean) or 'eq13' (the paper's normalisation)",
-    "train_fitter": "false = untrained fitter (the 'w/o fit loss' ablation)",
-    "epochs": "maximum training epochs after warm-up",
-    "warmup_epochs": "warm-up epochs on the complete split",
-    "patience": "early stopping: epochs without validation improvement",
-    "batch_size": "training batch size",
-    "lr_main": "learning rate of the backbone (and of every baseline)",
-    "lr_fit": "learning rate of the alignment fitter",
-    "weight_decay": "AdamW weight decay",
-    "lambda_con": "weight of the contrastive (InfoNCE) loss; 0 = 'w/o contrastive' ablation",
-    "tau": "InfoNCE temperature",
-    "grad_clip": "maximum gradient norm per optimiser (0 = off)",
-    "lr_decay": "learning-rate factor on a validation plateau",
-    "lr_patience": "plateau epochs before the learning rate decays",
-    "single_iteration": "false = separate fitter and backbone loops ('w/o SI' ablation)",
-    "eval_batch_size": "batch size for validation and test predictions",
-    "recon_weight": "reconstruction / translation loss weight (MFM, SMIL, Modal-Trans)",
-    "cycle_weight": "Modal-Trans back-translation loss weight",
-    "mt_layers": "Modal-Trans encoder/decoder layers",
-    "mfm_factor_dim": "MFM factor width (0 = d)",
-    "smil_clusters": "SMIL k-means centres",
-    "smil_decay": "SMIL EMA k-means decay",
-    "smil_kl_weight": "SMIL KL weight on the learned noise",
-}
+__all__ = ["register", "format_metrics_table"]
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per configuration option (defaults come from the config, then YAML)."""
-    parser.add_argument(
-        "--config", metavar="FILE", help="YAML config (flags given here override it)"
-    )
-    groups: dict[str | None, argparse._ArgumentGroup] = {}
-    for name, (section, f) in flat_fields().items():
-        group = groups.get(section)
-        if group is None:
-            title = {
-                None: "run",
-                "model": "model (backbone)",
-                "adl": "alignment dynamics learner / OT",
-                "train": "training",
-                "baselines": "baselines (MFM, SMIL, Modal-Trans)",
-            }[section]
-            group = groups[section] = parser.add_argument_group(title)
-        default = f.default if not callable(getattr(f, "default_factory", None)) else None
-        kind = type(default)
-        flag = "--" + name.replace("_", "-")
-        help_text = _SHORT_HELP.get(name, "") + (f" (default: {default})" if default != "" else "")
-        if kind is bool:
-            group.add_argument(
-                flag, dest=name, metavar="BOOL", default=argparse.SUPPRESS, help=help_text
-            )
-        else:
-            group.add_argument(
-                flag, dest=name, type=kind, default=argparse.SUPPRESS, help=help_text
-            )
+def format_metrics_table(result) -> str:
+    """Test metrics per setting, with the sanity floor of the same setting, as a text table."""
+    from mmalign.evaluate.metrics import PRIMARY_METRIC
 
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Defaults (or a resumed run's config), then the YAML file, then the flags given."""
-    resume = getattr(args, "resume", None)
-    if resume:
-        if not (Path(resume) / "config.yaml").is_file():
-            raise ConfigError(f"`--resume` must name a run folder; {resume!r} has no config.yaml.")
-    base = Path(resume) / "config.yaml" if resume else None
-    config = (
-        load_config(args.config or base) if (getattr(args, "config", None) or base) else RunConfig()
-    )
-    given = {name: getattr(args, name) for name in flat_fields() if hasattr(args, name)}
-    return apply_overrides(config, given).validate()
-
-
-def format_metrics_table(metrics: dict, task: str) -> str:
-    """Test metrics per setting as an aligned text table."""
+    task = result.meta.task
     names = (
         ["mae", "corr", "acc2_nonzero", "f1_nonzero", "acc2_haszero", "acc7"]
         if task == "regression"
         else ["acc", "f1_weighted", "f1_macro"]
     )
-    settings = [s for s in ("A", "B") if s in metrics]
     lines = ["setting  " + "  ".join(f"{n:>12}" for n in names)]
-    for s in settings:
-        test = metrics[s]["test"]
-        lines.append(f"{s:<8} " + "  ".join(f"{test.get(n, float('nan')):>12.4f}" for n in names))
+    for setting, res in result.settings.items():
+        lines.append(
+            f"{setting:<8} " + "  ".join(f"{res.test.get(n, float('nan')):>12.4f}" for n in names)
+        )
+    floor = result.floor
+    key = {"lb": "source_only"}.get(result.meta.method)
+    for setting in result.settings:
+        ref = floor.get(key or ("both" if "both" in floor else f"pair_{setting}"), {})
+        if isinstance(ref, dict) and "test" in ref:
+            row = "  ".join(f"{ref['test'].get(n, float('nan')):>12.4f}" for n in names)
+            lines.append(f"floor {setting:<2} " + row)
+    primary = PRIMARY_METRIC[task][0]
+    lines.append(
+        f"(floor: ridge/logistic on time-pooled features of the same inputs; primary metric {primary})"
+    )
     return "\n".join(lines)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mmalign.train.run import run_experiment
+    import warnings
+
+    from mmalign.data.checks import DataQualityWarning
+    from mmalign.runs import run
+    from mmalign.validation import ConfigError
 
     config = config_from_args(args)
     if args.resume and args.out and args.out != args.resume:
         raise ConfigError(f"`--out` must be the resumed folder {args.resume!r}; got {args.out!r}.")
-    result = run_experiment(config, args.resume or args.out, resume=bool(args.resume))
-    task = result.metrics["meta"]["dims"]["task"]
+    with warnings.catch_warnings():  # already printed by the run's log
+        warnings.simplefilter("ignore", DataQualityWarning)
+        result = run(config, args.resume or args.out, resume=bool(args.resume))
+    meta = result.meta
     print(
-        f"test metrics ({config.method}, {result.metrics['meta']['source']}->"
-        f"{result.metrics['meta']['victim']}, p={config.p:g}, seed={config.seed}):"
+        f"test metrics ({meta.method}, {meta.source}->{meta.victim}, p={meta.p:g}, seed={meta.seed}):"
     )
-    print(format_metrics_table(result.metrics, task))
+    print(format_metrics_table(result))
     print(f"run folder: {result.run_dir}", file=sys.stderr)
     return 0
 
@@ -142,12 +67,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="train and evaluate one method (settings A and B from one training run)",
         description="Train one method for one source:victim pair, survival rate p and split seed; "
-        "select on the validation set; report test metrics for settings A and B.",
+        "select on the validation set; report test metrics for settings A and B beside the "
+        "linear sanity floor. Every option is also a YAML key of --config.",
+        allow_abbrev=False,
     )
     parser.add_argument(
         "--out",
         metavar="RUN_DIR",
-        help="run folder (default: runs/<method>_<pair>_p<p>_s<seed>_<time>)",
+        help="run folder, new or empty (default: runs/<method>_<pair>_p<p>_s<seed>_<time>)",
     )
     parser.add_argument(
         "--resume",

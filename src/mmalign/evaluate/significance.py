@@ -21,14 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from mmalign.models.registry import proposed_method, upper_bound
 from mmalign.validation import ConfigError, check_in, check_probability
 
-__all__ = ["OURS", "EXCLUDED_BASELINES", "Significance", "paired_ttest", "mark_significant"]
-
-#: The method whose results receive the significance mark.
-OURS = "mm-align"
-#: Methods never counted as "the best baseline": the upper bound sees both modalities.
-EXCLUDED_BASELINES: tuple[str, ...] = ("ub",)
+__all__ = ["Significance", "paired_ttest", "mark_significant"]
 
 
 @dataclass(frozen=True)
@@ -118,8 +114,8 @@ def mark_significant(
     values: Mapping[str, Mapping[int, float]],
     direction: str = "max",
     *,
-    ours: str = OURS,
-    exclude: Iterable[str] = EXCLUDED_BASELINES,
+    ours: str | None = None,
+    exclude: Iterable[str] | None = None,
     alpha: float = 0.05,
 ) -> Significance:
     """Decide the significance mark of ``ours`` on one table column.
@@ -131,10 +127,11 @@ def mark_significant(
         ignored (seeds where either method is NaN are not paired).
     direction : {"max", "min"}, default "max"
         Whether higher or lower values are better.
-    ours : str, default "mm-align"
-        The method that may be marked.
-    exclude : iterable of str, default ("ub",)
-        Methods that are never the best baseline.
+    ours : str, optional
+        The method that may be marked (default: the registry's proposed method, MM-Align).
+    exclude : iterable of str, optional
+        Methods that are never the best baseline (default: the registry's upper bound,
+        which sees both modalities).
     alpha : float, default 0.05
         Significance level.
 
@@ -159,7 +156,8 @@ def mark_significant(
     """
     check_in("direction", direction, ("max", "min"))
     check_probability("alpha", alpha)
-    excluded = set(exclude) | {ours}
+    ours = proposed_method() if ours is None else ours
+    excluded = set((upper_bound(),) if exclude is None else exclude) | {ours}
     sign = 1.0 if direction == "max" else -1.0
     means = {}
     for method, by_seed in values.items():

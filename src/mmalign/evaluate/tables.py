@@ -31,12 +31,11 @@ import numpy as np
 
 from mmalign.data.dataset import MODALITY_ALIASES
 from mmalign.evaluate.metrics import METRIC_DIRECTIONS, METRIC_LABELS
-from mmalign.evaluate.significance import OURS, mark_significant
+from mmalign.evaluate.significance import mark_significant
+from mmalign.models.registry import METHODS, method_names, proposed_method, upper_bound
 from mmalign.validation import ConfigError, DataError, check_in
 
 __all__ = [
-    "METHOD_ORDER",
-    "METHOD_LABELS",
     "TABLE_FORMATS",
     "Column",
     "Cell",
@@ -49,20 +48,8 @@ __all__ = [
     "render",
 ]
 
-#: Row order of the paper's tables; other methods follow in alphabetical order.
-METHOD_ORDER: tuple[str, ...] = ("lb", "ub", "mfm", "smil", "modal-trans", "mm-align")
-#: Row labels as the paper prints them.
-METHOD_LABELS: dict[str, str] = {
-    "lb": "LB",
-    "ub": "UB",
-    "mfm": "MFM",
-    "smil": "SMIL",
-    "modal-trans": "Modal-Trans",
-    "mm-align": "MM-Align",
-}
 TABLE_FORMATS: tuple[str, ...] = ("markdown", "csv", "latex")
 
-_UPPER_BOUND = "ub"
 _PAPER_PAIRS = (
     ("text", "vision"),
     ("vision", "audio"),
@@ -157,6 +144,11 @@ def format_value(metric: str, value: float) -> str:
     return f"{100 * value:.1f}" if _is_percent(metric) else f"{value:.3f}"
 
 
+def _label(method: str) -> str:
+    """Row label of a method: the registry's label, or the name of an unregistered one."""
+    return METHODS[method].label if method in METHODS else method
+
+
 def default_metrics(metrics_present: Iterable[str]) -> tuple[str, ...]:
     """Return the paper's metrics for the task the records come from.
 
@@ -187,8 +179,8 @@ def _pair_label(source: str, victim: str, arrow: str = "→") -> str:
 
 def _method_order(methods: Iterable[str]) -> tuple[str, ...]:
     present = set(methods)
-    return tuple(m for m in METHOD_ORDER if m in present) + tuple(
-        sorted(present - set(METHOD_ORDER))
+    return tuple(m for m in method_names() if m in present) + tuple(
+        sorted(present - set(method_names()))
     )
 
 
@@ -211,7 +203,7 @@ def build_table(
     p: float | None = None,
     setting: str = "A",
     split: str = "test",
-    ours: str = OURS,
+    ours: str | None = None,
     alpha: float = 0.05,
     title: str | None = None,
 ) -> Table:
@@ -232,8 +224,9 @@ def build_table(
     setting : {"A", "B"}, default "A"
         The setting of a ``by="p"`` table.
     split : str, default "test"
-    ours : str, default "mm-align"
-        The method that gets the significance mark.
+    ours : str, optional
+        The method that gets the significance mark (default: the registry's proposed
+        method, MM-Align).
     alpha : float, default 0.05
     title : str, optional
 
@@ -265,7 +258,7 @@ def build_table(
     for metric in metrics:
         check_in("metric", metric, sorted(present))
 
-    ps = sorted({float(r["p"]) for r in records if r["method"] != _UPPER_BOUND})
+    ps = sorted({float(r["p"]) for r in records if r["method"] != upper_bound()})
     if by == "setting":
         if p is None:
             p = ps[0] if ps else 1.0
@@ -281,7 +274,7 @@ def build_table(
     for r in records:
         if r["metric"] not in metrics:
             continue
-        is_ub = r["method"] == _UPPER_BOUND
+        is_ub = r["method"] == upper_bound()
         if by == "setting":
             if not is_ub and float(r["p"]) != p:
                 continue
@@ -330,9 +323,10 @@ def build_table(
             std = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
             stats[method] = (float(finite.mean()), std, int(finite.size))
         contenders = {
-            m: s[0] for m, s in stats.items() if m != _UPPER_BOUND and math.isfinite(s[0])
+            m: s[0] for m, s in stats.items() if m != upper_bound() and math.isfinite(s[0])
         }
         best_score = max((sign * v for v in contenders.values()), default=math.nan)
+        ours = proposed_method() if ours is None else ours
         mark = mark_significant(column_values, direction, ours=ours, alpha=alpha)
         for method, (mean, std, n) in stats.items():
             best = method in contenders and abs(sign * mean - best_score) <= 1e-12 * max(
@@ -376,7 +370,7 @@ def build_tables(
                 {
                     float(r["p"])
                     for r in subset
-                    if r["method"] != _UPPER_BOUND and r["split"] == split
+                    if r["method"] != upper_bound() and r["split"] == split
                 }
             ) or [1.0]
             for p in ps:
@@ -417,7 +411,7 @@ def _render_markdown(table: Table) -> str:
     lines = [f"**{table.title}**", "", "| " + " | ".join(headers) + " |"]
     lines.append("|" + "|".join([":---"] + [":---:"] * len(table.columns)) + "|")
     for method in table.methods:
-        row = [METHOD_LABELS.get(method, method)]
+        row = [_label(method)]
         for j in range(len(table.columns)):
             text, cell = _cell_text(table, method, j)
             if cell is not None and cell.significant:
@@ -533,7 +527,7 @@ def _render_latex(table: Table) -> str:
     )
     lines.append(r"\midrule")
     for method in table.methods:
-        row = [_latex_escape(METHOD_LABELS.get(method, method))]
+        row = [_latex_escape(_label(method))]
         for j in range(n):
             text, cell = _cell_text(table, method, j)
             text = text.replace("±", r"$\pm$").replace("–", "--")

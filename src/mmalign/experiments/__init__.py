@@ -15,11 +15,9 @@ from mmalign.experiments.engines import (
 )
 from mmalign.experiments.grid import (
     PAPER_PAIR_ORDER,
-    UPPER_BOUND,
     dataset_modalities,
     expand_grid,
     parse_pairs,
-    parse_seeds,
     prepare_run_dir,
     run_dir_for,
 )
@@ -42,11 +40,9 @@ __all__ = [
     "execute_run",
     "run_grid",
     "PAPER_PAIR_ORDER",
-    "UPPER_BOUND",
     "dataset_modalities",
     "expand_grid",
     "parse_pairs",
-    "parse_seeds",
     "prepare_run_dir",
     "run_dir_for",
     "GridProgress",
@@ -58,38 +54,4 @@ __all__ = [
     "SETTINGS",
     "ResultStore",
     "validate_result",
-]
-
-# analysis grids and timings (Table 5, Fig. 4, Table 8)
-from mmalign.experiments.ablation import (  # noqa: E402
-    ABLATION_VARIANTS,
-    VARIANT_LABELS,
-    ablation_tables,
-    expand_ablation,
-    variant_of_config,
-)
-from mmalign.experiments.timing import format_timing, time_imputation  # noqa: E402
-from mmalign.experiments.window_sweep import (  # noqa: E402
-    SweepPoint,
-    expand_window_sweep,
-    parse_windows,
-    plot_sweep,
-    window_sweep_summary,
-    write_sweep_csv,
-)
-
-__all__ += [
-    "ABLATION_VARIANTS",
-    "VARIANT_LABELS",
-    "ablation_tables",
-    "expand_ablation",
-    "variant_of_config",
-    "format_timing",
-    "time_imputation",
-    "SweepPoint",
-    "expand_window_sweep",
-    "parse_windows",
-    "plot_sweep",
-    "window_sweep_summary",
-    "write_sweep_csv",
 ]

@@ -12,26 +12,25 @@ import itertools
 import json
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from mmalign.config import check_option
 from mmalign.data.dataset import MODALITY_ALIASES, canonical_modality
+from mmalign.data.spec import DataSpec
 from mmalign.experiments.spec import RunSpec
-from mmalign.validation import ConfigError, check_probability
+from mmalign.models.registry import get_method, options_for, upper_bound
+from mmalign.options import parse_list, parse_seeds, split_pair
+from mmalign.validation import ConfigError
 
 __all__ = [
-    "UPPER_BOUND",
     "PAPER_PAIR_ORDER",
     "dataset_modalities",
     "parse_pairs",
-    "parse_seeds",
     "expand_grid",
     "run_dir_for",
     "prepare_run_dir",
 ]
-
-#: The method that trains and tests with both modalities complete: ``p`` does not apply.
-UPPER_BOUND = "ub"
 
 #: The order of the six directed pairs in the paper's tables (T->V, V->A, A->T, V->T, A->V, T->A).
 PAPER_PAIR_ORDER: tuple[tuple[str, str], ...] = (
@@ -43,26 +42,14 @@ PAPER_PAIR_ORDER: tuple[tuple[str, str], ...] = (
     ("text", "audio"),
 )
 
-_DEFAULT_SYNTHETIC_MODALITIES = ("text", "vision", "audio")
-
 
 def dataset_modalities(data: str) -> tuple[str, ...]:
     """Return the modality names of ``data`` (loads a data file; synthetic is t, v, a).
 
-    >>> dataset_modalities("synthetic:n=32")
+    >>> dataset_modalities("synthetic:n_train=32")
     ('text', 'vision', 'audio')
     """
-    if data.split(":", 1)[0].strip() == "synthetic":
-        return _DEFAULT_SYNTHETIC_MODALITIES
-    try:
-        from mmalign.data.formats import load_dataset
-    except ImportError as err:  # the loaders are a separate package
-        raise ConfigError(
-            f"`pairs` must be listed explicitly (e.g. 't:v,a:t') for {data!r}: "
-            f"the data loaders are not available ({err})."
-        ) from err
-    dataset = load_dataset(data)
-    return tuple(dataset.splits["train"].modalities)
+    return DataSpec.parse(data).modalities()
 
 
 def parse_pairs(
@@ -88,36 +75,13 @@ def parse_pairs(
         pairs = [s for s in pairs.split(",") if s.strip()]
     out: list[tuple[str, str]] = []
     for item in pairs:
-        parts = re.split(r"->|:|→", str(item).strip())
-        if len(parts) != 2 or not all(parts):
-            raise ConfigError(f"`pair` must look like 'source:victim' (e.g. 't:v'); got {item!r}.")
-        source, victim = (canonical_modality(p.strip(), modalities) for p in parts)
+        source, victim = (canonical_modality(m, modalities) for m in split_pair(item))
         if source == victim:
             raise ConfigError(f"`pair` must join two different modalities; got {item!r}.")
         if (source, victim) not in out:
             out.append((source, victim))
     if not out:
         raise ConfigError(f"`pairs` must name at least one pair; got {pairs!r}.")
-    return out
-
-
-def parse_seeds(seeds: int | str | Iterable[int]) -> list[int]:
-    """Return the split seeds: an int ``n`` means ``0..n-1``; a list is kept (deduplicated).
-
-    >>> parse_seeds(3), parse_seeds([4, 2, 4]), parse_seeds("1,5")
-    ([0, 1, 2], [4, 2], [1, 5])
-    """
-    if isinstance(seeds, str):
-        seeds = [int(s) for s in seeds.split(",") if s.strip()]
-    if isinstance(seeds, bool):
-        raise ConfigError(f"`seeds` must be a count > 0 or a list of seeds; got {seeds!r}.")
-    if isinstance(seeds, int):
-        if seeds <= 0:
-            raise ConfigError(f"`seeds` must be a count > 0 or a list of seeds; got {seeds!r}.")
-        return list(range(seeds))
-    out = list(dict.fromkeys(int(s) for s in seeds))
-    if not out or any(s < 0 for s in out):
-        raise ConfigError(f"`seeds` must be a non-empty list of integers >= 0; got {out!r}.")
     return out
 
 
@@ -166,28 +130,21 @@ def expand_grid(
     >>> len(specs)  # 2 pairs x (lb, mm-align: 2 p x 2 seeds + ub: 2 seeds)
     20
     """
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    methods = list(dict.fromkeys(methods))
-    if not methods:
-        raise ConfigError(f"`methods` must name at least one method; got {methods!r}.")
-    if isinstance(ps, (int, float)):
-        ps = [ps]
-    ps = list(dict.fromkeys(check_probability("p", p) for p in ps))
-    if not ps:
-        raise ConfigError(f"`ps` must hold at least one survival rate; got {ps!r}.")
+    methods = list(dict.fromkeys(get_method(m).name for m in parse_list("methods", methods)))
+    ps = [ps] if isinstance(ps, (int, float)) else ps
+    ps = list(dict.fromkeys(check_option("p", p) for p in parse_list("ps", ps, float)))
     if isinstance(pairs, str) and pairs.strip() == "all" and modalities is None:
         modalities = dataset_modalities(data)
     pair_list = parse_pairs(pairs, modalities)
     seed_list = parse_seeds(seeds)
-    config = dict(config or {})
     specs = []
     for source, victim in pair_list:
         for method in methods:
-            method_ps = [1.0] if method == UPPER_BOUND else ps
+            method_ps = [1.0] if method == upper_bound() else ps
+            own = options_for(method, dict(config or {}))  # what applies to this method
             for p in method_ps:
                 for seed in seed_list:
-                    specs.append(RunSpec(data, method, source, victim, p, seed, config))
+                    specs.append(RunSpec(data, method, source, victim, p, seed, own))
     return specs
 
 

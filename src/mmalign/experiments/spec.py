@@ -23,8 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmalign.config import check_option, config_from_dict, execution_options, flat_fields
 from mmalign.data.dataset import canonical_modality
-from mmalign.validation import ConfigError, DataError, check_probability
+from mmalign.data.spec import DataSpec
+from mmalign.validation import ConfigError, DataError
 
 __all__ = [
     "FINGERPRINT_LENGTH",
@@ -33,7 +35,6 @@ __all__ = [
     "config_hash",
     "data_identity",
     "file_content_hash",
-    "normalize_synthetic",
     "run_fingerprint",
 ]
 
@@ -83,7 +84,7 @@ class RunSpec:
             raise ConfigError(
                 f"`victim` must differ from the source {self.source!r}; got {self.victim!r}."
             )
-        check_probability("p", self.p)
+        check_option("p", self.p)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"`seed` must be an integer >= 0; got {self.seed!r}.")
         if not isinstance(self.config, dict):
@@ -134,15 +135,10 @@ def canonical_json(value: Any) -> str:
         raise ConfigError(f"`config` must hold plain JSON values; got {value!r} ({err}).") from err
 
 
-# options that choose where and how a run executes, not what it computes: a run on CUDA
-# and the same run on a CPU are one result
-EXECUTION_KEYS = frozenset({"device", "threads", "progress"})
-
-
 def config_hash(config: dict) -> str:
     """Return the sha256 hex of the *resolved* run configuration, execution options left out.
 
-    When every key is an option of :class:`~mmalign.train.config.RunConfig`, the overrides
+    When every key is an option of :class:`~mmalign.config.RunConfig`, the overrides
     are resolved against the defaults first, so ``{}`` and ``{"epochs": 30}`` (the default)
     are one configuration, and a changed default gives new fingerprints. A config with other
     keys (a custom runner's) is hashed as given.
@@ -154,47 +150,22 @@ def config_hash(config: dict) -> str:
     >>> config_hash({}) == config_hash({"window": 8})  # 8 is the default window
     True
     """
-    kept = {k: v for k, v in config.items() if k.split(".")[-1] not in EXECUTION_KEYS}
+    kept = {k: v for k, v in config.items() if k.split(".")[-1] not in execution_options()}
     return hashlib.sha256(canonical_json(_resolved(kept)).encode()).hexdigest()
 
 
 def _resolved(config: dict) -> dict:
     """Every training option with its value (defaults filled in), or ``config`` unchanged."""
-    try:
-        from mmalign.train.config import config_from_dict, flat_fields
-    except ImportError:  # only the experiments package is installed
-        return config
     known = flat_fields()
     if not all(k.split(".")[-1].replace("-", "_") in known for k in config):
-        return config
+        return config  # a custom runner's options: hashed as given
     resolved = config_from_dict(dict(config))
-    out = {}
-    for name, (section, _field) in known.items():
-        if name in EXECUTION_KEYS or name in ("data", "method", "pair", "p", "seed"):
-            continue  # per-run identity is hashed separately; execution options never
-        out[name] = getattr(getattr(resolved, section) if section else resolved, name)
-    return out
-
-
-def normalize_synthetic(data: str) -> str:
-    """Normalise a ``"synthetic[:knob=value,...]"`` string: knobs sorted, spaces dropped.
-
-    >>> normalize_synthetic("synthetic: n=200 ,seed=3")
-    'synthetic:n=200,seed=3'
-    >>> normalize_synthetic("synthetic:seed=3,n=200")
-    'synthetic:n=200,seed=3'
-    >>> normalize_synthetic("synthetic")
-    'synthetic'
-    """
-    head, _, tail = data.partition(":")
-    if head.strip() != "synthetic":
-        raise ConfigError(f"`data` must start with 'synthetic'; got {data!r}.")
-    knobs = [k.strip() for k in tail.split(",") if k.strip()]
-    for knob in knobs:
-        if "=" not in knob:
-            raise ConfigError(f"`synthetic knob` must look like name=value; got {knob!r}.")
-    knobs = sorted("=".join(part.strip() for part in k.split("=", 1)) for k in knobs)
-    return "synthetic" + (":" + ",".join(knobs) if knobs else "")
+    skip = execution_options() | {"data", "method", "pair", "p", "seed"}
+    return {
+        name: getattr(getattr(resolved, section) if section else resolved, name)
+        for name, (section, _field) in known.items()
+        if name not in skip  # per-run identity is hashed separately; execution options never
+    }
 
 
 def file_content_hash(path: str | os.PathLike) -> str:
@@ -232,16 +203,17 @@ def data_identity(data: str) -> str:
     a folder gives a hash over its files' relative paths and content hashes (hidden files are
     skipped).
 
-    >>> data_identity("synthetic:seed=1,n=64")
-    'synthetic:n=64,seed=1'
+    >>> data_identity("synthetic:seed=1,n_train=64")
+    'synthetic:n_train=64,seed=1'
 
     Raises
     ------
     DataError
         The path does not exist or cannot be read.
     """
-    if data.split(":", 1)[0].strip() == "synthetic":
-        return normalize_synthetic(data)
+    spec = DataSpec.parse(data)
+    if spec.synthetic:
+        return spec.identity
     path = Path(data)
     if path.is_file():
         return "sha256:" + file_content_hash(path)

@@ -88,13 +88,13 @@ class MissingModalityModel(nn.Module):
         raise NotImplementedError
 
     def epoch_passes(self, warmup: bool) -> tuple[Pass, ...]:
-        """The passes of one epoch: Algorithm 1 visits complete, then missing batches."""
+        """Return the passes of one epoch: Algorithm 1 visits complete, then missing batches."""
         if warmup:
             return (Pass("warmup"),)
         return (Pass("complete"), Pass("missing"))
 
     def epoch_summary(self, record: dict) -> str:
-        """The method's part of the epoch log line, from the epoch's mean losses.
+        """Return the method's part of the epoch log line, from the epoch's mean losses.
 
         ``record`` maps ``"<phase>/<name>"`` to the epoch mean of each stepped and logged loss.
         """

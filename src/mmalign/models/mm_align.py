@@ -86,7 +86,7 @@ class MMAlign(MissingModalityModel):
         return (Pass("complete", ("fitter",)), Pass("complete", ("backbone",)), Pass("missing"))
 
     def epoch_summary(self, record: dict) -> str:
-        """Main loss, fit loss and the share of samples whose Sinkhorn did not converge."""
+        """Show the main loss, fit loss and the share of samples whose Sinkhorn did not converge."""
         text = super().epoch_summary(record)
         if "complete/fitter" in record:
             text += f"  fit {record['complete/fitter']:.4f}"
@@ -142,7 +142,9 @@ class MMAlign(MissingModalityModel):
         out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, batch.victim_mask)
         main = self.loss(out, batch)
         con = info_nce(z_source[:, 0], z_victim[:, 0], self.tau)
-        losses = Losses({"backbone": main + self.lambda_con * con}, {"main": main.detach(), "con": con.detach()})
+        losses = Losses(
+            {"backbone": main + self.lambda_con * con}, {"main": main.detach(), "con": con.detach()}
+        )
         if phase == "complete" and self.train_fitter:
             ot = self.solve_alignment(z_source[:, 1:], z_victim[:, 1:], batch)
             target, valid = ot_fit_targets(

@@ -240,7 +240,7 @@ def get_method(name: str) -> MethodSpec:
 
 
 def method_names() -> tuple[str, ...]:
-    """Registered method names in table order.
+    """List the registered method names in table order.
 
     >>> method_names()
     ('lb', 'ub', 'mfm', 'smil', 'modal-trans', 'mm-align')
@@ -277,11 +277,13 @@ def check_options_apply(method: str, given: Iterable[str]) -> None:
     for name in given:
         if name in specific and name not in spec.options:
             users = [s.name for s in METHODS.values() if name in s.options]
-            raise ConfigError(f"`{name}` does not apply to method {spec.name!r}; it applies to {users}.")
+            raise ConfigError(
+                f"`{name}` does not apply to method {spec.name!r}; it applies to {users}."
+            )
 
 
 def options_for(method: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The overrides (flat names) that apply to ``method``; the others are dropped.
+    """Return the overrides (flat names) that apply to ``method``; the others are dropped.
 
     A grid passes one ``--config`` / ``--set`` to every method; each run keeps only what
     applies to it, so e.g. an LB run's fingerprint does not depend on the window.

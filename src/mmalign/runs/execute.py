@@ -106,17 +106,24 @@ class RunPlan:
             present = {st: {s: split.present(s, st) for s in sizes} for st in ("A", "B")}
             complete, missing = split.train_complete, split.train_missing
         dims = PairDims(
-            dataset.feature_dims[source], dataset.feature_dims[victim], dataset.output_dim, dataset.task
+            dataset.feature_dims[source],
+            dataset.feature_dims[victim],
+            dataset.output_dim,
+            dataset.task,
         )
         return cls(source, victim, method, split, complete, missing, present, dims)
 
     def pair_data(self, dataset: MultimodalDataset, name: str, device: torch.device) -> PairData:
         """Tensors of split ``name``, the victim kept where any setting has it."""
         present = np.any([p[name] for p in self.present.values()], axis=0)
-        return PairData.from_split(dataset.splits[name], self.source, self.victim, present).to(device)
+        return PairData.from_split(dataset.splits[name], self.source, self.victim, present).to(
+            device
+        )
 
 
-def _data_warnings(config: RunConfig, dataset: MultimodalDataset, plan: RunPlan) -> list[DataWarning]:
+def _data_warnings(
+    config: RunConfig, dataset: MultimodalDataset, plan: RunPlan
+) -> list[DataWarning]:
     found = check_modalities(dataset, [plan.source, plan.victim])
     if not plan.method.complete_data:
         found += check_split_sizes(len(plan.complete), len(plan.missing), config.train.batch_size)
@@ -222,7 +229,9 @@ def run(
     try:
         saved = _resume_state(folder, config) if resume else None
         echo = log or (lambda s: print(s, file=sys.stderr))
-        with RunLog(folder.path, echo=echo, resume=resume, resume_epoch=saved and saved["epoch"]) as runlog:
+        with RunLog(
+            folder.path, echo=echo, resume=resume, resume_epoch=saved and saved["epoch"]
+        ) as runlog:
             result = _train_and_test(config, dataset, plan, folder, runlog, saved, started)
     except BaseException:
         folder.discard_if_unused()
@@ -270,22 +279,36 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
     settings, outputs = {}, {}
     for setting, present in plan.present.items():
         model.load_state_dict(state.best_states[setting])
-        outputs[setting] = predict_outputs(model, test_pair, present["test"], config.train.eval_batch_size).numpy()
+        outputs[setting] = predict_outputs(
+            model, test_pair, present["test"], config.train.eval_batch_size
+        ).numpy()
         metrics = compute_metrics(outputs[setting], test.labels, dataset.task)
-        settings[setting] = SettingResult(state.best_valid[setting], metrics, state.best_epochs[setting])
+        settings[setting] = SettingResult(
+            state.best_valid[setting], metrics, state.best_epochs[setting]
+        )
     if plan.method.complete_data:  # the upper bound reports its numbers under both settings
         settings = {"A": settings["complete"], "B": settings["complete"]}
         outputs = {"A": outputs["complete"], "B": outputs["complete"]}
     floor = _sanity_floor(dataset, plan)
     last = state.history[-1] if state.history else {}
-    after = check_ot_convergence(last.get("complete/ot_unconverged", 0.0), config.adl.reg, config.adl.max_iter)
+    after = check_ot_convergence(
+        last.get("complete/ot_unconverged", 0.0), config.adl.reg, config.adl.max_iter
+    )
     after += _floor_warnings(settings, floor, plan, dataset.task)
     _report(after, runlog)
-    meta = RunMeta(**{**meta.to_dict(), "epochs_run": len(state.history), "wall_s": time.perf_counter() - started})
+    meta = RunMeta(
+        **{
+            **meta.to_dict(),
+            "epochs_run": len(state.history),
+            "wall_s": time.perf_counter() - started,
+        }
+    )
     result = RunResult(folder.path, settings, floor, meta, tuple(w.message for w in before + after))
     folder.write_text("metrics.json", result.to_json())
     present = {s: plan.present.get(s, plan.present.get("complete"))["test"] for s in settings}
-    folder.write_text("predictions.csv", predictions_csv(test.ids, test.labels, present, outputs, dataset.task))
+    folder.write_text(
+        "predictions.csv", predictions_csv(test.ids, test.labels, present, outputs, dataset.task)
+    )
     return result
 
 

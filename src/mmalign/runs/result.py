@@ -114,7 +114,7 @@ class RunResult:
         return self.settings[setting].test
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``metrics.json`` layout (also the grid runner's return value)."""
+        """Return the ``metrics.json`` layout (also the grid runner's return value)."""
         out: dict[str, Any] = {s: dataclasses.asdict(r) for s, r in self.settings.items()}
         out.update(floor=self.floor, meta=self.meta.to_dict(), warnings=list(self.warnings))
         return out

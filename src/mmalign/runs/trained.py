@@ -92,7 +92,7 @@ class TrainedModel:
         return cls(config, meta, model, setting, dev)
 
     def _pair(self, split: Split, present: np.ndarray) -> PairData:
-        """The split's pair tensors, a zero placeholder where the victim is absent everywhere."""
+        """Return the split's pair tensors, a zero placeholder where the victim is absent everywhere."""
         if present.shape != (len(split),):
             raise ConfigError(f"`present` must have shape ({len(split)},); got {present.shape}.")
         widths = {self.source: self.meta.source_dim, self.victim: self.meta.victim_dim}
@@ -114,7 +114,7 @@ class TrainedModel:
     def predict(
         self, split: Split, present: np.ndarray | None = None, batch_size: int = 256
     ) -> np.ndarray:
-        """Outputs (N, C) for ``split``, using the victim only where ``present`` (N,) is True.
+        """Predict outputs (N, C) for ``split``, using the victim only where ``present`` (N,) is True.
 
         ``present`` defaults to all False (the victim missing for every sample, setting A).
         Regression outputs are scores in column 0; classification outputs are logits.
@@ -125,7 +125,9 @@ class TrainedModel:
     def predict_proba(self, split: Split, present: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities (N, C) of a classification model (see :meth:`predict`)."""
         if self.meta.task != "classification":
-            raise ConfigError(f"`predict_proba` needs a classification model; got {self.meta.task!r}.")
+            raise ConfigError(
+                f"`predict_proba` needs a classification model; got {self.meta.task!r}."
+            )
         return softmax(self.predict(split, present))
 
     def evaluate(self, split: Split, present: np.ndarray | None = None) -> dict[str, float]:

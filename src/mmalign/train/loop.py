@@ -128,7 +128,7 @@ def predict_outputs(
 
 
 def selection_score(metrics: dict[str, float], task: str) -> float:
-    """The selection score (lower is better) of a metrics dict; ``inf`` when not finite."""
+    """Return the selection score (lower is better) of a metrics dict; ``inf`` when not finite."""
     name, direction = PRIMARY_METRIC[task]
     value = metrics[name]
     if not math.isfinite(value):
@@ -145,7 +145,12 @@ def _run_epoch(model, data, passes, optimizers, config, generator, bar) -> dict[
         has_victim = False if p.phase == "missing" else None
         rows = data.rows(p)
         for batch in iterate_batches(
-            data.train, rows, config.batch_size, shuffle=True, generator=generator, has_victim=has_victim
+            data.train,
+            rows,
+            config.batch_size,
+            shuffle=True,
+            generator=generator,
+            has_victim=has_victim,
         ):
             losses = model.compute_losses(batch, p.phase)
             train_step(model, losses, optimizers, p.groups, config.grad_clip)
@@ -201,7 +206,9 @@ def fit(
         start, passes = time.perf_counter(), model.epoch_passes(warm)
         n_batches = sum(math.ceil(len(data.rows(p)) / config.batch_size) for p in passes)
         title = f"epoch {state.epoch + 1}/{total}" + (" (warm-up)" if warm else "")
-        with tqdm(total=n_batches, desc=title, disable=None if progress else True, leave=False) as bar:
+        with tqdm(
+            total=n_batches, desc=title, disable=None if progress else True, leave=False
+        ) as bar:
             record = {"epoch": state.epoch + 1, "warmup": warm}
             record.update(_run_epoch(model, data, passes, optimizers, config, generator, bar))
         state.epoch += 1
@@ -215,7 +222,9 @@ def fit(
         record["lr"] = {n: o.param_groups[0]["lr"] for n, o in optimizers.items()}
         record["seconds"] = time.perf_counter() - start
         state.history.append(record)
-        valid = "  ".join(f"valid {s} {primary} {record[f'valid_{s}'][primary]:.4f}" for s in data.valid_present)
+        valid = "  ".join(
+            f"valid {s} {primary} {record[f'valid_{s}'][primary]:.4f}" for s in data.valid_present
+        )
         log(f"{title}  {model.epoch_summary(record)}  {valid}  {record['seconds']:.1f}s")
         if not warm:
             finite = [s for s in scores if math.isfinite(s)]

@@ -21,7 +21,7 @@ __all__ = ["TrainState", "cpu_state"]
 
 
 def cpu_state(model: nn.Module) -> dict[str, Tensor]:
-    """A detached CPU copy of ``model``'s state dict."""
+    """Copy ``model`` state dict to the CPU, detached."""
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 

@@ -233,5 +233,9 @@ class ModalTrans(MissingModalityModel):
         scored = batch.source_mask & rows  # (B, L)
         cycle = self.cycle_loss(generated, source_steps, batch.source_mask, scored)
         total = main + self.recon_weight * translation + self.cycle_weight * cycle
-        logged = {"main": main.detach(), "translation": translation.detach(), "cycle": cycle.detach()}
+        logged = {
+            "main": main.detach(),
+            "translation": translation.detach(),
+            "cycle": cycle.detach(),
+        }
         return Losses({"backbone": total}, logged)
