@@ -182,3 +182,31 @@ def test_empty_fold_asks_for_folds_json(tmp_path, fmt):
     )
     with pytest.raises(DataError, match=r"the valid split is empty .*folds\.json"):
         load_dataset(folder)
+
+
+def test_label_key_picks_a_mosei_label_column(tmp_path, fmt):
+    rng = np.random.default_rng(5)
+    videos = {v: _random_video(rng) for v in "abc"}
+    for d in videos.values():
+        d["labels"] = rng.uniform(-3, 3, size=(2, 7)).astype("<f4")
+    folder = _write_folder(fmt, tmp_path / "mosei", videos)
+    ds = load_dataset(folder, label_key="fear")
+    np.testing.assert_array_equal(ds.splits["test"].labels, videos["c"]["labels"][:, 6])
+    ds = load_dataset(folder / "CMU_MOSI_COVAREP.csd")  # a file of the folder also works
+    np.testing.assert_array_equal(ds.splits["test"].labels, videos["c"]["labels"][:, 0])
+
+
+def test_csd_label_choice_errors(tmp_path, fmt):
+    folder = _folder(fmt, tmp_path)
+    with pytest.raises(
+        DataError,
+        match=r"Opinion_Labels\.csd: `label_key` must be one of \['sentiment'\] \(the label "
+        r"keys of this file\); got 'fear'\.$",
+    ):
+        load_dataset(folder, label_key="fear")
+    with pytest.raises(
+        DataError,
+        match=r"Opinion_Labels\.csd: `task` must be 'regression' for this file .*; got "
+        r"'classification'\.$",
+    ):
+        csd.load(folder, task="classification")

@@ -57,3 +57,44 @@ def test_embedding_must_be_a_matrix(tmp_path, fmt):
     (folder / "embedding.p").write_bytes(pickle.dumps(np.zeros(3)))
     with pytest.raises(DataError, match=r"embedding\.p: expected a numeric \(V, D\) array"):
         load_dataset(folder)
+
+
+def test_meld_has_no_label_choice(tmp_path, fmt):
+    folder = fmt.write_meld(tmp_path / "meld")[0]
+    assert load_dataset(folder, task="classification", label_key="label").n_classes == 7
+    with pytest.raises(
+        DataError,
+        match=r"meld: `task` must be 'classification' for this file \(its labels: `label` "
+        r"\(classification\)\); got 'regression'\.$",
+    ):
+        load_dataset(folder, task="regression")
+    with pytest.raises(
+        DataError, match=r"meld: `label_key` must be one of \['label'\] .*; got 'emotion'\.$"
+    ):
+        meld.load(folder, label_key="emotion")
+
+
+def test_meld_whole_number_float_labels_and_non_integer_labels(tmp_path, fmt):
+    def as_float(ls):
+        for items in ls.values():
+            for it in items:
+                it["label"] = float(it["label"])
+
+    folder = fmt.write_meld(tmp_path / "a", mutate=as_float)[0]
+    assert load_dataset(folder).splits["train"].labels.tolist() == [0, 1, 2, 3]
+    folder = fmt.write_meld(tmp_path / "b", mutate=lambda ls: ls["dev"][1].update(label=2.5))[0]
+    with pytest.raises(
+        DataError, match=r"dev\.pkl: `label` must be whole-number class labels; got 2\.5 at"
+    ):
+        load_dataset(folder)
+
+
+def test_missing_meld_file_names_the_path_given(tmp_path, fmt):
+    folder = fmt.write_meld(tmp_path / "meld")[0]
+    (folder / "embedding.p").unlink()
+    with pytest.raises(
+        DataError,
+        match=r"meld/test\.pkl: missing \S+/embedding\.p \(looked for train\.pkl, dev\.pkl, "
+        r"test\.pkl and embedding\.p in ",
+    ):
+        load_dataset(folder / "test.pkl", format="meld")

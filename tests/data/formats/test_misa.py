@@ -45,7 +45,11 @@ def test_missing_embedding_file(tmp_path, fmt):
     (folder / "embedding_and_mapping.pt").unlink()
     with pytest.raises(DataError, match=r"has train\.pkl but neither embedding_and_mapping\.pt"):
         load_dataset(folder)
-    with pytest.raises(DataError, match=r"embedding_and_mapping\.pt: file does not exist"):
+    with pytest.raises(
+        DataError,
+        match=r"test_missing_embedding_file0: missing \S+/embedding_and_mapping\.pt \(looked for "
+        r"train\.pkl, dev\.pkl, test\.pkl and embedding_and_mapping\.pt in ",
+    ):
         load_dataset(folder, format="misa")
 
 
@@ -93,5 +97,34 @@ def test_missing_split_file_and_non_list(tmp_path, fmt):
     with pytest.raises(DataError, match=r"test\.pkl: expected a list of samples; got dict"):
         load_dataset(folder)
     (folder / "test.pkl").unlink()
-    with pytest.raises(DataError, match=r"test\.pkl: file does not exist"):
+    with pytest.raises(DataError, match=r"0: missing \S+/test\.pkl \(looked for train\.pkl, "):
         load_dataset(folder)
+    with pytest.raises(DataError, match=r"dev\.pkl: missing \S+/test\.pkl \(looked for "):
+        load_dataset(folder / "dev.pkl", format="misa")  # the error names the path given
+
+
+def test_mosei_label_key_picks_an_emotion_column(tmp_path, fmt):
+    folder, lists, _ = fmt.write_misa(tmp_path, mosei=True)
+    ds = load_dataset(folder, label_key="anger")
+    assert ds.task == "regression"
+    expected = [label[0, 3] for (_, label, _) in lists["dev"]]
+    np.testing.assert_array_equal(ds.splits["valid"].labels, np.float32(expected))
+    default = load_dataset(folder, task="regression", label_key="sentiment")
+    expected = [label[0, 0] for (_, label, _) in lists["test"]]
+    np.testing.assert_array_equal(default.splits["test"].labels, np.float32(expected))
+
+
+def test_misa_label_choice_errors(tmp_path, fmt):
+    folder = fmt.write_misa(tmp_path)[0]  # MOSI: one label column
+    with pytest.raises(
+        DataError,
+        match=r"train\.pkl: `label_key` must be one of \['sentiment'\] \(the label keys of this "
+        r"file\); got 'happy'\.$",
+    ):
+        load_dataset(folder, label_key="happy")
+    with pytest.raises(
+        DataError,
+        match=r"train\.pkl: `task` must be 'regression' for this file \(its labels: "
+        r"`sentiment` \(regression\)\); got 'classification'\.$",
+    ):
+        load_dataset(folder, task="classification")

@@ -77,3 +77,23 @@ def test_bad_mult_files(tmp_path, fmt, mutate, match):
     with pytest.raises(DataError, match=match) as err:
         load_dataset(path)
     assert str(path) in str(err.value)
+
+
+def test_mult_has_no_label_choice(tmp_path, fmt, quiet):
+    path = fmt.write_mult(tmp_path)[0]
+    assert load_dataset(path, task="regression", label_key="labels").task == "regression"
+    with pytest.raises(
+        DataError,
+        match=r"mosi_data\.pkl: `task` must be 'regression' for this file \(its labels: "
+        r"`labels` \(regression\)\); got 'classification'\.$",
+    ):
+        load_dataset(path, task="classification")
+    with pytest.raises(
+        DataError,
+        match=r"mosi_data\.pkl: `label_key` must be one of \['labels'\] \(the label keys of "
+        r"this file\); got 'regression_labels'\.$",
+    ):
+        mult.load(path, label_key="regression_labels")
+    sniffed = fmt.write_mult(tmp_path, name="other.pkl")[0]
+    with pytest.raises(DataError, match=r"other\.pkl: `task` must be 'regression' for this"):
+        load_dataset(sniffed, task="classification")

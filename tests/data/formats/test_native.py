@@ -155,5 +155,127 @@ def test_empty_split_missing_file_and_truncated_file(tmp_path):
     with pytest.raises(DataError, match=r"valid\.npz: not a readable \.npz file"):
         load_dataset(folder)
     (folder / "valid.npz").unlink()
-    with pytest.raises(DataError, match=r"valid\.npz: file does not exist"):
+    with pytest.raises(
+        DataError,
+        match=r"/d: missing native split file\(s\) valid\.npz or dev\.npz in \S+/d \(looked "
+        r"for train\.npz, valid\.npz or dev\.npz, test\.npz\)\.",
+    ):
         native.load(folder)
+
+
+# ------------------------------------------------- <name>_train.npz / _valid (_dev) / _test.npz
+def _prefixed(folder, name="mosi", valid="valid", task="regression"):
+    """save_native, then rename the files to <name>_<split>.npz (valid as ``valid``/``dev``)."""
+    save_native(_dataset(task), folder)
+    for split in ("train", "valid", "test"):
+        stem = valid if split == "valid" else split
+        (folder / f"{split}.npz").rename(folder / f"{name}_{stem}.npz")
+    return folder
+
+
+@pytest.mark.parametrize("valid", ["valid", "dev"])
+def test_per_split_files_with_a_name_prefix(tmp_path, valid):
+    folder = _prefixed(tmp_path / "data", valid=valid)
+    original = _dataset()
+    given = [
+        folder,
+        folder / "mosi_train.npz",
+        folder / f"mosi_{valid}.npz",
+        folder / "mosi_test.npz",
+        folder / "mosi",
+        tmp_path / "data" / "mosi_",
+    ]
+    for path in given:
+        assert detect_format(path) == "native", path
+        for ds in (load_dataset(path), load_dataset(path, format="native"), native.load(path)):
+            assert ds.name == "mosi"
+            for s in ("train", "valid", "test"):
+                np.testing.assert_array_equal(ds.splits[s].labels, original.splits[s].labels)
+
+
+def test_plain_layout_accepts_dev_for_valid(tmp_path):
+    folder = save_native(_dataset(), tmp_path / "d")
+    (folder / "valid.npz").rename(folder / "dev.npz")
+    assert len(load_dataset(folder).splits["valid"]) == 2
+    assert len(load_dataset(folder / "dev.npz").splits["valid"]) == 2
+
+
+def test_missing_prefixed_split_names_the_path_given_and_what_was_looked_for(tmp_path):
+    folder = _prefixed(tmp_path / "data")
+    (folder / "mosi_valid.npz").unlink()
+    for path in (folder / "mosi_train.npz", folder / "mosi", folder):
+        with pytest.raises(DataError) as err:
+            load_dataset(path)
+        message = str(err.value)
+        assert message.startswith(f"{path}: missing native split file(s) ")
+        assert "mosi_valid.npz or mosi_dev.npz in" in message
+        assert "(looked for mosi_train.npz, mosi_valid.npz or mosi_dev.npz, mosi_test.npz)" in (
+            message
+        )
+        assert "\n" not in message and "/train.npz" not in message
+
+
+def test_folder_with_two_prefixed_datasets(tmp_path):
+    folder = _prefixed(tmp_path / "data")
+    _prefixed(tmp_path / "other", name="mosei")
+    for f in (tmp_path / "other").iterdir():
+        f.rename(folder / f.name)
+    with pytest.raises(
+        DataError,
+        match=r"data: holds several native datasets \(mosei_train\.npz, mosi_train\.npz\); "
+        r"pass one of their files or its prefix",
+    ):
+        load_dataset(folder)
+    assert load_dataset(folder / "mosei").name == "mosei"
+    assert load_dataset(folder / "mosi_test.npz").name == "mosi"
+
+
+def test_npz_that_is_no_split_file_and_a_prefix_that_is_nothing(tmp_path):
+    save_native(_dataset(), tmp_path)
+    (tmp_path / "train.npz").rename(tmp_path / "features.npz")
+    with pytest.raises(
+        DataError,
+        match=r"features\.npz: not a native dataset: looked for train\.npz, valid\.npz \(or "
+        r"dev\.npz\), test\.npz, or <name>_train\.npz, ",
+    ):
+        load_dataset(tmp_path / "features.npz")
+    with pytest.raises(
+        DataError,
+        match=r"/mosi: path does not exist \(nor is it the prefix of a native mosi_train\.npz\)",
+    ):
+        load_dataset(tmp_path / "mosi")
+    with pytest.raises(DataError, match=r"/mosi: not a native dataset: path does not exist; "):
+        native.load(tmp_path / "mosi")
+
+
+def test_native_task_and_label_key_are_checked_against_the_files(tmp_path):
+    folder = save_native(_dataset("classification"), tmp_path / "c")
+    assert load_dataset(folder, task="classification", label_key="labels").n_classes == 3
+    with pytest.raises(
+        DataError,
+        match=r"c/train\.npz: `task` must be 'classification' for this file \(its labels: "
+        r"`labels` \(classification\)\); got 'regression'\.$",
+    ):
+        load_dataset(folder, task="regression")
+    with pytest.raises(
+        DataError,
+        match=r"c/train\.npz: `label_key` must be one of \['labels'\] \(the label keys of this "
+        r"file\); got 'y'\.$",
+    ):
+        native.load(folder, label_key="y")
+
+
+def test_native_class_labels_may_be_whole_number_floats(tmp_path):
+    folder = save_native(_dataset("classification"), tmp_path / "c")
+    with np.load(folder / "train.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["labels"] = arrays["labels"].astype(np.float32)
+    np.savez(folder / "train.npz", **arrays)
+    ds = load_dataset(folder)
+    assert ds.splits["train"].labels.dtype == np.int64
+    arrays["labels"][0] = 0.5
+    np.savez(folder / "train.npz", **arrays)
+    with pytest.raises(
+        DataError, match=r"train\.npz: `labels` must be whole-number class labels; got 0\.5 at"
+    ):
+        load_dataset(folder)

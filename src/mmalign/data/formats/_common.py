@@ -10,9 +10,16 @@ import numpy as np
 
 from mmalign.data.cleaning import clean_nonfinite, merge_counts, warn_cleaning
 from mmalign.data.dataset import MultimodalDataset, Split, TaskType
-from mmalign.validation import DataError
+from mmalign.validation import ConfigError, DataError, check_in
 
 __all__ = [
+    "TASKS",
+    "MOSEI_LABEL_COLUMNS",
+    "check_label_args",
+    "choose_labels",
+    "class_labels",
+    "split_labels",
+    "n_classes_of",
     "nonzero_span",
     "start_from_lengths",
     "move_valid_first",
@@ -201,22 +208,173 @@ def float_array(value: Any, where: str, key: str, ndim: int) -> np.ndarray:
     return array
 
 
+def _label_vector(value: Any, n: int, where: str, key: str) -> np.ndarray:
+    """``value`` reshaped to ``(N,)`` when it is ``(N,)``, ``(N, 1)`` or ``(N, 1, 1)``."""
+    array = np.asarray(value)
+    if array.ndim == 0 or array.shape[0] != n or array.size != n:
+        raise DataError(
+            f"{where}: `{key}` must have shape ({n},), ({n}, 1) or ({n}, 1, 1); got {array.shape}."
+        )
+    return array.reshape(n)
+
+
 def flat_labels(value: Any, n: int, where: str, key: str = "labels") -> np.ndarray:
     """Labels of shape ``(N,)``, ``(N, 1)`` or ``(N, 1, 1)`` as float32 ``(N,)``; else DataError.
 
     >>> flat_labels(np.zeros((2, 1, 1)), 2, "f").shape
     (2,)
     """
-    array = np.asarray(value)
-    if array.ndim == 0 or array.shape[0] != n or array.size != n:
-        raise DataError(
-            f"{where}: `{key}` must have shape ({n},), ({n}, 1) or ({n}, 1, 1); got {array.shape}."
-        )
-    labels = array.reshape(n).astype(np.float32)  # (N,)
+    vector = _label_vector(value, n, where, key)
+    try:
+        labels = vector.astype(np.float32)  # (N,)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{where}: `{key}` must be a numeric array; {err}.") from err
     if not np.isfinite(labels).all():
         bad = int((~np.isfinite(labels)).sum())
         raise DataError(f"{where}: `{key}` holds {bad} non-finite value(s).")
     return labels
+
+
+TASKS: tuple[str, ...] = ("regression", "classification")
+# names of the label columns of CMU-MOSEI (MISA/BBFN (1, 7) labels, the SDK's labels .csd)
+MOSEI_LABEL_COLUMNS: tuple[str, ...] = (
+    "sentiment",
+    "happy",
+    "sad",
+    "anger",
+    "surprise",
+    "disgust",
+    "fear",
+)
+
+
+def check_label_args(task: Any, label_key: Any) -> None:
+    """Raise ``ConfigError`` unless ``task`` is None or in :data:`TASKS`, ``label_key`` None or str.
+
+    >>> check_label_args("classification", None)
+    """
+    check_in("task", task, [None, *TASKS])
+    if label_key is not None and (not isinstance(label_key, str) or not label_key):
+        raise ConfigError(f"`label_key` must be a non-empty str or None; got {label_key!r}.")
+
+
+def choose_labels(
+    available: dict[str, TaskType],
+    where: str,
+    *,
+    task: str | None = None,
+    label_key: str | None = None,
+) -> tuple[str, TaskType]:
+    """Pick the label array of a file: by ``label_key``, else by ``task``, else the default.
+
+    Parameters
+    ----------
+    available : dict of str to {"regression", "classification"}
+        Each label key the file holds and the task it gives, in order of preference: the
+        first is the default, the first of a kind is used for that ``task``.
+    where : str
+        The file, for messages.
+    task : {None, "regression", "classification"}
+    label_key : str, optional
+
+    Returns
+    -------
+    key : str
+    task : {"regression", "classification"}
+
+    Raises
+    ------
+    ConfigError
+        ``task`` or ``label_key`` of the wrong kind.
+    DataError
+        ``label_key`` not held by the file (the message lists the keys it holds), or a
+        ``task`` that no label of the file gives (the message lists its labels).
+
+    >>> both = {"regression_labels": "regression", "classification_labels": "classification"}
+    >>> choose_labels(both, "f")
+    ('regression_labels', 'regression')
+    >>> choose_labels(both, "f", task="classification")
+    ('classification_labels', 'classification')
+    """
+    check_label_args(task, label_key)
+    if not available:
+        raise DataError(f"{where}: holds no label array.")
+    held = ", ".join(f"`{k}` ({kind})" for k, kind in available.items())
+    if label_key is not None:
+        if label_key not in available:
+            raise DataError(
+                f"{where}: `label_key` must be one of {list(available)} (the label keys of "
+                f"this file); got {label_key!r}."
+            )
+        kind = available[label_key]
+        if task is not None and task != kind:
+            raise DataError(
+                f"{where}: `task` must be {kind!r} with `label_key` {label_key!r} (labels of "
+                f"this file: {held}); got {task!r}."
+            )
+        return label_key, kind
+    if task is None:
+        key = next(iter(available))
+        return key, available[key]
+    keys = [k for k, kind in available.items() if kind == task]
+    if not keys:
+        kinds = list(dict.fromkeys(available.values()))
+        allowed = repr(kinds[0]) if len(kinds) == 1 else f"one of {kinds}"
+        raise DataError(
+            f"{where}: `task` must be {allowed} for this file (its labels: {held}); got {task!r}."
+        )
+    return keys[0], task  # type: ignore[return-value]
+
+
+def class_labels(value: Any, n: int, where: str, key: str = "labels") -> np.ndarray:
+    """Class labels of shape ``(N,)``, ``(N, 1)`` or ``(N, 1, 1)`` as int64 ``(N,)``.
+
+    Integers, or floats that are whole numbers, ``>= 0``; anything else is a DataError.
+
+    >>> class_labels(np.array([0.0, 2.0, 1.0]), 3, "f").tolist()
+    [0, 2, 1]
+    """
+    array = _label_vector(value, n, where, key)
+    if array.dtype == bool or np.issubdtype(array.dtype, np.integer):
+        labels = array.astype(np.int64)
+    else:
+        try:
+            values = array.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise DataError(
+                f"{where}: `{key}` must be numeric class labels; got {array.dtype} values."
+            ) from err
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(
+                f"{where}: `{key}` must be whole-number class labels; got {float(values[i])!r} "
+                f"at sample {i}."
+            )
+        labels = values.astype(np.int64)
+    if n and labels.min() < 0:
+        i = int(np.argmin(labels))
+        raise DataError(
+            f"{where}: `{key}` must be class labels >= 0; got {int(labels[i])} at sample {i}."
+        )
+    return labels
+
+
+def split_labels(value: Any, n: int, where: str, key: str, task: TaskType) -> np.ndarray:
+    """float32 regression targets or int64 class labels, ``(N,)``, by ``task``."""
+    if task == "classification":
+        return class_labels(value, n, where, key)
+    return flat_labels(value, n, where, key)
+
+
+def n_classes_of(splits: dict[str, Split]) -> int:
+    """Count the classes from the labels: the largest label over all splits, plus 1.
+
+    >>> y = np.array([0, 2])
+    >>> n_classes_of({"train": Split(features={}, lengths={}, labels=y, ids=y)})
+    3
+    """
+    return max((int(s.labels.max()) for s in splits.values() if len(s.labels)), default=-1) + 1
 
 
 def require_keys(mapping: Any, keys: Sequence[str], where: str) -> None:

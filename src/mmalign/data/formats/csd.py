@@ -11,6 +11,8 @@ What is built (word-aligned sequences per labelled segment, like the SDK's
 video, the text rows are the word vectors whose interval overlaps the segment; each word gets
 the average of the audio / vision frames overlapping the word's interval (zeros when none).
 All modalities share the segment's word count. Sample ids are ``"<video_id>[<k>]"``.
+Labels: column 0 (sentiment) by default; a 7-column MOSEI labels file lets ``label_key`` name
+another column of :data:`MOSEI_LABEL_COLUMNS` (regression in every case).
 
 Folds: ``folds.json`` in the folder (``{"train": [ids], "valid": [ids], "test": [ids]}``,
 ``dev`` accepted for ``valid``) or, without it, a deterministic split by video id:
@@ -27,8 +29,15 @@ from typing import Any
 import numpy as np
 
 from mmalign.data.cleaning import clean_nonfinite
-from mmalign.data.dataset import SPLIT_NAMES, MultimodalDataset, Split
-from mmalign.data.formats._common import assemble, pad_ragged, to_str_ids
+from mmalign.data.dataset import SPLIT_NAMES, MultimodalDataset, Split, TaskType
+from mmalign.data.formats._common import (
+    MOSEI_LABEL_COLUMNS,
+    assemble,
+    check_label_args,
+    choose_labels,
+    pad_ragged,
+    to_str_ids,
+)
 from mmalign.validation import DataError
 
 __all__ = ["load", "NAME_PATTERNS", "FOLDS_FILE", "modality_of", "hash_fold", "word_average"]
@@ -156,24 +165,39 @@ def _folds(folder: Path, videos: list[str]) -> dict[str, str]:
     return {str(v): s for s in SPLIT_NAMES for v in spec[s]}
 
 
-def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
+def load(
+    path: str | Path,
+    *,
+    trusted: bool = False,
+    task: TaskType | None = None,
+    label_key: str | None = None,
+) -> MultimodalDataset:
     """Load a folder of ``.csd`` files as word-aligned sequences per labelled segment.
 
     Parameters
     ----------
     path : str or Path
-        Folder with one ``.csd`` per modality and one labels ``.csd``.
+        Folder with one ``.csd`` per modality and one labels ``.csd`` (a path to one of its
+        ``.csd`` files also works).
     trusted : bool
         Ignored (HDF5 holds no code).
+    task : {None, "regression"}
+        Every label column is a regression target; ``"classification"`` is a DataError.
+    label_key : str, optional
+        The label column: ``"sentiment"`` (default, column 0) or, with a 7-column MOSEI
+        labels file, one of ``"happy"``, ``"sad"``, ``"anger"``, ``"surprise"``,
+        ``"disgust"``, ``"fear"``.
 
     Returns
     -------
     MultimodalDataset
-        Regression on label column 0 (sentiment for MOSI and MOSEI).
+        Regression on the chosen label column (column 0: sentiment for MOSI and MOSEI).
     """
-    folder = Path(path)
+    given = Path(path)
+    check_label_args(task, label_key)
+    folder = given.parent if given.is_file() else given
     if not folder.is_dir():
-        raise DataError(f"{folder}: folder does not exist (point at a folder of .csd files).")
+        raise DataError(f"{given}: folder does not exist (point at a folder of .csd files).")
     by_role: dict[str, list[Path]] = {}
     for file in sorted(folder.glob("*.csd")):
         role = modality_of(file)
@@ -194,6 +218,16 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
             f"modality; found {sorted(by_role)}."
         )
     seqs = {role: _read_csd(files[0]) for role, files in by_role.items()}
+    widths = [np.shape(v)[1] if np.ndim(v) == 2 else 1 for _, v in seqs["labels"].values()]
+    mosei = bool(widths) and min(widths) == len(MOSEI_LABEL_COLUMNS)  # all 7 columns everywhere
+    names = MOSEI_LABEL_COLUMNS if mosei else MOSEI_LABEL_COLUMNS[:1]
+    key, _ = choose_labels(
+        {name: "regression" for name in names},
+        str(by_role["labels"][0]),
+        task=task,
+        label_key=label_key,
+    )
+    column = MOSEI_LABEL_COLUMNS.index(key)
     counts = {m: 0 for m in modalities}
     for m in modalities:  # the rule is applied to raw frames, before word averaging
         for _, values in seqs[m].values():
@@ -226,7 +260,7 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
             if not inside[k].any():
                 continue  # a segment without words has nothing to align
             rows[split]["ids"].append(f"{video}[{k}]")
-            rows[split]["labels"].append(float(seg_labels[k, 0]))
+            rows[split]["labels"].append(float(seg_labels[k, column]))
             for m in modalities:
                 rows[split][m].append(averaged[m][inside[k]])  # (L_k, D)
     splits: dict[str, Split] = {}

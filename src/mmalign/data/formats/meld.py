@@ -5,7 +5,7 @@ Conversations", ACL 2019; file layout from declare-lab/MM-Align (Han et al., EMN
 Each pickle is a list of dicts with ``token_ids`` ((L_t,) rows of ``embedding.p``),
 ``video_features`` ((L_v, D_v)), ``audio_features`` ((L_a, D_a)) and ``label`` (int 0..6).
 ``embedding.p`` is a pickled (V, 300) array. The modalities are unaligned: each keeps its
-own length. Classification with 7 classes.
+own length. Classification with 7 classes; the only label key is ``label`` (no choice).
 """
 
 from __future__ import annotations
@@ -15,17 +15,25 @@ from typing import Any
 
 import numpy as np
 
-from mmalign.data.dataset import MultimodalDataset, Split
-from mmalign.data.formats._common import assemble, stack_ragged, to_str_ids
-from mmalign.data.formats.misa import embed, read_split_files
+from mmalign.data.dataset import MultimodalDataset, Split, TaskType
+from mmalign.data.formats._common import (
+    assemble,
+    check_label_args,
+    choose_labels,
+    class_labels,
+    stack_ragged,
+    to_str_ids,
+)
+from mmalign.data.formats.misa import embed, missing_file, read_split_files
 from mmalign.data.safe_pickle import load_pickle
 from mmalign.validation import DataError
 
-__all__ = ["load", "EMBEDDING_FILE", "N_CLASSES", "REQUIRED_KEYS"]
+__all__ = ["load", "EMBEDDING_FILE", "N_CLASSES", "REQUIRED_KEYS", "LABEL_KEYS"]
 
 EMBEDDING_FILE = "embedding.p"
 N_CLASSES = 7
 REQUIRED_KEYS = ("token_ids", "video_features", "audio_features", "label")
+LABEL_KEYS: dict[str, TaskType] = {"label": "classification"}
 
 
 def _split(items: Any, table: np.ndarray, where: str, split_name: str) -> Split:
@@ -48,47 +56,62 @@ def _split(items: Any, table: np.ndarray, where: str, split_name: str) -> Split:
     bad = [
         k
         for k, y in enumerate(columns["label"])
-        if not isinstance(y, (int, np.integer)) or isinstance(y, bool)
+        if not isinstance(y, (int, float, np.integer, np.floating)) or isinstance(y, bool)
     ]
     if bad:
         label = columns["label"][bad[0]]
         raise DataError(f"{where}: each `label` must be one int; sample {bad[0]} has {label!r}.")
-    raw = np.asarray(columns["label"], dtype=np.int64)
     return Split(
         features={"text": text, "vision": vision, "audio": audio},
         lengths={"text": text_len, "vision": vision_len, "audio": audio_len},
-        labels=raw.astype(np.int64),
+        labels=class_labels(np.asarray(columns["label"]), len(items), where, "label"),
         ids=to_str_ids(ids),
     )
 
 
-def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
+def load(
+    path: str | Path,
+    *,
+    trusted: bool = False,
+    task: TaskType | None = None,
+    label_key: str | None = None,
+) -> MultimodalDataset:
     """Load an MM-Align MELD folder.
 
     Parameters
     ----------
     path : str or Path
-        The folder holding ``train.pkl``, ``dev.pkl``, ``test.pkl`` and ``embedding.p``.
+        The folder holding ``train.pkl``, ``dev.pkl``, ``test.pkl`` and ``embedding.p`` (a
+        path to one of its files also works).
     trusted : bool
         Unpickle without restrictions.
+    task : {None, "classification"}
+        The labels are classes; ``"regression"`` is a DataError.
+    label_key : {None, "label"}
+        The only label key of the format; any other is a DataError.
 
     Returns
     -------
     MultimodalDataset
         7-class classification; ``text``, ``vision``, ``audio`` with their own lengths.
     """
-    folder = Path(path)
-    folder = folder.parent if folder.is_file() else folder
+    given = Path(path)
+    folder = given.parent if given.is_file() else given
     if not folder.is_dir():
-        raise DataError(f"{folder}: folder does not exist.")
+        raise DataError(f"{given}: folder does not exist.")
+    check_label_args(task, label_key)
+    choose_labels(LABEL_KEYS, str(given), task=task, label_key=label_key)
+    needed = f"train.pkl, dev.pkl, test.pkl and {EMBEDDING_FILE}"
     emb_file = folder / EMBEDDING_FILE
+    if not emb_file.is_file():
+        raise missing_file(given, emb_file, needed)
     table = np.asarray(load_pickle(emb_file, trusted=trusted))
     if table.ndim != 2 or not np.issubdtype(table.dtype, np.number):
         raise DataError(
             f"{emb_file}: expected a numeric (V, D) array; got {table.dtype} {table.shape}."
         )
     table = table.astype(np.float32)
-    files = read_split_files(folder, trusted)
+    files = read_split_files(folder, trusted, given, needed)
     splits = {s: _split(items, table, str(file), s) for s, (file, items) in files.items()}
     return assemble(
         splits, task="classification", n_classes=N_CLASSES, path=folder, name=folder.name

@@ -9,7 +9,8 @@ never assuming the side) and move them first.
 
 Aligned files (every modality padded to the same length and no ``noalign`` in the file name)
 give all modalities the text span, so pairs sit on one time axis. The IEMOCAP file's
-multi-label ``labels`` (N, 4, 2) are refused: multi-label emotion is out of scope.
+multi-label ``labels`` (N, 4, 2) are refused: multi-label emotion is out of scope. The only
+label array is ``labels`` (sentiment, regression): there is no label choice.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from mmalign.data.dataset import SPLIT_NAMES, MultimodalDataset, Split
+from mmalign.data.dataset import SPLIT_NAMES, MultimodalDataset, Split, TaskType
 from mmalign.data.formats._common import (
     assemble,
     check_counts,
+    choose_labels,
     flat_labels,
     float_array,
     move_valid_first,
@@ -33,9 +35,10 @@ from mmalign.data.formats._common import (
 from mmalign.data.safe_pickle import load_pickle
 from mmalign.validation import DataError
 
-__all__ = ["load", "from_object", "looks_like_mult", "mult_ids"]
+__all__ = ["load", "from_object", "looks_like_mult", "mult_ids", "LABEL_KEYS"]
 
 _MODALITIES = ("text", "audio", "vision")
+LABEL_KEYS: dict[str, TaskType] = {"labels": "regression"}
 
 
 def looks_like_mult(obj: Any) -> bool:
@@ -96,15 +99,31 @@ def _split(raw: Any, where: str, split_name: str, aligned_name: bool) -> Split:
     return Split(features=features, lengths=lengths, labels=labels, ids=ids)
 
 
-def from_object(obj: Any, path: Path) -> MultimodalDataset:
-    """Build the dataset from an already unpickled MulT object read from ``path``."""
+def from_object(
+    obj: Any,
+    path: Path,
+    *,
+    task: TaskType | None = None,
+    label_key: str | None = None,
+) -> MultimodalDataset:
+    """Build the dataset from an already unpickled MulT object read from ``path``.
+
+    ``task`` and ``label_key`` are as in :func:`load`.
+    """
+    choose_labels(LABEL_KEYS, str(path), task=task, label_key=label_key)
     require_keys(obj, list(SPLIT_NAMES), str(path))
     aligned_name = "noalign" not in path.name.lower()
     splits = {s: _split(obj[s], f"{path} [{s}]", s, aligned_name) for s in SPLIT_NAMES}
     return assemble(splits, task="regression", path=path)
 
 
-def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
+def load(
+    path: str | Path,
+    *,
+    trusted: bool = False,
+    task: TaskType | None = None,
+    label_key: str | None = None,
+) -> MultimodalDataset:
     """Load a MulT pickle.
 
     Parameters
@@ -113,6 +132,10 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
         ``<data>_data.pkl`` (aligned) or ``<data>_data_noalign.pkl``.
     trusted : bool
         Unpickle without restrictions.
+    task : {None, "regression"}
+        The file holds regression labels only; ``"classification"`` is a DataError.
+    label_key : {None, "labels"}
+        The only label key of the format; any other is a DataError.
 
     Returns
     -------
@@ -120,4 +143,5 @@ def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
         Regression on ``labels``; modalities ``text``, ``audio``, ``vision``.
     """
     path = Path(path)
-    return from_object(load_pickle(path, trusted=trusted), path)
+    choose_labels(LABEL_KEYS, str(path), task=task, label_key=label_key)  # before unpickling
+    return from_object(load_pickle(path, trusted=trusted), path, task=task, label_key=label_key)

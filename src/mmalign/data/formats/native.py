@@ -1,5 +1,9 @@
 """mmalign's native format: a folder with ``train.npz``, ``valid.npz`` and ``test.npz``.
 
+Also read: ``dev.npz`` for ``valid.npz``, and the per-split layout ``<name>_train.npz``,
+``<name>_valid.npz`` (or ``<name>_dev.npz``) and ``<name>_test.npz``, given as the folder
+(when it holds one such dataset), any one of the files, or the prefix ``<folder>/<name>``.
+
 Each file holds, for every modality ``m`` (any name; ``t``/``v``/``a`` mean text / vision /
 audio), ``x_<m>`` float (N, L_m, D_m) with valid steps first and ``len_<m>`` int (N,); plus
 ``labels`` (N,) (float for regression, int for classification), ``ids`` (N,) str and the
@@ -12,18 +16,130 @@ from __future__ import annotations
 import re
 import zipfile
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
-from mmalign.data.dataset import SPLIT_NAMES, MultimodalDataset, Split, canonical_modality
-from mmalign.data.formats._common import assemble, int_lengths, to_str_ids
+from mmalign.data.dataset import (
+    SPLIT_NAMES,
+    MultimodalDataset,
+    Split,
+    TaskType,
+    canonical_modality,
+)
+from mmalign.data.formats._common import (
+    assemble,
+    check_label_args,
+    choose_labels,
+    class_labels,
+    int_lengths,
+    to_str_ids,
+)
 from mmalign.validation import DataError
 
-__all__ = ["load", "save_native", "NATIVE_KEYS"]
+__all__ = ["load", "save_native", "NATIVE_KEYS", "SPLIT_STEMS", "find_layout", "split_files"]
 
 # keys other than x_<m> / len_<m> that a native file may hold
 NATIVE_KEYS: tuple[str, ...] = ("labels", "ids", "task", "n_classes")
 _MODALITY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# canonical split -> file stems tried in this order (after the optional "<name>_" prefix)
+SPLIT_STEMS: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "valid": ("valid", "dev"),
+    "test": ("test",),
+}
+_PREFIXED = re.compile(r"^(?P<name>.+)_(?P<split>train|valid|dev|test)\.npz$")
+_LOOKED_FOR = (
+    "train.npz, valid.npz (or dev.npz), test.npz, or <name>_train.npz, <name>_valid.npz "
+    "(or <name>_dev.npz), <name>_test.npz"
+)
+
+
+def find_layout(path: Path) -> tuple[Path, str] | None:
+    """Folder and file-name prefix of the native dataset that ``path`` points at.
+
+    Parameters
+    ----------
+    path : Path
+        A folder (holding ``train.npz``, or ``<name>_train.npz`` for exactly one ``name``),
+        a split file (``train.npz``, ``<name>_dev.npz``, ...) or the prefix
+        ``<folder>/<name>`` (``<folder>/<name>_`` also works) of ``<name>_train.npz``.
+
+    Returns
+    -------
+    (folder, prefix) or None
+        ``prefix`` is ``""`` or ``"<name>_"``; ``None`` when ``path`` shows no native layout.
+
+    Raises
+    ------
+    DataError
+        A folder holding several ``<name>_train.npz`` datasets (the message lists them).
+    """
+    if path.is_dir():
+        if (path / "train.npz").is_file():
+            return path, ""
+        names = sorted(
+            {m["name"] for f in path.glob("*_train.npz") if (m := _PREFIXED.match(f.name))}
+        )
+        if len(names) > 1:
+            raise DataError(
+                f"{path}: holds several native datasets "
+                f"({', '.join(n + '_train.npz' for n in names)}); pass one of their files or "
+                f"its prefix, e.g. {path / names[0]}."
+            )
+        return (path, names[0] + "_") if names else None
+    if path.suffix.lower() == ".npz":
+        if path.stem in ("train", "valid", "dev", "test"):
+            return path.parent, ""
+        match = _PREFIXED.match(path.name)
+        return (path.parent, match["name"] + "_") if match else None
+    name = path.name.rstrip("_")
+    if name and (path.parent / f"{name}_train.npz").is_file():
+        return path.parent, name + "_"
+    return None
+
+
+def split_files(path: str | Path) -> dict[str, Path]:
+    """Find the ``train`` / ``valid`` / ``test`` files of the native dataset ``path`` points at.
+
+    Parameters
+    ----------
+    path : str or Path
+        As in :func:`find_layout`.
+
+    Returns
+    -------
+    dict of str to Path
+
+    Raises
+    ------
+    DataError
+        Naming ``path`` and what was looked for: no native layout, or a split file missing.
+    """
+    given = Path(path)
+    layout = find_layout(given)
+    if layout is None:
+        state = "" if given.exists() else "path does not exist; "
+        raise DataError(f"{given}: not a native dataset: {state}looked for {_LOOKED_FOR}.")
+    folder, prefix = layout
+    files: dict[str, Path] = {}
+    missing: list[str] = []
+    for split, stems in SPLIT_STEMS.items():
+        candidates = [folder / f"{prefix}{stem}.npz" for stem in stems]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            missing.append(" or ".join(c.name for c in candidates))
+        else:
+            files[split] = found
+    if missing:
+        needed = ", ".join(
+            " or ".join(f"{prefix}{s}.npz" for s in st) for st in SPLIT_STEMS.values()
+        )
+        raise DataError(
+            f"{given}: missing native split file(s) {'; '.join(missing)} in {folder} "
+            f"(looked for {needed})."
+        )
+    return files
 
 
 def save_native(dataset: MultimodalDataset, path: str | Path) -> Path:
@@ -60,11 +176,6 @@ def save_native(dataset: MultimodalDataset, path: str | Path) -> Path:
 
 def _read(file: Path) -> tuple[Split, str, int | None]:
     where = str(file)
-    if not file.is_file():
-        raise DataError(
-            f"{where}: file does not exist (a native folder needs "
-            f"{[s + '.npz' for s in SPLIT_NAMES]})."
-        )
     try:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -95,8 +206,8 @@ def _read(file: Path) -> tuple[Split, str, int | None]:
         labels = labels.astype(np.float32)
         if not np.isfinite(labels).all():
             raise DataError(f"{where}: `labels` hold non-finite values.")
-    elif not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{where}: classification `labels` must be integers; got {labels.dtype}.")
+    else:  # integers, or floats that are whole numbers
+        labels = class_labels(labels, n, where, "labels")
     names = [k[2:] for k in arrays if k.startswith("x_")]
     orphans = [k[4:] for k in arrays if k.startswith("len_") and k[4:] not in names]
     if orphans:
@@ -135,36 +246,54 @@ def _read(file: Path) -> tuple[Split, str, int | None]:
     return split, task, n_classes
 
 
-def load(path: str | Path, *, trusted: bool = False) -> MultimodalDataset:
-    """Load a native folder (``trusted`` is accepted for symmetry; npz never runs code).
+def load(
+    path: str | Path,
+    *,
+    trusted: bool = False,
+    task: TaskType | None = None,
+    label_key: str | None = None,
+) -> MultimodalDataset:
+    """Load a native dataset (``trusted`` is accepted for symmetry; npz never runs code).
 
     Parameters
     ----------
     path : str or Path
-        The folder (or one of its ``.npz`` files).
+        The folder, one of its ``.npz`` files, or the prefix ``<folder>/<name>`` of
+        ``<name>_train.npz`` / ``<name>_valid.npz`` (or ``_dev``) / ``<name>_test.npz``.
     trusted : bool
         Ignored.
+    task : {None, "regression", "classification"}
+        The task is stored in the files; a different one is a DataError.
+    label_key : {None, "labels"}
+        The only label key of the format; any other is a DataError.
 
     Returns
     -------
     MultimodalDataset
+        Named after the folder (``train.npz`` layout) or ``<name>``.
+
+    Raises
+    ------
+    DataError
+        A missing or malformed file (naming ``path`` and what was looked for), or ``task`` /
+        ``label_key`` that the files contradict.
     """
-    folder = Path(path)
-    folder = folder.parent if folder.suffix == ".npz" else folder
-    if not folder.is_dir():
-        raise DataError(f"{folder}: folder does not exist.")
-    read = {s: _read(folder / f"{s}.npz") for s in SPLIT_NAMES}
-    task, n_classes = read["train"][1], read["train"][2]
+    given = Path(path)
+    check_label_args(task, label_key)
+    files = split_files(given)
+    read = {s: _read(file) for s, file in files.items()}
+    stored, n_classes = cast(TaskType, read["train"][1]), read["train"][2]
     for s, (_, other_task, _) in read.items():
-        if other_task != task:
-            raise DataError(
-                f"{folder / (s + '.npz')}: task {other_task!r} differs from train's {task!r}."
-            )
+        if other_task != stored:
+            raise DataError(f"{files[s]}: task {other_task!r} differs from train's {stored!r}.")
+    choose_labels({"labels": stored}, str(files["train"]), task=task, label_key=label_key)
+    folder, prefix = files["train"].parent, files["train"].name[: -len("train.npz")]
+    name = prefix[:-1] if prefix else folder.name
     splits = {s: r[0] for s, r in read.items()}
     return assemble(
         splits,
-        task=task,
+        task=stored,
         n_classes=n_classes,
-        path=folder,  # type: ignore[arg-type]
-        name=folder.name,
+        path=folder / name if prefix else folder,
+        name=name,
     )
