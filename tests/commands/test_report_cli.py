@@ -4,8 +4,10 @@ import io
 import pytest
 
 from mmalign.cli import main
+from mmalign.commands.report import _resolve_config_hash
 from mmalign.experiments.spec import RunSpec
 from mmalign.experiments.store import ResultStore
+from mmalign.validation import ConfigError, DataError
 
 # seeds 0..2 of pair audio->text; mm-align beats modal-trans significantly on MAE (setting A)
 RUNS = {
@@ -24,7 +26,7 @@ def store_path(tmp_path):
     for (method, p), maes in RUNS.items():
         for seed, mae in enumerate(maes):
             block = {"test": {"mae": mae, "acc2_nonzero": 0.5}}
-            spec = RunSpec("synthetic:n=8", method, "audio", "text", p, seed)
+            spec = RunSpec("synthetic:n_train=8", method, "audio", "text", p, seed)
             store.put(spec, {"A": block, "B": block}, 1.0)
     return path
 
@@ -32,7 +34,9 @@ def store_path(tmp_path):
 def test_markdown_default(store_path, capsys):
     assert main(["report", "--store", str(store_path)]) == 0
     out = capsys.readouterr().out
-    assert "synthetic:n=8: test results, p = 10%" in out and "p = 50%" in out  # one table per p
+    assert (
+        "synthetic:n_train=8: test results, p = 10%" in out and "p = 50%" in out
+    )  # one table per p
     assert "| Method | A→T Setting A MAE↓ |" in out
     assert "| MM-Align | **1.210 ± 0.010†** |" in out
     assert "| UB | 1.010 ± 0.010 |" in out
@@ -79,7 +83,7 @@ def test_by_p_csv(store_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert out.startswith("# synthetic:n=8: test results in setting A")
+    assert out.startswith("# synthetic:n_train=8: test results in setting A")
     rows = list(csv.DictReader(io.StringIO(out.split("\n", 1)[1])))
     ub = [r for r in rows if r["method"] == "ub"]
     assert [r["p"] for r in ub] == ["0.1", "0.5"]  # the upper bound in every p column
@@ -101,3 +105,83 @@ def test_pairs_filter(store_path, capsys):
     assert "A→T Setting A" in capsys.readouterr().out
     assert main(["report", "--store", str(store_path), "--pairs", "t:v"]) == 2
     assert "holds no runs" in capsys.readouterr().err
+
+
+def _add_config(path, config, seeds=(0, 1)):
+    store = ResultStore(path)
+    for seed in seeds:
+        block = {"test": {"mae": 1.0 + seed / 100, "acc2_nonzero": 0.5}}
+        spec = RunSpec("synthetic:n_train=8", "mm-align", "audio", "text", 0.1, seed, config)
+        store.put(spec, {"A": block, "B": block}, 1.0)
+
+
+def _hash(config):
+    from mmalign.experiments.spec import config_hash
+
+    return config_hash(config)
+
+
+def test_list_configs(store_path, capsys):
+    _add_config(store_path, {"epochs": 3, "lr": 0.01, "device": "cpu"})
+    assert main(["report", "--store", str(store_path), "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["config_hash", "runs", "data", "methods", "options"]
+    default, custom = lines[1:]
+    assert default.split()[0] == _hash({})[:12] and default.split()[1] == "15"
+    assert "lb, ub, modal-trans, mm-align" in default and default.endswith("(defaults)")
+    assert custom.split()[:3] == [_hash({"epochs": 3, "lr": 0.01})[:12], "2", "synthetic:n_train=8"]
+    assert custom.endswith("epochs=3, lr=0.01")  # device is not an option of the result
+    assert main(["report", "--store", str(store_path), "--list", "--data", "other"]) == 2
+    assert "holds no runs" in capsys.readouterr().err
+
+
+def report(*argv):
+    """Run ``mmalign report ARGV`` without the CLI's error handling (for pytest.raises)."""
+    from mmalign.cli import build_parser
+
+    args = build_parser().parse_args(["report", *argv])
+    return args.func(args)
+
+
+def test_two_configs_need_config_hash(store_path, capsys):
+    _add_config(store_path, {"epochs": 3})
+    default, custom = _hash({})[:12], _hash({"epochs": 3})[:12]
+    message = (
+        rf"the runs of synthetic:n_train=8 were made under 2 configs \({default}, {custom}\); "
+        r"pick one with --config-hash HASH \(a unique prefix is enough\)\. "
+        rf"`mmalign report --store .*runs\.sqlite --list` shows what each config sets"
+    )
+    with pytest.raises(DataError, match=message):
+        report("--store", str(store_path))
+    assert main(["report", "--store", str(store_path)]) == 2  # the CLI: one line, exit 2
+    assert "made under 2 configs" in capsys.readouterr().err
+    # a prefix picks one config, the full hash too
+    assert report("--store", str(store_path), "--config-hash", custom[:8]) == 0
+    out = capsys.readouterr().out
+    assert "| MM-Align | **1.005 ± 0.007** |" in out and "Modal-Trans" not in out
+    assert report("--store", str(store_path), "--config-hash", _hash({})) == 0
+    assert "| Modal-Trans |" in capsys.readouterr().out
+
+
+def test_bad_config_hash(store_path):
+    _add_config(store_path, {"epochs": 3})
+    default, custom = _hash({})[:12], _hash({"epochs": 3})[:12]
+    message = (
+        r"`--config-hash` must name one config of the store \(a unique prefix is enough\); "
+        rf"got 'zzzz', which matches no config of this selection: {default}, {custom}\. "
+        r"`mmalign report --store .* --list` describes them"
+    )
+    with pytest.raises(ConfigError, match=message):
+        report("--store", str(store_path), "--config-hash", "zzzz")
+
+
+def test_ambiguous_config_hash_prefix():
+    class TwoConfigs:
+        path = "runs.sqlite"
+
+        def configs(self, **filters):
+            return [{"config_hash": "abc1" + "0" * 60}, {"config_hash": "abc2" + "0" * 60}]
+
+    with pytest.raises(ConfigError, match=r"got 'abc', which matches several configs: abc1"):
+        _resolve_config_hash(TwoConfigs(), "abc", None)
+    assert _resolve_config_hash(TwoConfigs(), "abc2", None).startswith("abc2")

@@ -4,6 +4,7 @@ They live in a module (not in a test file) so that spawned pool workers and Ray 
 import them by name: a runner must be a picklable module-level function.
 """
 
+import json
 import os
 import sys
 import time
@@ -25,9 +26,18 @@ def _log_call(spec, run_dir):
     if calls:
         name = f"{spec.fingerprint()}-{uuid.uuid4().hex}"
         (Path(calls) / name).write_text(str(run_dir))
+    pids = spec.config.get("pids_dir")
+    if pids:
+        (Path(pids) / f"{spec.fingerprint()}-{os.getpid()}").write_text(str(run_dir))
 
 
-def fake_runner(spec, run_dir):
+def _finish(run_dir, metrics):
+    """Write metrics.json (as a real runner does) and return the same dict."""
+    (Path(run_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def fake_runner(spec, run_dir, threads):
     """Return fake metrics at once; log the call; refuse a run folder left dirty."""
     _log_call(spec, run_dir)
     leftovers = sorted(p.name for p in Path(run_dir).iterdir() if p.name != "spec.json")
@@ -37,28 +47,38 @@ def fake_runner(spec, run_dir):
     time.sleep(float(spec.config.get("sleep", 0.0)))
     metrics = fake_metrics(spec)
     block = {"valid": metrics, "test": metrics}
-    return {"A": block, "B": block, "meta": {"pid": os.getpid()}}
+    return _finish(run_dir, {"A": block, "B": block, "meta": {"pid": os.getpid()}})
 
 
-def failing_runner(spec, run_dir):
+def failing_runner(spec, run_dir, threads):
     """Fail on seed 1, succeed otherwise."""
     if spec.seed == 1:
         raise ValueError("boom on seed 1")
-    return fake_runner(spec, run_dir)
+    return fake_runner(spec, run_dir, threads)
 
 
-def malformed_runner(spec, run_dir):
+def malformed_runner(spec, run_dir, threads):
     """Return a result without setting B."""
     return {"A": {"test": {"mae": 1.0}}}
 
 
-def thread_runner(spec, run_dir):
-    """Report the thread caps the worker runs under."""
+def thread_runner(spec, run_dir, threads):
+    """Report the thread caps the worker runs under and the threads it was given."""
     import torch
 
-    block = {"test": {"threads": float(torch.get_num_threads())}}
-    meta = {"omp": os.environ.get("OMP_NUM_THREADS")}
-    return {"A": block, "B": block, "meta": meta}
+    block = {"test": {"threads": float(torch.get_num_threads()), "given": float(threads)}}
+    meta = {"omp": os.environ.get("OMP_NUM_THREADS"), "env": sorted(os.environ)}
+    return _finish(run_dir, {"A": block, "B": block, "meta": meta})
+
+
+def slow_runner(spec, run_dir, threads):
+    """Seed 0 returns at once, every other seed sleeps for a minute (the interrupt test)."""
+    if spec.seed == 0:
+        return fake_runner(spec, run_dir, threads)
+    _log_call(spec, run_dir)
+    (Path(run_dir) / "partial.txt").write_text("started\n")
+    time.sleep(60.0)
+    return fake_runner(spec, run_dir, threads)
 
 
 def count_calls(calls_dir):
@@ -89,12 +109,37 @@ def kill_me_grid(store_path, out_dir, calls_dir):
     run_grid(specs, store_path, runner=fake_runner, workers=1, out_dir=out_dir, progress=False)
 
 
+def interrupt_me_grid(store_path, out_dir, pids_dir):
+    """The grid the interrupt test runs in a child process and stops with SIGINT / SIGTERM.
+
+    Like ``mmalign benchmark``: a KeyboardInterrupt prints 'interrupted' and exits 130.
+    """
+    from mmalign.experiments import expand_grid, run_grid
+
+    config = {"pids_dir": str(pids_dir)}
+    specs = expand_grid("synthetic:n_train=8", ["mm-align"], "t:v", [0.1], 4, config)
+    try:
+        run_grid(
+            specs,
+            store_path,
+            runner=slow_runner,
+            workers=2,
+            threads_per_worker=1,
+            out_dir=out_dir,
+            progress=False,
+        )
+    except KeyboardInterrupt as err:
+        print(f"interrupted ({type(err).__name__})", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(0)
+
+
 def grid_for_kill(calls_dir):
     """Four slow runs (one method, one pair, one p, seeds 0..3)."""
     from mmalign.experiments import expand_grid
 
     config = {"calls_dir": str(calls_dir), "sleep": 0.6}
-    return expand_grid("synthetic:n=8", ["mm-align"], "t:v", [0.1], 4, config)
+    return expand_grid("synthetic:n_train=8", ["mm-align"], "t:v", [0.1], 4, config)
 
 
 if __name__ == "__main__":

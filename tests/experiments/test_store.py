@@ -13,7 +13,7 @@ RESULT = {"A": BLOCK, "B": {"test": {"mae": 1.0}}, "meta": {"epochs": 3}}
 
 
 def spec(seed=0, method="mm-align", p=0.1):
-    return RunSpec("synthetic:n=8", method, "text", "vision", p, seed, {"lr": 0.01})
+    return RunSpec("synthetic:n_train=8", method, "text", "vision", p, seed, {"lr": 0.01})
 
 
 def test_put_has_rows(tmp_path):
@@ -26,7 +26,7 @@ def test_put_has_rows(tmp_path):
     assert row["method"] == "mm-align" and row["source"] == "text" and row["victim"] == "vision"
     assert row["p"] == 0.1 and row["seed"] == 0 and row["wall_s"] == 12.5
     assert row["config"] == {"lr": 0.01} and row["result"] == RESULT
-    assert row["data_id"] == "synthetic:n=8" and row["started_at"].startswith("2024")
+    assert row["data_id"] == "synthetic:n_train=8" and row["started_at"].startswith("2024")
     # a second put replaces, never duplicates
     store.put(s, RESULT, 3.0)
     assert len(store) == 1 and store.rows()[0]["wall_s"] == 3.0
@@ -129,3 +129,40 @@ def test_runner_extras_are_kept_but_not_records(tmp_path):
         ("B", "test"),
     }
     assert all(r["metric"] == "mae" for r in records)
+
+
+def test_configs_summarise_each_config(tmp_path):
+    store = ResultStore(tmp_path / "runs.sqlite")
+    assert store.configs() == []
+    store.put(spec(0), RESULT, 1.0)
+    store.put(spec(1), RESULT, 1.0)
+    store.put(spec(0, method="lb"), RESULT, 1.0)
+    other = RunSpec(
+        "synthetic:n_train=16", "lb", "text", "vision", 0.1, 0, {"lr": 0.1, "device": "cpu"}
+    )
+    store.put(other, RESULT, 1.0)
+    first, second = store.configs()
+    assert first["config_hash"] == store.rows(seed=1)[0]["config_hash"]
+    assert (first["data"], first["methods"], first["n_runs"]) == (
+        ["synthetic:n_train=8"],
+        ["mm-align", "lb"],
+        3,
+    )
+    assert first["options"] == {"lr": 0.01}
+    assert second["options"] == {"lr": 0.1}  # the execution option is left out
+    assert second["n_runs"] == 1 and second["data"] == ["synthetic:n_train=16"]
+    assert [c["n_runs"] for c in store.configs(data="synthetic:n_train=16")] == [1]
+    assert store.configs(method=[]) == []
+    with pytest.raises(ConfigError, match="`filter` must be one of"):
+        store.configs(colour="red")
+
+
+def test_configs_leave_out_defaults(tmp_path):
+    from mmalign.experiments.spec import config_hash
+
+    store = ResultStore(tmp_path / "runs.sqlite")
+    # 8 is the default window (config_hash's doctest): same config as {}
+    assert config_hash({"window": 8}) == config_hash({})
+    s = RunSpec("synthetic", "mm-align", "text", "vision", 0.1, 0, {"window": 8, "epochs": 3})
+    store.put(s, RESULT, 1.0)
+    assert store.configs()[0]["options"] == {"epochs": 3}

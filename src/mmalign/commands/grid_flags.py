@@ -103,7 +103,7 @@ def run_specs(specs, args: argparse.Namespace, out_dir: str, name: str):
     from mmalign.experiments import ResultStore, run_grid
 
     store = ResultStore(args.store)
-    print(f"mmalign {name}: store {store.path}, run folders under {out_dir}", file=sys.stderr)
+    print(f"mmalign {name}: store {store.path}, run folders under {out_dir}/", file=sys.stderr)
     result = run_grid(
         specs,
         store,

@@ -3,33 +3,123 @@
 One table per data set, and with ``--by setting`` (Tables 2-4: settings A and B side by side)
 one per survival rate ``p``; ``--by p`` (Tables 9-11) puts the survival rates side by side for
 one setting. Formats: Markdown (default), CSV (one row per cell) and LaTeX.
+
+``--list`` prints the configurations the store holds instead (config hash, data, methods,
+runs, non-default options), to pick one with ``--config-hash`` (a unique prefix is enough).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from mmalign.validation import ConfigError, DataError
 
 __all__ = ["register", "run_report"]
 
+#: Hex digits of a config hash shown by --list and in messages (any unique prefix is accepted).
+SHORT_HASH = 12
+
+
+def _options_text(options: dict[str, Any]) -> str:
+    if not options:
+        return "(defaults)"
+    parts = []
+    for key, value in options.items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        parts.append(f"{key}={text}")
+    return ", ".join(parts)
+
+
+def list_configs(configs: list[dict[str, Any]]) -> str:
+    """Render :meth:`ResultStore.configs` summaries as an aligned text table.
+
+    >>> print(list_configs([{"config_hash": "ab" * 32, "data": ["synthetic"],
+    ...     "methods": ["lb", "mm-align"], "n_runs": 4, "options": {"epochs": 3}}]), end="")
+    config_hash   runs  data       methods       options
+    abababababab     4  synthetic  lb, mm-align  epochs=3
+    """
+    header = ("config_hash", "runs", "data", "methods", "options")
+    rows = [
+        (
+            c["config_hash"][:SHORT_HASH],
+            str(c["n_runs"]),
+            ", ".join(c["data"]),
+            ", ".join(c["methods"]),
+            _options_text(c["options"]),
+        )
+        for c in configs
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [
+            row[i].rjust(widths[i]) if i == 1 else row[i].ljust(widths[i])
+            for i in range(len(widths))
+        ]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _resolve_config_hash(store, prefix: str, data: str | None) -> str:
+    """Return the full config hash that ``prefix`` starts (or is)."""
+    hashes = [c["config_hash"] for c in store.configs(**({"data": data} if data else {}))]
+    if prefix in hashes:
+        return prefix
+    matches = [h for h in hashes if h.startswith(prefix)]
+    if len(matches) == 1:
+        return matches[0]
+    shown = ", ".join(h[:SHORT_HASH] for h in (matches or hashes)) or "none"
+    what = "matches several configs" if matches else "matches no config of this selection"
+    raise ConfigError(
+        f"`--config-hash` must name one config of the store (a unique prefix is enough); "
+        f"got {prefix!r}, which {what}: {shown}. "
+        f"`mmalign report --store {store.path} --list` describes them."
+    )
+
+
+def _check_one_config(records: list[dict[str, Any]], path: Path) -> None:
+    """Refuse records of one data set made under two or more configs (they would mix)."""
+    by_data: dict[str, dict[str, None]] = {}
+    names: dict[str, str] = {}
+    for record in records:
+        key = str(record.get("data_id", record["data"]))
+        by_data.setdefault(key, {})[record["config_hash"]] = None
+        names.setdefault(key, record["data"])
+    for key, hashes in by_data.items():
+        if len(hashes) > 1:
+            shown = ", ".join(h[:SHORT_HASH] for h in hashes)
+            raise DataError(
+                f"{path}: the runs of {names[key]} were made under {len(hashes)} configs "
+                f"({shown}); pick one with --config-hash HASH (a unique prefix is enough). "
+                f"`mmalign report --store {path} --list` shows what each config sets."
+            )
+
 
 def run_report(args: argparse.Namespace) -> int:
-    """Build and print (or write) the tables of ``args.store``."""
+    """Build and print (or write) the tables of ``args.store`` (``--list``: its configs)."""
     from mmalign.evaluate.tables import build_tables, render
     from mmalign.experiments.store import ResultStore
 
     path = Path(args.store)
     if not path.is_file():
         raise DataError(f"{path}: no such results store.")
+    store = ResultStore(path)
+    if args.list:
+        configs = store.configs(**({"data": args.data} if args.data else {}))
+        if not configs:
+            raise DataError(f"{path}: the results store holds no runs for this selection.")
+        print(list_configs(configs), end="")
+        return 0
     filters = {}
     if args.data:
         filters["data"] = args.data
     if args.config_hash:
-        filters["config_hash"] = args.config_hash
-    records = ResultStore(path).to_records(**filters)
+        filters["config_hash"] = _resolve_config_hash(store, args.config_hash, args.data)
+    records = store.to_records(**filters)
     if args.pairs:
         from mmalign.experiments.grid import parse_pairs
 
@@ -37,6 +127,7 @@ def run_report(args: argparse.Namespace) -> int:
         records = [r for r in records if (r["source"], r["victim"]) in wanted]
     if not records:
         raise DataError(f"{path}: the results store holds no runs for this selection.")
+    _check_one_config(records, path)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     options = {"metrics": metrics, "split": args.split}
     if args.by == "setting":
@@ -70,6 +161,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Mean ± std over seeds per method and column, the best cell in bold (the "
         "upper bound excluded), † where MM-Align beats the best baseline (paired t-test over "
         "seeds, p < 0.05).",
+        allow_abbrev=False,
     )
     parser.add_argument("--store", required=True, help="results store (SQLite) to read")
     parser.add_argument(
@@ -90,7 +182,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--split", default="test", help="split to report (default test)")
     parser.add_argument("--data", help="only runs on this data (as given to benchmark)")
-    parser.add_argument("--config-hash", help="only runs with this config hash")
+    parser.add_argument(
+        "--config-hash", help="only runs with this config hash (a unique prefix is enough)"
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list the store's configs (hash, data, methods, runs, options) and exit",
+    )
     parser.add_argument("--pairs", help="only these source:victim pairs, e.g. t:v,a:t")
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     parser.set_defaults(func=run_report)

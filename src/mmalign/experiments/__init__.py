@@ -6,9 +6,9 @@ and Ray execution engines, and a progress display.
 
 from mmalign.experiments.engines import (
     ENGINES,
+    GridInterrupted,
     GridResult,
     RunFailure,
-    available_cores,
     default_runner,
     execute_run,
     run_grid,
@@ -33,9 +33,9 @@ from mmalign.experiments.store import SETTINGS, ResultStore, validate_result
 
 __all__ = [
     "ENGINES",
+    "GridInterrupted",
     "GridResult",
     "RunFailure",
-    "available_cores",
     "default_runner",
     "execute_run",
     "run_grid",

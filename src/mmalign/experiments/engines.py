@@ -7,25 +7,34 @@ Every engine follows one contract (``docs/experiments.md``):
 - the *driver* (this process) writes a run's row into the store when the run has finished,
   in one transaction, so a run killed mid-way leaves nothing behind that counts as done;
 - an error in one run is printed, collected in :attr:`GridResult.failures`, and the grid goes
-  on.
+  on;
+- Ctrl-C (SIGINT) or SIGTERM to the driver stops the workers at once, removes the folders of
+  the runs that were in flight (they are not in the store) and re-raises
+  :class:`KeyboardInterrupt` (:class:`GridInterrupted` for SIGTERM); runs finished before
+  stay in the store.
 
-A *runner* is any picklable module-level callable ``runner(spec: RunSpec, run_dir: Path) ->
-dict`` returning ``{"A": {"valid": {...}, "test": {...}}, "B": {...}, "meta": {...}}``; the
-default is :func:`mmalign.train.run.run_spec`, imported when first needed.
+A *runner* is any picklable module-level callable ``runner(spec: RunSpec, run_dir: Path,
+threads: int) -> dict``: it runs ``spec`` with at most ``threads`` torch / OpenMP threads,
+writes its metrics to ``run_dir/metrics.json`` and returns the same dict, ``{"A": {"valid":
+{...}, "test": {...}}, "B": {...}, "meta": {...}}``, which the driver records in the store.
+The default is :func:`mmalign.runs.run_spec`, imported when first needed.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import multiprocessing
 import os
 import pickle
+import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +44,7 @@ from mmalign.experiments.grid import prepare_run_dir, run_dir_for
 from mmalign.experiments.progress import GridProgress
 from mmalign.experiments.spec import RunSpec
 from mmalign.experiments.store import ResultStore, validate_result
+from mmalign.runs.device import available_cores
 from mmalign.validation import ConfigError, MMAlignError, check_in, check_positive
 
 __all__ = [
@@ -42,7 +52,7 @@ __all__ = [
     "Runner",
     "RunFailure",
     "GridResult",
-    "available_cores",
+    "GridInterrupted",
     "default_runner",
     "execute_run",
     "run_grid",
@@ -51,15 +61,29 @@ __all__ = [
 #: Engine names accepted by :func:`run_grid`.
 ENGINES: tuple[str, ...] = ("local", "ray", "serial")
 
-Runner = Callable[[RunSpec, Path], dict]
+#: ``runner(spec, run_dir, threads) -> metrics`` (see the module docstring).
+Runner = Callable[[RunSpec, Path, int], dict]
 
-# MMALIGN_THREADS: read by mmalign.train.run.run_spec when the config leaves threads at 0
-_THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MMALIGN_THREADS",
-)
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+# seconds a terminated worker gets to exit before it is killed
+_TERMINATE_GRACE_S = 3.0
+
+
+class GridInterrupted(KeyboardInterrupt):
+    """Raised in the driver of :func:`run_grid` when it receives SIGTERM.
+
+    A :class:`KeyboardInterrupt`, so code that handles Ctrl-C handles it too.
+
+    Attributes
+    ----------
+    signum : int
+        The signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"received signal {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -114,38 +138,26 @@ class GridResult:
         return not self.failures
 
 
-def available_cores() -> int:
-    """Return the CPU cores this process may use (its affinity mask where known).
-
-    >>> available_cores() >= 1
-    True
-    """
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def default_runner() -> Runner:
-    """Return :func:`mmalign.train.run.run_spec` (the training entry point).
+    """Return :func:`mmalign.runs.run_spec` (the training entry point of a grid run).
 
     Raises
     ------
     ConfigError
-        The training package is not available.
+        The runs package is not available.
     """
     try:
-        from mmalign.train.run import run_spec
+        from mmalign.runs import run_spec
     except ImportError as err:
         raise ConfigError(
-            f"`runner` must be given: the training entry point mmalign.train.run.run_spec "
+            f"`runner` must be given: the training entry point mmalign.runs.run_spec "
             f"cannot be imported ({err})."
         ) from err
     return run_spec
 
 
 def _limit_threads(threads: int) -> None:
-    """Cap BLAS/OpenMP/torch threads of this process (pool initializer, Ray task)."""
+    """Cap BLAS/OpenMP/torch threads of this process (pool worker, Ray task)."""
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
     try:
@@ -159,33 +171,47 @@ def _limit_threads(threads: int) -> None:
         pass
 
 
-def execute_run(runner: Runner, spec: RunSpec, fingerprint: str, run_dir: str) -> dict[str, Any]:
-    """Run one spec in a fresh run folder; never raise (errors come back as data).
+def _init_worker(threads: int) -> None:
+    """Pool initializer: cap threads; leave Ctrl-C to the driver, which stops the workers.
+
+    A Ctrl-C at a terminal reaches every process of the foreground group; a worker that
+    raised KeyboardInterrupt mid-run would report it as the run's outcome and take the next
+    queued run. Ignoring SIGINT here leaves one place in charge: the driver terminates its
+    workers (SIGTERM) and cleans up after them.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _limit_threads(threads)
+
+
+def execute_run(
+    runner: Runner, spec: RunSpec, fingerprint: str, run_dir: str, threads: int = 1
+) -> dict[str, Any]:
+    """Run one spec in a fresh run folder; never raise an Exception (errors come back as data).
 
     Parameters
     ----------
     runner : callable
-        ``runner(spec, run_dir) -> result``.
+        ``runner(spec, run_dir, threads) -> metrics``; it writes ``run_dir/metrics.json``.
     spec : RunSpec
     fingerprint : str
     run_dir : str
         The run's folder; emptied first.
+    threads : int, default 1
+        Threads the run may use, passed on to the runner.
 
     Returns
     -------
     dict
         ``{"ok": True, "result", "wall_s", "started_at"}`` or ``{"ok": False, "error",
-        "traceback"}``. A successful result is also written to ``run_dir/result.json``.
+        "traceback"}``.
     """
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
     try:
         folder = prepare_run_dir(run_dir, spec, fingerprint)
-        result = runner(spec, folder)
+        result = runner(spec, folder, int(threads))
         validate_result(result)
         wall_s = time.perf_counter() - start
-        text = json.dumps(result, indent=2, sort_keys=True, default=float)
-        (folder / "result.json").write_text(text + "\n")
     except Exception as err:  # one failed run must not stop the grid
         return {
             "ok": False,
@@ -199,7 +225,7 @@ def _ray_task(
     runner: Runner, spec: RunSpec, fingerprint: str, run_dir: str, threads: int
 ) -> dict[str, Any]:
     _limit_threads(threads)
-    return execute_run(runner, spec, fingerprint, run_dir)
+    return execute_run(runner, spec, fingerprint, run_dir, threads)
 
 
 class _Collector:
@@ -225,7 +251,7 @@ class _Collector:
                 outcome = {"ok": False, "error": f"{type(err).__name__}: {err}", "traceback": ""}
             else:
                 self.n_done += 1
-                self.progress.finished(ok=True)
+                self.progress.finished(ok=True, wall_s=outcome["wall_s"])
                 return
         failure = RunFailure(spec, fingerprint, outcome["error"], outcome.get("traceback", ""))
         self.failures.append(failure)
@@ -255,37 +281,105 @@ def _resolve_workers(
     return int(workers), int(threads_per_worker)
 
 
+@contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """While inside: SIGTERM raises :class:`GridInterrupted` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise GridInterrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """While inside: ignore SIGINT and SIGTERM, so a second Ctrl-C cannot cut the clean-up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+def _remove_unfinished(store: ResultStore, items: Iterable[tuple[str, str]]) -> None:
+    """Remove the run folders of ``(fingerprint, run_dir)`` items the store does not hold."""
+    try:
+        stored = store.fingerprints()
+    except MMAlignError:  # keep a folder rather than remove a recorded run's
+        return
+    for fingerprint, run_dir in items:
+        if fingerprint not in stored:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def _run_serial(items, runner, collector, threads) -> None:
     for spec, fingerprint, run_dir in items:
         collector.progress.started()
-        collector.finish(spec, fingerprint, execute_run(runner, spec, fingerprint, run_dir))
+        try:
+            outcome = execute_run(runner, spec, fingerprint, run_dir, threads)
+        except BaseException:  # Ctrl-C / SIGTERM mid-run: its folder is partial
+            with _signals_held():
+                _remove_unfinished(collector.store, [(fingerprint, run_dir)])
+            raise
+        collector.finish(spec, fingerprint, outcome)
+
+
+def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Terminate the pool's workers now (a running run included), then shut the pool down."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    # the pool's manager thread sees the workers gone, fails the pending futures and closes
+    # the queues (their semaphores included); shutdown joins it
+    pool.shutdown(wait=True, cancel_futures=True)
+    deadline = time.monotonic() + _TERMINATE_GRACE_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():  # a runner that ignores SIGTERM
+            process.kill()
+            process.join(1.0)
 
 
 def _run_local(items, runner, collector, workers, threads) -> None:
     # spawn: no fork of a process that may hold torch threads or an open SQLite handle
     context = multiprocessing.get_context("spawn")
     pool = cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads,)
     )
+    pending: dict[cf.Future, tuple[RunSpec, str, str]] = {}
     try:
-        futures = {
-            pool.submit(execute_run, runner, spec, fp, run_dir): (spec, fp)
-            for spec, fp, run_dir in items
-        }
-        collector.progress.started(min(workers, len(futures)))
-        unstarted = len(futures) - min(workers, len(futures))
-        for future in cf.as_completed(futures):
-            spec, fingerprint = futures[future]
+        for spec, fp, run_dir in items:
+            future = pool.submit(execute_run, runner, spec, fp, run_dir, threads)
+            pending[future] = (spec, fp, run_dir)
+        collector.progress.started(min(workers, len(pending)))
+        unstarted = len(pending) - min(workers, len(pending))
+        for future in cf.as_completed(list(pending)):
+            spec, fingerprint, _ = pending[future]
             try:
                 outcome = future.result()
             except Exception as err:  # the worker died (killed, out of memory) or unpicklable
                 outcome = {"ok": False, "error": f"{type(err).__name__}: {err}", "traceback": ""}
             collector.finish(spec, fingerprint, outcome)
+            del pending[future]
             if unstarted:
                 unstarted -= 1
                 collector.progress.started()
-    except BaseException:  # Ctrl-C included: drop the queued runs, leave the store consistent
-        pool.shutdown(wait=False, cancel_futures=True)
+    except BaseException:  # Ctrl-C, SIGTERM or a driver error: stop the workers, clean up
+        with _signals_held():
+            _stop_pool(pool)
+            _remove_unfinished(collector.store, [(fp, d) for _, fp, d in pending.values()])
         raise
     pool.shutdown(wait=True)
 
@@ -328,15 +422,24 @@ def _run_ray(items, runner, collector, workers, threads, address) -> None:
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)
             for ref in ready:
-                spec, fingerprint = refs.pop(ref)
+                spec, fingerprint = refs[ref]
                 try:
                     outcome = ray.get(ref)
                 except Exception as err:  # the task's worker died
                     outcome = {"ok": False, "error": f"{type(err).__name__}: {err}"}
                 collector.finish(spec, fingerprint, outcome)
+                del refs[ref]
                 if unstarted:
                     unstarted -= 1
                     collector.progress.started()
+    except BaseException:  # Ctrl-C / SIGTERM: kill the running tasks, drop the queued ones
+        with _signals_held():
+            for ref in refs:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # already finished or its worker is gone
+                    pass
+        raise
     finally:
         if started_here:
             ray.shutdown()
@@ -363,8 +466,9 @@ def run_grid(
     store : ResultStore or path
         The results store; finished runs are skipped.
     runner : callable, optional
-        A picklable module-level ``runner(spec, run_dir) -> result``; default
-        :func:`mmalign.train.run.run_spec`.
+        A picklable module-level ``runner(spec, run_dir, threads) -> metrics`` that writes
+        ``run_dir/metrics.json`` and returns its content; default
+        :func:`mmalign.runs.run_spec`.
     engine : {"local", "ray", "serial"}, default "local"
         ``local``: a process pool (spawn) on this machine; ``ray``: tasks on a Ray cluster
         (``address="auto"``) or on a local Ray started with ``workers x threads`` CPUs;
@@ -373,15 +477,18 @@ def run_grid(
         Concurrent runs. Default: available cores // threads_per_worker, at most the runs
         pending.
     threads_per_worker : int, optional
-        Torch / OpenMP / MKL threads of each run. Default: cores // workers (at least 1), so
-        that workers x threads <= cores.
+        Torch / OpenMP / MKL threads of each run, passed to the runner and capped in each
+        worker process. Default: cores // workers (at least 1), so that workers x threads <=
+        cores; with ``engine="serial"``: every available core.
     address : str, optional
         Ray cluster address (``"auto"`` for the cluster this machine belongs to).
     out_dir : str or Path, default "runs/grid"
         The grid folder; each run writes into its own sub-folder (:func:`run_dir_for`).
         With Ray on a cluster it must be on a file system every node shares.
     progress : bool, default True
-        Show a progress bar on stderr.
+        Show a progress bar on stderr. Two lines go to stderr either way: the plan (runs to
+        execute, runs already stored, workers x threads) and, once the first run has
+        finished, its time and an estimate of the time left.
 
     Returns
     -------
@@ -392,6 +499,10 @@ def run_grid(
     ------
     ConfigError
         Unknown engine, bad worker counts, an unpicklable runner, Ray missing or unreachable.
+    KeyboardInterrupt
+        Ctrl-C (SIGINT), or :class:`GridInterrupted` for SIGTERM (handled while the grid runs
+        in the main thread): the workers were stopped, the folders of the runs in flight
+        removed; the runs finished before are in the store.
     """
     check_in("engine", engine, ENGINES)
     runner = default_runner() if runner is None else runner
@@ -422,18 +533,28 @@ def run_grid(
     ]
     n_skipped = len(unique) - len(items)
     if engine == "serial" or not items:
-        n_workers, threads = 1, threads_per_worker or 1
+        if threads_per_worker is not None:
+            check_positive("threads_per_worker", threads_per_worker)
+        n_workers, threads = 1, int(threads_per_worker or available_cores())
     else:
         n_workers, threads = _resolve_workers(len(items), workers, threads_per_worker)
     bar = GridProgress(len(items), skipped=n_skipped, workers=n_workers, disable=not progress)
+    if items:
+        bar.write(
+            f"mmalign grid: {len(items)} runs to execute, {n_skipped} already in the store; "
+            f"{engine} engine, workers x threads = {n_workers} x {threads}"
+        )
+    else:
+        bar.write(f"mmalign grid: nothing to execute, all {n_skipped} runs are in the store")
     collector = _Collector(store, bar)
     try:
-        if items and engine == "serial":
-            _run_serial(items, runner, collector, threads)
-        elif items and engine == "local":
-            _run_local(items, runner, collector, n_workers, threads)
-        elif items:
-            _run_ray(items, runner, collector, n_workers, threads, address)
+        with _terminate_raises():
+            if items and engine == "serial":
+                _run_serial(items, runner, collector, threads)
+            elif items and engine == "local":
+                _run_local(items, runner, collector, n_workers, threads)
+            elif items:
+                _run_ray(items, runner, collector, n_workers, threads, address)
     finally:
         bar.close()
     if collector.failures:

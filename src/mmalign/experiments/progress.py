@@ -1,8 +1,10 @@
 """Progress display of a running grid on stderr: runs done / running / left and time left.
 
-The estimate of the time left is tqdm's: the wall time per finished run so far (averaged
-over the whole grid, so it already includes the parallelism of the workers) times the runs
-left.
+The bar's estimate of the time left is tqdm's: the wall time per finished run so far
+(averaged over the whole grid, so it already includes the parallelism of the workers) times
+the runs left. Since the bar is off with ``--no-progress`` or a log file instead of a
+terminal, the first finished run also prints one line with its time and a rough estimate:
+that time x the runs left / the workers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,22 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-__all__ = ["GridProgress"]
+__all__ = ["GridProgress", "format_duration"]
+
+
+def format_duration(seconds: float) -> str:
+    """Return a short human-readable duration.
+
+    >>> format_duration(4.25), format_duration(200), format_duration(7530)
+    ('4.2 s', '3 min 20 s', '2 h 05 min')
+    """
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    total = int(round(seconds))
+    if total < 3600:
+        return f"{total // 60} min {total % 60:02d} s"
+    return f"{total // 3600} h {total % 3600 // 60:02d} min"
 
 
 class GridProgress:
@@ -38,6 +55,14 @@ class GridProgress:
     >>> bar.done, bar.running, bar.left, bar.failed
     (1, 1, 2, 0)
     >>> bar.close()
+
+    The first run finished with its ``wall_s`` prints the estimate line, bar or no bar:
+
+    >>> out = io.StringIO()
+    >>> bar = GridProgress(5, workers=2, file=out, disable=True)
+    >>> bar.started(2); bar.finished(ok=True, wall_s=30.0); bar.finished(ok=True, wall_s=31.0)
+    >>> print(out.getvalue().strip())
+    mmalign grid: first run took 30.0 s; estimated 1 min 00 s for the 4 left with 2 workers
     """
 
     def __init__(
@@ -55,6 +80,7 @@ class GridProgress:
         self.done = 0
         self.failed = 0
         self._started = 0
+        self._estimated = False
         self._file = file if file is not None else sys.stderr
         self._bar = tqdm(
             total=self.total,
@@ -82,8 +108,12 @@ class GridProgress:
         self._started += n
         self._refresh()
 
-    def finished(self, *, ok: bool) -> None:
-        """Count one run as finished (``ok=False``: failed)."""
+    def finished(self, *, ok: bool, wall_s: float | None = None) -> None:
+        """Count one run as finished (``ok=False``: failed).
+
+        ``wall_s``, the seconds the run took: the first successful run's gives the estimate
+        line (a failed run is no measure of the others).
+        """
         if ok:
             self.done += 1
         else:
@@ -92,6 +122,15 @@ class GridProgress:
             self._started = self.done + self.failed
         self._bar.update(1)
         self._refresh()
+        if ok and wall_s is not None and not self._estimated:
+            self._estimated = True
+            if self.left:
+                workers = min(self.workers, self.left)
+                self.write(
+                    f"mmalign grid: first run took {format_duration(wall_s)}; estimated "
+                    f"{format_duration(wall_s * self.left / workers)} for the {self.left} "
+                    f"left with {workers} workers"
+                )
 
     def write(self, message: str) -> None:
         """Print a line above the bar (failures, notes)."""

@@ -129,6 +129,25 @@ def validate_result(result: Any) -> dict:
     return result
 
 
+def _non_default(config: dict) -> dict:
+    """Return the options of ``config`` that change its resolved configuration.
+
+    An option set to its default value, or an execution option (``device``, ``threads``),
+    leaves :func:`~mmalign.experiments.spec.config_hash` as it is without it, so it is left
+    out; a custom runner's keys are kept as given.
+    """
+    default = config_hash({})
+    out = {}
+    for key, value in sorted(config.items()):
+        try:
+            changes = config_hash({key: value}) != default
+        except Exception:  # an override the current code no longer resolves: show it
+            changes = True
+        if changes:
+            out[key] = value
+    return out
+
+
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -293,6 +312,57 @@ class ResultStore:
     def __len__(self) -> int:
         return int(self._retry(lambda c: c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]))
 
+    def configs(self, **filters: Any) -> list[dict[str, Any]]:
+        """Return one summary per configuration (``config_hash``) in the store, oldest first.
+
+        Parameters
+        ----------
+        **filters
+            The filters of :meth:`rows` (``data="..."``).
+
+        Returns
+        -------
+        list of dict
+            ``{"config_hash", "data": [...], "methods": [...], "n_runs", "options": {...}}``:
+            the data sets and methods in the order stored, and the options of the
+            config that differ from the defaults (the overrides that change the resolved
+            configuration; execution options such as ``device`` are left out).
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> store = ResultStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+        >>> result = {"A": {"test": {"mae": 1.0}}, "B": {"test": {"mae": 1.0}}}
+        >>> for method in ("lb", "mm-align"):
+        ...     _ = store.put(RunSpec("synthetic", method, "text", "vision", 0.5, 0,
+        ...                           {"epochs": 3, "device": "cpu"}), result, 1.0)
+        >>> (summary,) = store.configs()
+        >>> summary["methods"], summary["n_runs"], summary["options"]
+        (['lb', 'mm-align'], 2, {'epochs': 3})
+        """
+        where, params = self._where(filters)
+        if where is None:
+            return []
+        sql = f"SELECT config_hash, data, method, config FROM runs{where} ORDER BY rowid"
+        raw = self._retry(lambda c: c.execute(sql, params).fetchall())
+        summaries: dict[str, dict[str, Any]] = {}
+        for digest, data, method, config in raw:
+            summary = summaries.get(digest)
+            if summary is None:
+                summary = summaries[digest] = {
+                    "config_hash": digest,
+                    "data": [],
+                    "methods": [],
+                    "n_runs": 0,
+                    "options": _non_default(json.loads(config)),
+                }
+            if data not in summary["data"]:
+                summary["data"].append(data)
+            if method not in summary["methods"]:
+                summary["methods"].append(method)
+            summary["n_runs"] += 1
+        return list(summaries.values())
+
     def rows(self, **filters: Any) -> list[dict[str, Any]]:
         """Return stored runs as dicts (``config`` and ``result`` parsed), oldest first.
 
@@ -308,17 +378,9 @@ class ResultStore:
         ConfigError
             An unknown filter column.
         """
-        clauses: list[str] = []
-        params: list[Any] = []
-        for name, value in filters.items():
-            if name not in _FILTERS:
-                raise ConfigError(f"`filter` must be one of {list(_FILTERS)}; got {name!r}.")
-            values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
-            if not values:
-                return []
-            clauses.append(f"{name} IN ({', '.join('?' * len(values))})")
-            params.extend(values)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = self._where(filters)
+        if where is None:
+            return []
         sql = f"SELECT {', '.join(_COLUMNS)} FROM runs{where} ORDER BY finished_at, fingerprint"
         raw = self._retry(lambda c: c.execute(sql, params).fetchall())
         rows = []
@@ -328,6 +390,21 @@ class ResultStore:
             row["result"] = json.loads(row["result"])
             rows.append(row)
         return rows
+
+    @staticmethod
+    def _where(filters: dict[str, Any]) -> tuple[str | None, list[Any]]:
+        """Return the WHERE clause and parameters of ``filters`` (``None``: matches nothing)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for name, value in filters.items():
+            if name not in _FILTERS:
+                raise ConfigError(f"`filter` must be one of {list(_FILTERS)}; got {name!r}.")
+            values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+            if not values:
+                return None, []
+            clauses.append(f"{name} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+        return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
     def to_records(self, **filters: Any) -> list[dict[str, Any]]:
         """Return one flat record per (run, setting, split, metric), for tables and CSV.
