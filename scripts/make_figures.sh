@@ -9,7 +9,7 @@ set -euo pipefail
 OUT=${OUT:-runs/figures}
 
 # Fig. 4: MM-Align on the default synthetic data (CMU-MOSI-sized), T->V, p = 0.1, 2 seeds
-mmalign sweep-window --data synthetic --pair t:v --p 0.1 --seeds 2 \
+mmalign sweep-window --data synthetic --pairs t:v --ps 0.1 --seeds 2 \
     --windows 1,2,4,8,16,32,256 --set epochs=15 --set patience=5 \
     --workers 2 --threads-per-worker 1 --no-progress \
     --out "$OUT/sweep" --png docs/fig4_window_sweep.png

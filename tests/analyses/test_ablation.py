@@ -3,8 +3,7 @@ from dataclasses import fields
 
 import pytest
 
-from mmalign.evaluate.tables import render
-from mmalign.experiments.ablation import (
+from mmalign.analyses.ablation import (
     _DEFAULTS,
     ABLATION_VARIANTS,
     VARIANT_LABELS,
@@ -14,7 +13,8 @@ from mmalign.experiments.ablation import (
     expand_ablation,
     variant_of_config,
 )
-from mmalign.train.config import ADLConfig, TrainConfig, config_from_dict
+from mmalign.config import ADLConfig, TrainConfig, config_from_dict
+from mmalign.evaluate.tables import render
 from mmalign.validation import ConfigError
 
 

@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from mmalign.data.batching import PairData
-from mmalign.data.synthetic import SyntheticConfig, make_synthetic
-from mmalign.evaluate.alignment import (
+from mmalign.analyses.alignment import (
     AlignmentSummary,
     band_to_matrix,
     block_abs_sum,
     mean_abs_alignment,
     run_alignment_summary,
 )
+from mmalign.data.batching import PairData
+from mmalign.data.synthetic import SyntheticConfig, make_synthetic
 from mmalign.ot.band import dense_to_band
 from mmalign.validation import ConfigError, DataError
 

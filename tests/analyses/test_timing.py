@@ -2,8 +2,8 @@ import math
 
 import pytest
 
+from mmalign.analyses.timing import PHASES, format_timing, time_imputation, timing_stats
 from mmalign.data.synthetic import SyntheticConfig, make_synthetic
-from mmalign.experiments.timing import PHASES, format_timing, time_imputation, timing_stats
 from mmalign.validation import ConfigError
 
 TINY = {"d_model": 8, "n_heads": 2, "window": 2}

@@ -4,7 +4,7 @@ import math
 import matplotlib.image
 import pytest
 
-from mmalign.experiments.window_sweep import (
+from mmalign.analyses.window_sweep import (
     SweepPoint,
     expand_window_sweep,
     parse_windows,

@@ -5,18 +5,18 @@ import matplotlib.image
 import pytest
 
 from mmalign.cli import main
+from mmalign.config import config_from_dict
 from mmalign.experiments.store import ResultStore
-from mmalign.train.config import config_from_dict
-from mmalign.train.run import run_experiment
+from mmalign.runs import run
 
 DATA = "synthetic:n_train=64,n_valid=32,n_test=32,min_length=5,max_length=12"
 TINY = ["--set", "epochs=1", "--set", "d_model=8", "--set", "n_heads=2"]
 GRID = [
     "--data",
     DATA,
-    "--pair",
+    "--pairs",
     "t:v",
-    "--p",
+    "--ps",
     "0.1",
     "--seeds",
     "1",
@@ -43,7 +43,7 @@ def runs(tmp_path_factory):
                 "progress": False,
             }
         )
-        out[method] = run_experiment(config, root / method, log=lambda s: None).run_dir
+        out[method] = run(config, root / method, log=lambda s: None).run_dir
     return out
 
 

@@ -1,7 +1,7 @@
 """Ablation grid of MM-Align (the paper's Table 5, Han et al., EMNLP 2022, section 4.4).
 
-Four variants of ``mm-align``, each a plain config override, so the variants are ordinary
-grid runs (any engine, resumable, shared store):
+Four variants of the proposed method (``mm-align``), each a plain config override, so the
+variants are ordinary grid runs (any engine, resumable, shared store):
 
 - ``full``: MM-Align as configured;
 - ``no-contrastive`` ("w/o L_con"): ``lambda_con = 0``;
@@ -11,8 +11,11 @@ grid runs (any engine, resumable, shared store):
 
 The variant is never stored as a separate field: it is a function of the run's config
 (:func:`variant_of_config`), which the results store keeps with every row and hashes into the
-fingerprint. Any store row of ``mm-align`` can therefore be labelled later, whichever command
-produced it, and a ``full`` run shares its fingerprint with a benchmark run of the same config.
+fingerprint. Any store row of the proposed method can therefore be labelled later, whichever
+command produced it, and a ``full`` run shares its fingerprint with a benchmark run of the same
+config. The method and its label come from the registry
+(:func:`~mmalign.models.registry.proposed_method`); the switches' defaults from the option
+table (:class:`~mmalign.config.RunConfig`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from mmalign.config import flat_fields
 from mmalign.evaluate.tables import Table, build_table
 from mmalign.experiments.grid import expand_grid
 from mmalign.experiments.spec import RunSpec
+from mmalign.models.registry import get_method, proposed_method
+from mmalign.options import coerce, field_default
 from mmalign.validation import ConfigError, check_in
 
 __all__ = [
@@ -37,8 +43,9 @@ __all__ = [
     "ablation_tables",
 ]
 
-#: The method every ablation variant trains.
-ABLATION_METHOD = "mm-align"
+#: The method every ablation variant trains: the proposed method of the registry.
+ABLATION_METHOD = proposed_method()
+_LABEL = get_method(ABLATION_METHOD).label
 
 #: Variant name -> the config overrides that make it (Table 5's rows, in the paper's order).
 ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
@@ -50,29 +57,22 @@ ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
 
 #: Row labels as the paper prints them.
 VARIANT_LABELS: dict[str, str] = {
-    "full": "MM-Align",
+    "full": _LABEL,
     "no-contrastive": "w/o L_con",
     "no-fit": "w/o L_fit",
     "no-si": "w/o SI",
 }
 
-# RunConfig defaults of the three switches (kept in step by a test)
-_DEFAULTS = {"lambda_con": 0.1, "train_fitter": True, "single_iteration": True}
+# the three switches the variants turn off, with their RunConfig fields (defaults from there)
+_SWITCHES = {
+    name: flat_fields()[name][1] for name in ("lambda_con", "train_fitter", "single_iteration")
+}
+_DEFAULTS = {name: field_default(f) for name, f in _SWITCHES.items()}
 
 
 def _flag(config: Mapping[str, Any], name: str) -> Any:
-    value = config.get(name, _DEFAULTS[name])
-    if isinstance(value, str):  # YAML-free overrides may carry text
-        lowered = value.strip().lower()
-        if lowered in ("false", "no", "off", "0"):
-            return False
-        if lowered in ("true", "yes", "on", "1"):
-            return True
-        try:
-            return float(lowered)
-        except ValueError:
-            return value
-    return value
+    """Return the switch's value in ``config`` (its default when unset), read as the option's type."""
+    return coerce(_SWITCHES[name], config.get(name, _DEFAULTS[name]))
 
 
 def variant_of_config(config: Mapping[str, Any]) -> str:
@@ -133,7 +133,7 @@ def ablation_configs(
     shared = variant_of_config(config)
     if shared != "full":
         raise ConfigError(
-            f"`config` must not ablate MM-Align itself (the variants do); got {shared!r} from "
+            f"`config` must not ablate {_LABEL} itself (the variants do); got {shared!r} from "
             f"{ {k: config[k] for k in _DEFAULTS if k in config} }."
         )
     return {name: {**config, **ABLATION_VARIANTS[name]} for name in chosen}
@@ -147,7 +147,7 @@ def expand_ablation(
     config: Mapping[str, Any] | None = None,
     variants: Sequence[str] | None = None,
 ) -> list[RunSpec]:
-    """Expand variants x pairs x ps x seeds into ``mm-align`` run specs.
+    """Expand variants x pairs x ps x seeds into run specs of the proposed method.
 
     Parameters
     ----------
@@ -190,7 +190,7 @@ def ablation_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     Parameters
     ----------
     rows : iterable of dict
-        :meth:`mmalign.experiments.store.ResultStore.rows` output of ``mm-align`` runs.
+        :meth:`mmalign.experiments.store.ResultStore.rows` output of the proposed method's runs.
 
     Returns
     -------
@@ -261,11 +261,11 @@ def ablation_tables(
     Raises
     ------
     ConfigError
-        No ``mm-align`` rows.
+        No rows of the proposed method.
     """
     records = ablation_records(rows)
     if not records:
-        raise ConfigError("`rows` must hold finished mm-align runs; got none.")
+        raise ConfigError(f"`rows` must hold finished {ABLATION_METHOD} runs; got none.")
     order = [VARIANT_LABELS[v] for v in ABLATION_VARIANTS]
     tables = []
     for p in sorted({r["p"] for r in records}):
@@ -278,7 +278,7 @@ def ablation_tables(
             p=p,
             split=split,
             ours=VARIANT_LABELS["full"],
-            title=f"{data}: MM-Align ablation, {split} results, p = {100 * p:g}%",
+            title=f"{data}: {_LABEL} ablation, {split} results, p = {100 * p:g}%",
         )
         present = list(table.methods)
         methods = tuple(m for m in order if m in present) + tuple(

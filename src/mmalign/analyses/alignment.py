@@ -5,13 +5,16 @@ matrices over the test samples whose length is at least 20 and draw the result a
 map: entries outside the window stay near 0. We do the same for both the fitter's predicted
 matrices and the OT plans (the fitter's targets): each band is expanded into a dense matrix
 with rows = source step ``i`` and columns = victim step ``j``, and the top-left ``S x S``
-block is averaged over the samples of length ``>= S``.
+block is averaged over the samples of length ``>= S``. Only the proposed method of the
+registry (:func:`~mmalign.models.registry.proposed_method`) learns alignments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -206,28 +209,26 @@ def mean_abs_alignment(model, pair, size: int = 20, batch_size: int = 64) -> Ali
 def run_alignment_summary(
     run_dir: str | Path,
     *,
-    data: str | None = None,
+    data_options: Mapping[str, Any] | None = None,
     min_length: int = 20,
     setting: str = "A",
     batch_size: int = 64,
-    trusted: bool = False,
     split: str = "test",
 ) -> AlignmentSummary:
-    """Load an ``mm-align`` run folder and summarise its alignments on a data split.
+    """Load a run folder of the proposed method and summarise its alignments on a data split.
 
     Parameters
     ----------
     run_dir : str or Path
         A finished run folder (``config.yaml``, ``model.json``, ``checkpoint.pt``).
-    data : str, optional
-        Data path or ``"synthetic[...]"``; default the run's own data.
+    data_options : dict, optional
+        Data options by flat name (``data``, ``format``, ``trust_pickle``, ``task``,
+        ``label_key``) that replace the run's own; default the run's own data.
     min_length : int, default 20
         ``S`` of :func:`mean_abs_alignment`.
     setting : {"A", "B"}, default "A"
         Which best checkpoint to load.
     batch_size : int, default 64
-    trusted : bool, default False
-        Allow any pickle content in the data file.
     split : {"test", "valid", "train"}, default "test"
 
     Returns
@@ -237,42 +238,39 @@ def run_alignment_summary(
     Raises
     ------
     ConfigError
-        The run is not an ``mm-align`` run, or no sample is long enough.
+        The run is not a run of the proposed method, or no sample is long enough.
     DataError
         Not a run folder, or the data lacks the run's modalities.
     """
-    from mmalign.api import load_run
+    from mmalign.config import apply_overrides
     from mmalign.data.batching import PairData
     from mmalign.models.mm_align import MMAlign
-    from mmalign.train.run import load_run_data
+    from mmalign.models.registry import get_method, proposed_method
+    from mmalign.runs import load_data, load_run
 
     check_in("split", split, ("train", "valid", "test"))
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: no such run folder.")
+    name = proposed_method()
+    wrong = f"`run` must be an {name} run (only {get_method(name).label} learns alignments); got"
     meta_path = run_dir / "model.json"
     if meta_path.is_file():
         import json
 
         method = json.loads(meta_path.read_text()).get("method")
-        if method != "mm-align":
-            raise ConfigError(
-                f"`run` must be an mm-align run (only MM-Align learns alignments); "
-                f"got method {method!r} in {run_dir}."
-            )
+        if method != name:
+            raise ConfigError(f"{wrong} method {method!r} in {run_dir}.")
     run = load_run(run_dir, setting=setting)
     if not isinstance(run.model, MMAlign):
-        raise ConfigError(
-            f"`run` must be an mm-align run (only MM-Align learns alignments); "
-            f"got {type(run.model).__name__} in {run_dir}."
-        )
-    config = run.config
-    dataset = load_run_data(data or config.data, config.format, trusted or config.trust_pickle)
+        raise ConfigError(f"{wrong} {type(run.model).__name__} in {run_dir}.")
+    config = apply_overrides(run.config, data_options or {}).validate()
+    dataset = load_data(config)
     part = dataset.splits[split]
     for modality in (run.source, run.victim):
         if modality not in part.features:
             raise DataError(
-                f"{data or config.data}: the run needs modality {modality!r}; the data has "
+                f"{config.data}: the run needs modality {modality!r}; the data has "
                 f"{sorted(part.features)}."
             )
     pair = PairData.from_split(part, run.source, run.victim).to(run.device)

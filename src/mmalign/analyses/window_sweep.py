@@ -1,8 +1,9 @@
 """Window-size sweep of MM-Align (the paper's Fig. 4, Han et al., EMNLP 2022, section 5).
 
-The sweep is an ordinary grid of ``mm-align`` runs whose configs differ only in the window
-radius ``K`` (option ``window``), so it runs on any engine, resumes from the results store
-and shares runs with other grids of the same config. :func:`window_sweep_summary` turns the
+The sweep is an ordinary grid of runs of the proposed method (``mm-align``, from the
+registry) whose configs differ only in the window radius ``K`` (option ``window``), so it runs
+on any engine, resumes from the results store and shares runs with other grids of the same
+config. :func:`window_sweep_summary` turns the
 store rows back into metric-versus-window statistics (mean and std over split seeds),
 :func:`write_sweep_csv` writes them and :func:`plot_sweep` draws Fig. 4.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mmalign.config import ADLConfig
 from mmalign.data.dataset import MODALITY_ALIASES
 from mmalign.evaluate.metrics import METRIC_LABELS
 from mmalign.evaluate.plots import plot_window_sweep
@@ -25,6 +27,8 @@ from mmalign.evaluate.tables import metric_direction
 from mmalign.experiments.grid import PAPER_PAIR_ORDER, expand_grid
 from mmalign.experiments.spec import RunSpec
 from mmalign.experiments.store import SETTINGS
+from mmalign.models.registry import proposed_method
+from mmalign.options import parse_list
 from mmalign.validation import ConfigError, check_in
 
 __all__ = [
@@ -38,12 +42,12 @@ __all__ = [
     "plot_sweep",
 ]
 
-#: The method a window sweep trains (the window only exists in MM-Align).
-SWEEP_METHOD = "mm-align"
+#: The method a window sweep trains: the proposed method (the window only exists there).
+SWEEP_METHOD = proposed_method()
 #: The paper sweeps 4..256 (256 exceeds every sentence: no window at all); we start at 1.
 DEFAULT_WINDOWS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 256)
-# the window radius of a run whose config does not set it (ADLConfig.window)
-_DEFAULT_WINDOW = 8
+# the window radius of a run whose config does not set it
+_DEFAULT_WINDOW = ADLConfig().window
 _CSV_FIELDS = ("source", "victim", "p", "setting", "split", "window", "metric", "mean", "std", "n")
 
 
@@ -83,7 +87,9 @@ class SweepPoint:
 
 
 def parse_windows(windows: str | Iterable[int]) -> list[int]:
-    """Parse window radii: a comma list or integers >= 0, returned sorted and unique.
+    """Parse window radii: a comma list of integers >= 0, returned sorted and unique.
+
+    The list is read by :func:`mmalign.options.parse_list`, the one comma-list reader.
 
     >>> parse_windows("8,1,2,256")
     [1, 2, 8, 256]
@@ -95,23 +101,9 @@ def parse_windows(windows: str | Iterable[int]) -> list[int]:
     ConfigError
         An empty list, a value that is not an integer, a negative value.
     """
-    text = windows if isinstance(windows, str) else None
-    items = [s.strip() for s in windows.split(",") if s.strip()] if text is not None else windows
-    values: list[int] = []
-    for item in items:
-        try:
-            if isinstance(item, bool) or (isinstance(item, float) and not item.is_integer()):
-                raise ValueError
-            value = int(item)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"`windows` must be a comma list of integers >= 0; got {windows!r}."
-            ) from None
-        if value < 0:
-            raise ConfigError(f"`windows` must be a comma list of integers >= 0; got {windows!r}.")
-        values.append(value)
-    if not values:
-        raise ConfigError(f"`windows` must name at least one window radius; got {windows!r}.")
+    values = parse_list("windows", windows, int)  # "1.5", 2.5 and True are not integers
+    if any(v < 0 for v in values):
+        raise ConfigError(f"`windows` must be a comma list of integers >= 0; got {windows!r}.")
     return sorted(set(values))
 
 
@@ -123,7 +115,7 @@ def expand_window_sweep(
     windows: str | Iterable[int] = DEFAULT_WINDOWS,
     config: Mapping[str, Any] | None = None,
 ) -> list[RunSpec]:
-    """Expand the sweep windows x pairs x ps x seeds into ``mm-align`` run specs.
+    """Expand the sweep windows x pairs x ps x seeds into run specs of the proposed method.
 
     Parameters
     ----------
@@ -181,7 +173,7 @@ def window_sweep_summary(
     ----------
     rows : iterable of dict
         :meth:`mmalign.experiments.store.ResultStore.rows` output (``config`` and ``result``
-        parsed); the window is read from ``config["window"]`` (8 when unset).
+        parsed); the window is read from ``config["window"]`` (the default 8 when unset).
     split : {"test", "valid"}, default "test"
     metrics : sequence of str, optional
         Metrics to keep; default every metric of the split.

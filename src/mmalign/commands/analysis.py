@@ -1,11 +1,14 @@
 """Analysis commands: ``ablate``, ``sweep-window``, ``plot-alignment`` and ``time``.
 
-They reproduce the paper's Table 5, Fig. 4, Fig. 5 and Table 8 respectively.
+They reproduce the paper's Table 5, Fig. 4, Fig. 5 and Table 8 respectively
+(:mod:`mmalign.analyses`).
 
-``ablate`` and ``sweep-window`` are grids of ``mm-align`` runs: they share the flags, the
-results store and the engines of ``mmalign benchmark`` (finished runs are skipped when the
-command runs again). ``plot-alignment`` reads one finished run folder; ``time`` measures
-per-batch training steps in this process.
+``ablate`` and ``sweep-window`` are grids of runs of the proposed method: they share the grid
+flags, the results store and the engines of ``mmalign benchmark``
+(:mod:`mmalign.commands.grid_flags`; finished runs are skipped when the command runs again).
+``plot-alignment`` reads one finished run folder; ``time`` measures per-batch training steps
+in this process. Heavy modules (torch, matplotlib, the analyses) are imported inside the
+command functions, so the command line starts fast.
 """
 
 from __future__ import annotations
@@ -14,37 +17,54 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from mmalign.commands.benchmark import add_engine_flags, parse_ps, parse_seeds
-from mmalign.validation import ConfigError, check_positive
+from mmalign.commands.grid_flags import (
+    add_engine_flags,
+    add_options_flags,
+    grid_overrides,
+    run_specs,
+)
+from mmalign.commands.option_flags import DATA_OPTIONS, add_config_flags
+from mmalign.options import parse_list, parse_seeds
+from mmalign.validation import ConfigError
 
 __all__ = ["register", "run_ablate", "run_sweep_window", "run_plot_alignment", "run_time"]
 
+# run options that `time` takes as flags (from the option table), besides the data options
+_TIME_OPTIONS = ("pair", "p", "seed", "device", "threads")
 
-def _run_specs(specs, args: argparse.Namespace, out_dir: str, name: str):
-    """Run a grid with the engine flags of ``args`` (see :func:`benchmark.run_specs`)."""
-    from mmalign.commands.benchmark import run_specs
 
-    return run_specs(specs, args, out_dir, name)
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """Return the options among ``names`` given as flags (flat names -> raw values)."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _grid_rows(store, result, method: str) -> list[dict[str, Any]]:
+    """Store rows of ``method`` that belong to this grid."""
+    wanted = set(result.fingerprints)
+    return [r for r in store.rows(method=method) if r["fingerprint"] in wanted]
 
 
 def run_ablate(args: argparse.Namespace) -> int:
     """Run the ablation grid (Table 5) and print its table; exit 1 if a run failed."""
-    from mmalign.commands.benchmark import load_overrides
+    from mmalign.analyses.ablation import ABLATION_METHOD, ablation_tables, expand_ablation
     from mmalign.evaluate.tables import render
-    from mmalign.experiments.ablation import ablation_tables, expand_ablation
 
-    config = load_overrides(args.config, args.set)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    variants = parse_list("variants", args.variants) if args.variants else None
     specs = expand_ablation(
-        args.data, args.pair, parse_ps(args.p), parse_seeds(args.seeds), config, variants
+        args.data,
+        args.pairs,
+        parse_list("ps", args.ps, float),
+        parse_seeds(args.seeds),
+        grid_overrides(args.config, args.set),
+        variants,
     )
     out_dir = args.out or str(Path(args.store).parent / "ablation-grid")
-    store, result = _run_specs(specs, args, out_dir, "ablate")
-    wanted = set(result.fingerprints)
-    rows = [r for r in store.rows(method="mm-align") if r["fingerprint"] in wanted]
+    store, result = run_specs(specs, args, out_dir, "ablate")
+    rows = _grid_rows(store, result, ABLATION_METHOD)
     if rows:
-        metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+        metrics = parse_list("metrics", args.metrics) if args.metrics else None
         tables = ablation_tables(rows, metrics=metrics, split=args.split)
         print("\n".join(render(table, args.format) for table in tables), end="")
     return 1 if result.failures else 0
@@ -52,8 +72,8 @@ def run_ablate(args: argparse.Namespace) -> int:
 
 def run_sweep_window(args: argparse.Namespace) -> int:
     """Run the window sweep (Fig. 4), write its CSV and PNG; exit 1 if a run failed."""
-    from mmalign.commands.benchmark import load_overrides
-    from mmalign.experiments.window_sweep import (
+    from mmalign.analyses.window_sweep import (
+        SWEEP_METHOD,
         expand_window_sweep,
         parse_windows,
         plot_sweep,
@@ -62,15 +82,18 @@ def run_sweep_window(args: argparse.Namespace) -> int:
     )
 
     windows = parse_windows(args.windows)
-    config = load_overrides(args.config, args.set)
     specs = expand_window_sweep(
-        args.data, args.pair, parse_ps(args.p), parse_seeds(args.seeds), windows, config
+        args.data,
+        args.pairs,
+        parse_list("ps", args.ps, float),
+        parse_seeds(args.seeds),
+        windows,
+        grid_overrides(args.config, args.set),
     )
     out = Path(args.out)
     args.store = args.store or str(out / "window_sweep.sqlite")
-    store, result = _run_specs(specs, args, str(out / "grid"), "sweep-window")
-    wanted = set(result.fingerprints)
-    rows = [r for r in store.rows(method="mm-align") if r["fingerprint"] in wanted]
+    store, result = run_specs(specs, args, str(out / "grid"), "sweep-window")
+    rows = _grid_rows(store, result, SWEEP_METHOD)
     if not rows:
         return 1
     points = window_sweep_summary(rows, split=args.split)
@@ -98,17 +121,22 @@ def run_sweep_window(args: argparse.Namespace) -> int:
 
 
 def run_plot_alignment(args: argparse.Namespace) -> int:
-    """Draw Fig. 5 (mean absolute alignment entries, predicted vs OT) for one mm-align run."""
-    from mmalign.evaluate.alignment import run_alignment_summary
-    from mmalign.evaluate.plots import plot_alignment_heatmaps
+    """Draw Fig. 5 (mean absolute alignment entries, predicted vs OT) for one run."""
+    import torch
 
+    from mmalign.analyses.alignment import run_alignment_summary
+    from mmalign.config import RunConfig, apply_overrides
+    from mmalign.evaluate.plots import plot_alignment_heatmaps
+    from mmalign.runs import resolve_threads
+
+    threads = apply_overrides(RunConfig(), _given(args, ("threads",))).validate().threads
+    torch.set_num_threads(resolve_threads(threads))
     summary = run_alignment_summary(
         args.run_dir,
-        data=args.data,
+        data_options=_given(args, DATA_OPTIONS),
         min_length=args.min_length,
         setting=args.setting,
         batch_size=args.batch_size,
-        trusted=args.trust_pickle,
     )
     out = Path(args.out) if args.out else Path(args.run_dir) / "fig5_alignment.png"
     size = summary.predicted.shape[0]
@@ -138,33 +166,29 @@ def run_time(args: argparse.Namespace) -> int:
     """Time per-batch training steps of the imputation modules (Table 8)."""
     import torch
 
-    from mmalign.commands.benchmark import load_overrides
-    from mmalign.experiments.grid import parse_pairs
-    from mmalign.experiments.timing import format_timing, time_imputation
-    from mmalign.train.config import config_from_dict
-    from mmalign.train.run import load_run_data
+    from mmalign.analyses.timing import DEFAULT_METHODS, format_timing, time_imputation
+    from mmalign.config import apply_overrides, config_from_dict
+    from mmalign.runs import load_data, resolve_threads
 
-    if args.threads is not None:
-        check_positive("threads", args.threads)
-        torch.set_num_threads(args.threads)
-    overrides = load_overrides(args.config, args.set)
-    config = config_from_dict({**overrides, "data": args.data, "progress": False})
-    dataset = load_run_data(args.data, config.format, config.trust_pickle)
-    pairs = parse_pairs(args.pair, dataset.modalities)
-    if len(pairs) != 1:
+    if args.pair is not None and len(parse_list("pair", args.pair)) != 1:
         raise ConfigError(f"`--pair` must name one pair; got {args.pair!r}.")
-    ((source, victim),) = pairs
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    config = apply_overrides(
+        config_from_dict(grid_overrides(args.config, args.set)),
+        {**_given(args, (*DATA_OPTIONS, *_TIME_OPTIONS)), "progress": False},
+    ).validate()
+    torch.set_num_threads(resolve_threads(config.threads))
+    dataset = load_data(config)
+    source, victim = config.source_victim
     report = time_imputation(
         dataset,
         source,
         victim,
-        methods=methods,
+        methods=parse_list("methods", args.methods) if args.methods else DEFAULT_METHODS,
         n_batches=args.batches,
         batch_size=args.batch_size,
         config=config,
-        p=float(args.p),
-        seed=args.seed,
+        p=config.p,
+        seed=config.seed,
         warmup_batches=args.warmup,
     )
     print(format_timing(report), end="")
@@ -176,25 +200,16 @@ def run_time(args: argparse.Namespace) -> int:
 
 
 def _add_grid_flags(parser: argparse.ArgumentParser, default_store: str | None) -> None:
+    """Add data, grid axes (plural names), ``--config`` / ``--set``, store, engine, split."""
     parser.add_argument("--data", required=True, help="data path or synthetic[:knob=value,...]")
     parser.add_argument(
-        "--pair",
-        "--pairs",
-        dest="pair",
-        default="t:v",
-        help="source:victim pair(s), comma list (default t:v); --pairs is the same flag",
+        "--pairs", default="t:v", help="source:victim pairs, comma list (default t:v)"
     )
-    parser.add_argument("--p", default="0.1", help="survival rate(s), comma list (default 0.1)")
+    parser.add_argument("--ps", default="0.1", help="survival rates, comma list (default 0.1)")
     parser.add_argument(
         "--seeds", default="3", help="a count n (seeds 0..n-1) or a comma list (default 3)"
     )
-    parser.add_argument("--config", metavar="FILE.yaml", help="hyperparameters for every run")
-    parser.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override one option for every run (repeatable), e.g. --set epochs=12",
-    )
+    add_options_flags(parser)
     parser.add_argument(
         "--store",
         default=default_store,
@@ -208,12 +223,17 @@ def _add_grid_flags(parser: argparse.ArgumentParser, default_store: str | None) 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``mmalign ablate``, ``sweep-window``, ``plot-alignment`` and ``time``."""
+    from mmalign.models.registry import get_method, proposed_method
+
+    name = proposed_method()
+    label = get_method(name).label
     ablate = subparsers.add_parser(
         "ablate",
-        help="ablation grid of MM-Align (paper Table 5), then its table",
-        description="Train MM-Align and its ablations (w/o contrastive loss, w/o fit loss, "
+        help=f"ablation grid of {label} (paper Table 5), then its table",
+        description=f"Train {label} and its ablations (w/o contrastive loss, w/o fit loss, "
         "w/o single iteration) on the same splits and print mean ± std over seeds. Finished "
         "runs are kept in a results store and skipped when the command runs again.",
+        allow_abbrev=False,
     )
     _add_grid_flags(ablate, "runs/ablation.sqlite")
     ablate.add_argument(
@@ -231,9 +251,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     sweep = subparsers.add_parser(
         "sweep-window",
-        help="MM-Align over window sizes (paper Fig. 4): CSV and PNG",
-        description="Train MM-Align for every window radius K and write the metric against "
+        help=f"{label} over window sizes (paper Fig. 4): CSV and PNG",
+        description=f"Train {label} for every window radius K and write the metric against "
         "K (mean ± std over seeds) as <out>/window_sweep.csv and <out>/fig4_window_sweep.png.",
+        allow_abbrev=False,
     )
     _add_grid_flags(sweep, None)
     sweep.add_argument(
@@ -251,13 +272,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     plot = subparsers.add_parser(
         "plot-alignment",
-        help="heat maps of mean absolute alignment entries of an mm-align run (paper Fig. 5)",
-        description="Run the fitter and the OT solver of a trained MM-Align model on complete "
+        help=f"heat maps of mean absolute alignment entries of a {name} run (paper Fig. 5)",
+        description=f"Run the fitter and the OT solver of a trained {label} model on complete "
         "test batches and draw the mean absolute entries of the top-left S x S block over the "
-        "samples of length >= S (S = --min-length).",
+        "samples of length >= S (S = --min-length). The data options default to the run's own.",
+        allow_abbrev=False,
     )
-    plot.add_argument("run_dir", metavar="RUN_DIR", help="a finished mm-align run folder")
-    plot.add_argument("--data", help="data path or synthetic[...] (default: the run's data)")
+    plot.add_argument("run_dir", metavar="RUN_DIR", help=f"a finished {name} run folder")
+    add_config_flags(plot, (*DATA_OPTIONS, "threads"))
     plot.add_argument("--min-length", type=int, default=20, help="S (default 20, as the paper)")
     plot.add_argument(
         "--out", metavar="FILE.png", help="figure (default RUN_DIR/fig5_alignment.png)"
@@ -265,9 +287,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("--npz", metavar="FILE.npz", help="also save the two (S, S) matrices")
     plot.add_argument("--setting", choices=("A", "B"), default="A", help="which checkpoint")
     plot.add_argument("--batch-size", type=int, default=64, help="test batch size (default 64)")
-    plot.add_argument("--trust-pickle", action="store_true", help="allow any pickle content")
     plot.set_defaults(func=run_plot_alignment)
 
+    default_methods = f"{name},modal-trans"
     timing = subparsers.add_parser(
         "time",
         help="per-batch training time of the imputation modules (paper Table 8)",
@@ -275,19 +297,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "each method, side by side on the same missing-split batches (and, separately, on the "
         "same complete-split batches); print mean, median, min and the ratio to the first "
         "method.",
+        allow_abbrev=False,
     )
-    timing.add_argument("--data", required=True, help="data path or synthetic[:knob=value,...]")
-    timing.add_argument("--pair", default="t:v", help="source:victim (default t:v)")
+    add_config_flags(timing, (*DATA_OPTIONS, *_TIME_OPTIONS))
     timing.add_argument(
-        "--methods", default="mm-align,modal-trans", help="methods (default mm-align,modal-trans)"
+        "--methods",
+        help=f"methods, comma list; the first is the reference (default {default_methods})",
     )
     timing.add_argument("--batches", type=int, default=20, help="timed batches (default 20)")
     timing.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     timing.add_argument("--warmup", type=int, default=2, help="untimed batches first (default 2)")
-    timing.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
-    timing.add_argument("--p", default="0.1", help="survival rate of the split (default 0.1)")
-    timing.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
-    timing.add_argument("--config", metavar="FILE.yaml", help="hyperparameters")
-    timing.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an option")
+    add_options_flags(timing)
     timing.add_argument("--json", metavar="FILE", help="also write the measurements as JSON")
     timing.set_defaults(func=run_time)

@@ -1,12 +1,5 @@
 """Evaluation: metrics of the paper's protocol, the sanity floor, significance, tables, plots."""
 
-from mmalign.evaluate.alignment import (
-    AlignmentSummary,
-    band_to_matrix,
-    block_abs_sum,
-    mean_abs_alignment,
-    run_alignment_summary,
-)
 from mmalign.evaluate.floor import pooled_features, sanity_floor
 from mmalign.evaluate.metrics import (
     CLASSIFICATION_METRICS,
@@ -28,11 +21,6 @@ from mmalign.evaluate.significance import Significance, mark_significant, paired
 from mmalign.evaluate.tables import build_table, build_tables, render
 
 __all__ = [
-    "AlignmentSummary",
-    "band_to_matrix",
-    "block_abs_sum",
-    "mean_abs_alignment",
-    "run_alignment_summary",
     "Significance",
     "mark_significant",
     "paired_ttest",
