@@ -30,12 +30,13 @@ from torch.profiler import ProfilerActivity, profile, record_function
 import mmalign.models.mm_align as mm_align_module
 import mmalign.train.loop as loop_module
 from benchmarks._timing import format_table, set_threads
+from mmalign.config import RunConfig, TrainConfig
 from mmalign.data.batching import PairData
 from mmalign.data.splits import make_missing_split
 from mmalign.data.synthetic import SyntheticConfig, make_synthetic
 from mmalign.models.method import PairDims
-from mmalign.train.config import RunConfig, TrainConfig
-from mmalign.train.run import build_model
+from mmalign.models.registry import get_method
+from mmalign.runs import build_model
 
 __all__ = ["STAGES", "main"]
 
@@ -139,14 +140,14 @@ def main(argv=None) -> int:
 
     def epoch():
         generator = torch.Generator().manual_seed(config.seed)
+        data = loop_module.TrainData(
+            train, split.train_complete, split.train_missing, valid, settings
+        )
         loop_module.fit(
             model,
-            train,
-            split.train_complete,
-            split.train_missing,
-            valid,
-            settings,
+            data,
             train_config,
+            get_method(config.method).learning_rates(config),
             generator=generator,
             log=lambda _: None,
             progress=False,

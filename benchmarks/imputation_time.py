@@ -28,8 +28,8 @@ import torch
 
 from benchmarks._timing import format_table, set_threads, time_call
 from benchmarks.train_step import make_pair_batches
+from mmalign.config import ADLConfig, ModelConfig, RunConfig, TrainConfig
 from mmalign.models.registry import get_method
-from mmalign.train.config import ADLConfig, ModelConfig, RunConfig, TrainConfig
 from mmalign.train.loop import build_optimizers, train_step
 
 __all__ = ["make_batches", "main"]
@@ -70,7 +70,9 @@ def main(argv=None) -> int:
     for name in METHODS:
         torch.manual_seed(0)
         model = get_method(name).build(dims, config).to(args.device).train()
-        optimizers = build_optimizers(model, config.train, log=lambda _: None)
+        optimizers = build_optimizers(
+            model, get_method(name).learning_rates(config), log=lambda _: None
+        )
         groups = tuple(optimizers)
         with torch.no_grad():  # fixed encoder outputs: the imputation is timed on its own
             encoded = [model.backbone.encode_source(b.source, b.source_mask) for b in batches]

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from benchmarks._timing import format_table, set_threads, time_call
+from mmalign.config import RunConfig
 from mmalign.data.batching import PairData
 from mmalign.data.synthetic import SyntheticConfig, make_synthetic
 from mmalign.models.method import PairDims
 from mmalign.models.registry import get_method
-from mmalign.train.config import RunConfig
 from mmalign.train.loop import predict_outputs
 
 __all__ = ["main"]

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from benchmarks._timing import format_table, set_threads, time_call
+from mmalign.config import ADLConfig, ModelConfig, RunConfig, TrainConfig
 from mmalign.data.batching import PairData, iterate_batches
 from mmalign.data.synthetic import SyntheticConfig, make_synthetic
 from mmalign.models.method import PairDims
 from mmalign.models.registry import get_method
-from mmalign.train.config import ADLConfig, ModelConfig, RunConfig, TrainConfig
 from mmalign.train.loop import build_optimizers, train_step
 
 __all__ = ["make_pair_batches", "main"]
@@ -79,7 +79,9 @@ def main(argv=None) -> int:
     for name in METHODS:
         torch.manual_seed(0)
         model = get_method(name).build(dims, config).to(args.device).train()
-        optimizers = build_optimizers(model, config.train, log=lambda _: None)
+        optimizers = build_optimizers(
+            model, get_method(name).learning_rates(config), log=lambda _: None
+        )
         groups = tuple(optimizers)
         for phase in ("complete", "missing"):
             cycle = itertools.cycle(batches[phase])

@@ -65,7 +65,9 @@ class DataSpec:
         fields = {f.name: f for f in dataclasses.fields(SyntheticConfig)}
         for name in knobs:
             if name not in fields:
-                raise ConfigError(f"unknown synthetic knob {name!r}; valid knobs are {sorted(fields)}.")
+                raise ConfigError(
+                    f"unknown synthetic knob {name!r}; valid knobs are {sorted(fields)}."
+                )
         return cls(text, True, tuple(sorted(knobs.items())))
 
     @property
@@ -73,10 +75,12 @@ class DataSpec:
         """The normalised synthetic string (knobs sorted, no spaces), or the text of a path."""
         if not self.synthetic:
             return self.text
-        return SYNTHETIC + ("" if not self.knobs else ":" + ",".join(f"{k}={v}" for k, v in self.knobs))
+        return SYNTHETIC + (
+            "" if not self.knobs else ":" + ",".join(f"{k}={v}" for k, v in self.knobs)
+        )
 
     def synthetic_config(self):
-        """The :class:`~mmalign.data.synthetic.SyntheticConfig` the knobs describe."""
+        """Return the :class:`~mmalign.data.synthetic.SyntheticConfig` the knobs describe."""
         from mmalign.data.synthetic import SyntheticConfig
 
         fields = {f.name: f for f in dataclasses.fields(SyntheticConfig)}
