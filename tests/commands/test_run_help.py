@@ -1,6 +1,24 @@
-from mmalign.commands.run import _SHORT_HELP
-from mmalign.train.config import flat_fields
+import re
+
+import pytest
+
+from mmalign.cli import main
+from mmalign.config import flat_fields
 
 
 def test_every_config_option_has_help_text():
-    assert set(flat_fields()) <= set(_SHORT_HELP)
+    missing = [name for name, (_, f) in flat_fields().items() if not f.metadata.get("help")]
+    assert missing == []
+
+
+def test_run_help_shows_every_option_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    flags = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", text))
+    for name, (_, f) in flat_fields().items():
+        flag = "--" + name.replace("_", "-")
+        assert flag in flags, flag
+        if isinstance(f.default, bool):  # booleans are --x / --no-x
+            assert "--no-" + flag[2:] in flags, flag

@@ -38,7 +38,7 @@ HAND = {
 }
 
 
-def fill(store, data="synthetic:n=8", config=None, runs=HAND):
+def fill(store, data="synthetic:n_train=8", config=None, runs=HAND):
     for (method, p), settings in runs.items():
         for seed in range(3):
             result = {
@@ -148,13 +148,15 @@ def test_p_table_shows_ub_in_every_p_column(records):
 def test_build_tables_one_per_data_and_p(tmp_path):
     store = ResultStore(tmp_path / "runs.sqlite")
     fill(store)
-    fill(store, data="synthetic:n=16")
+    fill(store, data="synthetic:n_train=16")
     records = store.to_records()
     with pytest.raises(DataError, match="2 data sets"):
         build_table(records)
     tables = build_tables(records, by="setting")
     assert len(tables) == 4  # 2 data sets x 2 p
-    assert tables[0].title.startswith("synthetic:n=16") or tables[0].title.startswith("synthetic")
+    assert tables[0].title.startswith("synthetic:n_train=16") or tables[0].title.startswith(
+        "synthetic"
+    )
     assert len(build_tables(records, by="p")) == 2
 
 
@@ -169,7 +171,7 @@ def test_errors(tmp_path, records):
         render(build_table(records), "html")
     store = ResultStore(tmp_path / "two_configs.sqlite")
     fill(store)
-    fill(store, config={"lr": 0.1})
+    fill(store, config={"epochs": 2})
     with pytest.raises(DataError, match="different configs"):
         build_table(store.to_records())
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from mmalign.cli import main
-from mmalign.commands.benchmark import load_overrides, parse_overrides
+from mmalign.commands.grid_flags import grid_overrides
 from mmalign.experiments.store import ResultStore
 from mmalign.validation import ConfigError
 
@@ -16,12 +16,12 @@ def test_benchmark_runs_resumes_and_prints_table(tmp_path, monkeypatch, capsys):
     argv = [
         "benchmark",
         "--data",
-        "synthetic:n=8",
+        "synthetic:n_train=8",
         "--methods",
         "lb,ub,mm-align",
         "--pairs",
         "t:v",
-        "--p",
+        "--ps",
         "0.1",
         "--seeds",
         "3",
@@ -53,7 +53,7 @@ def test_benchmark_failure_exit_code(tmp_path, monkeypatch, capsys):
         "lb",
         "--pairs",
         "a:t",
-        "--p",
+        "--ps",
         "0.5",
         "--seeds",
         "0,1",
@@ -82,12 +82,17 @@ def test_bad_runner_and_overrides(tmp_path, capsys):
     assert main(argv) == 2
     assert "`--runner` must look like module:function" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="must not set"):
-        load_overrides(None, ["seed=3"])
+        grid_overrides(None, ["seed=3"])
     with pytest.raises(ConfigError, match="key=value"):
-        parse_overrides(["window"])
+        grid_overrides(None, ["window"])
 
 
 def test_yaml_and_set_merge(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("adl:\n  window: 3\ntrain:\n  epochs: 2\n")
-    assert load_overrides(str(config), ["window=5"]) == {"window": 5, "epochs": 2}
+    assert grid_overrides(str(config), ["window=5"]) == {"window": 5, "epochs": 2}
+    # values come back typed, read by the option table
+    assert grid_overrides(None, ["lr_main=0.01", "train_fitter=no"]) == {
+        "lr_main": 0.01,
+        "train_fitter": False,
+    }

@@ -2,14 +2,9 @@ import json
 
 import pytest
 
-from mmalign.experiments.grid import (
-    expand_grid,
-    parse_pairs,
-    parse_seeds,
-    prepare_run_dir,
-    run_dir_for,
-)
+from mmalign.experiments.grid import expand_grid, parse_pairs, prepare_run_dir, run_dir_for
 from mmalign.experiments.spec import RunSpec
+from mmalign.options import parse_seeds
 from mmalign.validation import ConfigError
 
 SIX = ["lb", "ub", "mfm", "smil", "modal-trans", "mm-align"]
@@ -58,19 +53,29 @@ def test_pair_errors(pairs, match):
 def test_seeds():
     assert parse_seeds(2) == [0, 1]
     assert parse_seeds([3, 7]) == [3, 7]
-    with pytest.raises(ConfigError, match="`seeds` must be a count > 0"):
+    assert parse_seeds("3") == [0, 1, 2]  # a plain count string is a count
+    assert parse_seeds("3,7") == [3, 7]
+    with pytest.raises(ConfigError, match="`seeds` must be a count >= 1"):
         parse_seeds(0)
     with pytest.raises(ConfigError, match="integers >= 0"):
         parse_seeds([-1])
 
 
 def test_expand_grid_fields_and_config():
-    specs = expand_grid("synthetic:n=8", "lb,mm-align", ["a:t"], 0.5, [3], {"lr": 0.1})
+    specs = expand_grid("synthetic:n_train=8", "lb,mm-align", ["a:t"], 0.5, [3], {"epochs": 2})
     assert [(s.method, s.source, s.victim, s.p, s.seed) for s in specs] == [
         ("lb", "audio", "text", 0.5, 3),
         ("mm-align", "audio", "text", 0.5, 3),
     ]
-    assert all(s.config == {"lr": 0.1} for s in specs)
+    assert all(s.config == {"epochs": 2} for s in specs)
+    # each method keeps only the options that apply to it
+    specs = expand_grid("synthetic", "lb,mm-align", "t:v", 0.5, 1, {"epochs": 2, "window": 4})
+    assert {s.method: s.config for s in specs} == {
+        "lb": {"epochs": 2},
+        "mm-align": {"epochs": 2, "window": 4},
+    }
+    with pytest.raises(ConfigError, match="`method` must be one of"):
+        expand_grid("synthetic", "lb,mfn", "t:v", [0.5], 1)
     with pytest.raises(ConfigError, match=r"`p` must be in \(0, 1\]"):
         expand_grid("synthetic", "lb", "t:v", [1.5], 1)
     with pytest.raises(ConfigError, match="`methods` must name at least one"):

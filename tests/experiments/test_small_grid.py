@@ -20,8 +20,13 @@ def test_small_complete_grid_runs_resumes_and_reports(tmp_path):
     assert len(specs) == 2 * (5 * 2 + 1) * 3
     store = ResultStore(tmp_path / "store.sqlite")
     result = run_grid(
-        specs, store, engine="local", workers=2, threads_per_worker=1,
-        out_dir=tmp_path / "grid", progress=False,
+        specs,
+        store,
+        engine="local",
+        workers=2,
+        threads_per_worker=1,
+        out_dir=tmp_path / "grid",
+        progress=False,
     )
     assert not result.failures and result.n_done == len(specs)
     again = run_grid(specs, store, engine="serial", out_dir=tmp_path / "grid", progress=False)

@@ -2,13 +2,13 @@ import os
 
 import pytest
 
+from mmalign.data.spec import DataSpec
 from mmalign.experiments import spec as spec_module
 from mmalign.experiments.spec import (
     RunSpec,
     config_hash,
     data_identity,
     file_content_hash,
-    normalize_synthetic,
     run_fingerprint,
 )
 from mmalign.validation import ConfigError, DataError
@@ -43,7 +43,7 @@ def test_fingerprint_is_stable_and_short():
         {"p": 0.5},
         {"seed": 1},
         {"config": {"lr": 0.01}},
-        {"data": "synthetic:n=10"},
+        {"data": "synthetic:n_train=10"},
     ],
 )
 def test_fingerprint_changes_with_every_field(change):
@@ -51,8 +51,8 @@ def test_fingerprint_changes_with_every_field(change):
 
 
 def test_fingerprint_ignores_config_key_order_and_synthetic_knob_order():
-    a = make(config={"a": 1, "b": {"x": 1, "y": 2}}, data="synthetic:n=4,seed=2")
-    b = make(config={"b": {"y": 2, "x": 1}, "a": 1}, data="synthetic: seed=2, n=4")
+    a = make(config={"a": 1, "b": {"x": 1, "y": 2}}, data="synthetic:n_train=4,seed=2")
+    b = make(config={"b": {"y": 2, "x": 1}, "a": 1}, data="synthetic: seed=2, n_train=4")
     assert a.fingerprint() == b.fingerprint()
     assert config_hash({"a": 1}) != config_hash({"a": 2})
 
@@ -122,8 +122,10 @@ def test_round_trip_dict_and_hashable():
     assert hash(spec) == hash(make(config={"other": 1}))  # config is not hashed
 
 
-def test_normalize_synthetic_rejects_bad_knob():
-    with pytest.raises(ConfigError, match="name=value"):
-        normalize_synthetic("synthetic:n")
+def test_data_spec_rejects_bad_knob():
+    with pytest.raises(ConfigError, match="key=value"):
+        DataSpec.parse("synthetic:n")
+    with pytest.raises(ConfigError, match="unknown synthetic knob 'n'"):
+        DataSpec.parse("synthetic:n=4")
     assert run_fingerprint(make()) == make().fingerprint()
     assert spec_module.FINGERPRINT_LENGTH == 16

@@ -26,12 +26,12 @@ def test_parameter_groups_are_disjoint_and_cover_everything():
 def test_complete_phase_fit_loss_reaches_only_the_fitter(batch_factory):
     model = make_model()
     losses = model.compute_losses(batch_factory(), "complete")
-    assert set(losses) >= {"fitter", "backbone"}
-    losses["fitter"].backward(retain_graph=True)
+    assert set(losses.step) == {"fitter", "backbone"}
+    losses.step["fitter"].backward(retain_graph=True)
     assert all(p.grad is None for p in model.backbone.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.fitter.parameters())
     model.zero_grad(set_to_none=True)
-    losses["backbone"].backward()
+    losses.step["backbone"].backward()
     assert all(p.grad is None for p in model.fitter.parameters())
     assert model.backbone.victim_encoder.proj.weight.grad.abs().sum() > 0
 
@@ -41,9 +41,10 @@ def test_missing_phase_gradients_reach_source_encoder_not_victim_encoder(batch_f
     batch = batch_factory(has_victim=False)
     batch.victim.fill_(float("nan"))  # never read on the missing split
     losses = model.compute_losses(batch, "missing")
-    assert set(losses) == {"backbone"}
-    losses["backbone"].backward()
-    assert torch.isfinite(losses["backbone"])
+    assert set(losses.step) == {"backbone"}
+    assert not losses.logged
+    losses.step["backbone"].backward()
+    assert torch.isfinite(losses.step["backbone"])
     assert model.backbone.source_encoder.proj.weight.grad.abs().sum() > 0
     assert model.backbone.victim_encoder.proj.weight.grad is None
     # the victim head token is the imputation's z0 (Eq. 15), so it does learn
@@ -61,9 +62,10 @@ def test_solver_output_carries_no_gradient(batch_factory):
 
 
 def test_warmup_has_no_fit_loss_and_untrained_fitter_option(batch_factory):
-    assert "fitter" not in make_model().compute_losses(batch_factory(), "warmup")
-    assert "fitter" not in make_model(train_fitter=False).compute_losses(
-        batch_factory(), "complete"
+    assert "fitter" not in make_model().compute_losses(batch_factory(), "warmup").step
+    assert (
+        "fitter"
+        not in make_model(train_fitter=False).compute_losses(batch_factory(), "complete").step
     )
 
 
@@ -86,7 +88,7 @@ def test_fitter_learns_ot_targets(batch_factory, convention):
     opt = torch.optim.Adam(model.fitter.parameters(), lr=1e-2)
     first = None
     for _ in range(60):
-        loss = model.compute_losses(batch, "complete")["fitter"]
+        loss = model.compute_losses(batch, "complete").step["fitter"]
         first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()

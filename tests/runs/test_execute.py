@@ -99,7 +99,9 @@ def _constant_vision(dataset: MultimodalDataset) -> MultimodalDataset:
         features = dict(split.features)
         features["vision"] = np.ones_like(features["vision"])
         splits[name] = Split(features, split.lengths, split.labels, split.ids)
-    return MultimodalDataset(splits=splits, task=dataset.task, n_classes=dataset.n_classes, name="c")
+    return MultimodalDataset(
+        splits=splits, task=dataset.task, n_classes=dataset.n_classes, name="c"
+    )
 
 
 def test_a_constant_victim_is_warned_logged_and_recorded(tmp_path):

@@ -6,7 +6,7 @@ TINY_CLS = TINY + ",task=classification"
 
 @pytest.fixture
 def tiny_config():
-    from mmalign.train.config import RunConfig, apply_overrides
+    from mmalign.config import RunConfig, apply_overrides
 
     def make(**overrides):
         base = {

@@ -1,6 +1,6 @@
 import pytest
 
-from mmalign.train.config import (
+from mmalign.config import (
     RunConfig,
     apply_overrides,
     config_from_dict,

@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="predict with a trained run",
         description=(
             "Predict with the best checkpoint of a run on a dataset split, the victim modality "
-            "absent (default) or present where the data has it. Writes CSV: split, id, "
+            "absent (default) or present where the data has it. Writes CSV: setting (the checkpoint), id, "
             "victim_present, label, prediction, and prob_<k> per class for classification."
         ),
         allow_abbrev=False,

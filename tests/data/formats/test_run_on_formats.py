@@ -16,12 +16,9 @@ TINY = [
     "8",
     "--n-heads",
     "2",
-    "--window",
-    "2",
     "--p",
     "0.5",
-    "--progress",
-    "false",
+    "--no-progress",
     "--batch-size",
     "4",
 ]
@@ -40,6 +37,7 @@ def run_cli(data, out, pair="t:v", method="mm-align", extra=()):
             "--out",
             str(out),
             *TINY,
+            *(["--window", "2"] if method == "mm-align" else []),  # --window is MM-Align's
             *extra,
         ]
     )

@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
+from mmalign.config import ModelConfig, RunConfig, TrainConfig
 from mmalign.models.method import PairDims
 from mmalign.models.registry import get_method
-from mmalign.train.config import ModelConfig, RunConfig, TrainConfig
 from mmalign.train.loop import build_optimizers, train_step
 
 TINY = RunConfig(
@@ -28,14 +28,16 @@ def train_steps(model, batches, n_steps):
 
     Returns the 'backbone' loss of every round (summed over the batches).
     """
-    optimizers = build_optimizers(model, TINY.train, log=lambda _: None)
+    optimizers = build_optimizers(
+        model, {"*": TINY.train.lr_main, "fitter": TINY.train.lr_fit}, log=lambda _: None
+    )
     model.train()
     history = []
     for _ in range(n_steps):
         total = 0.0
         for batch, phase in batches:
             losses = model.compute_losses(batch, phase)
-            total += float(losses["backbone"].detach())
+            total += float(losses.step["backbone"].detach())
             train_step(model, losses, optimizers, tuple(optimizers), TINY.train.grad_clip)
         history.append(total)
     return history

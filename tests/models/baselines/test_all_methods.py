@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from mmalign.config import ModelConfig, RunConfig, TrainConfig
 from mmalign.data.batching import PairData, iterate_batches
 from mmalign.data.synthetic import SyntheticConfig, make_synthetic
 from mmalign.models.method import PairDims
 from mmalign.models.registry import METHODS, get_method
-from mmalign.train.config import ModelConfig, RunConfig, TrainConfig
-from mmalign.train.loop import build_optimizers, fit, predict_outputs, train_step
+from mmalign.train.loop import TrainData, build_optimizers, fit, predict_outputs, train_step
 from mmalign.validation import ConfigError
 
 NAMES = sorted(METHODS)
@@ -73,7 +73,7 @@ def build(name, dims, seed=0):
 
 
 def assert_finite_state(model, losses):
-    for key, value in losses.items():
+    for key, value in {**losses.step, **losses.logged}.items():
         assert torch.isfinite(value).all(), key
     for name, p in model.named_parameters():
         assert torch.isfinite(p).all(), name
@@ -84,7 +84,7 @@ def assert_finite_state(model, losses):
 def test_nan_victims_of_absent_samples_never_surface(data, name):
     spec = METHODS[name]
     model = build(name, data["dims"])
-    optimizers = build_optimizers(model, CONFIG.train, log=lambda _: None)
+    optimizers = build_optimizers(model, spec.learning_rates(CONFIG), log=lambda _: None)
     groups = tuple(optimizers)
     model.train()
     train = data["train_clean"] if spec.complete_data else data["train"]
@@ -113,7 +113,7 @@ def test_models_never_read_victim_rows_marked_absent(data, name):
     batch = data["train_clean"].batch(torch.arange(8), torch.zeros(8, dtype=torch.bool))
     batch.victim.fill_(float("nan"))
     losses = model.compute_losses(batch, "missing")
-    sum(v for k, v in losses.items() if k in model.parameter_groups()).backward()
+    sum(v for k, v in losses.step.items() if k in model.parameter_groups()).backward()
     assert_finite_state(model, losses)
     model.eval()
     mixed = data["train_clean"].batch(torch.arange(8), torch.arange(8) % 2 == 0)
@@ -136,12 +136,9 @@ def test_one_training_epoch_of_every_method(data, name):
         complete, missing, settings = data["complete"], data["missing"], data["settings"]
     result = fit(
         model,
-        train,
-        complete,
-        missing,
-        valid,
-        settings,
+        TrainData(train, complete, missing, valid, settings),
         CONFIG.train,
+        spec.learning_rates(CONFIG),
         generator=torch.Generator().manual_seed(0),
         log=lambda _: None,
         progress=False,
@@ -168,7 +165,7 @@ def test_parameter_groups_are_disjoint_and_cover_the_trained_parameters(data, na
     batch = data["train_clean"].batch(torch.arange(8))
     model.zero_grad(set_to_none=True)
     losses = model.compute_losses(batch, "complete")
-    sum(v for k, v in losses.items() if k in groups).backward()
+    sum(v for k, v in losses.step.items() if k in groups).backward()
     reached = {id(p) for p in model.parameters() if p.grad is not None}
     assert reached <= set(ids)
 

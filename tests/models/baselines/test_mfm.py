@@ -16,9 +16,10 @@ def test_every_phase_gives_finite_losses_and_gradients(batch_factory, build_meth
     batch = batch_factory(has_victim=phase != "missing")
     losses = model.compute_losses(batch, phase)
     expected = {"backbone"} if phase == "missing" else {"backbone", "main", "recon"}
-    assert set(losses) == expected
-    losses["backbone"].backward()
-    assert torch.isfinite(losses["backbone"])
+    assert set(losses.step) == {"backbone"}
+    assert set(losses.logged) == expected - {"backbone"}
+    losses.step["backbone"].backward()
+    assert torch.isfinite(losses.step["backbone"])
     assert model.backbone.source_encoder.proj.weight.grad.abs().sum() > 0
     if phase == "missing":  # the generated victim is trained through the main loss
         assert model.victim_decoder.out.weight.grad.abs().sum() > 0
@@ -54,11 +55,11 @@ def test_reconstruction_ignores_rows_without_the_victim(batch_factory, build_met
     # the reconstruction of a batch [complete row, missing row] equals that of the complete row
     model = build_method("mfm").eval()
     batch = batch_factory(b=2, seq_len=6, has_victim=[True, False])
-    both = model.compute_losses(batch, "complete")["recon"]
+    both = model.compute_losses(batch, "complete").logged["recon"]
     one = batch_factory(b=2, seq_len=6, has_victim=[True, False])
     for name in ("source", "source_mask", "victim", "victim_mask", "has_victim", "labels", "index"):
         setattr(one, name, getattr(one, name)[:1])
-    torch.testing.assert_close(model.compute_losses(one, "complete")["recon"], both)
+    torch.testing.assert_close(model.compute_losses(one, "complete").logged["recon"], both)
 
 
 def test_loss_decreases_with_the_real_optimiser(batch_factory, build_method, run_steps):

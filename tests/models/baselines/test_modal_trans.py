@@ -22,9 +22,10 @@ def test_every_phase_gives_finite_losses_and_gradients(batch_factory, build_meth
     batch = batch_factory(has_victim=phase != "missing")
     losses = model.compute_losses(batch, phase)
     extra = {"cycle"} if phase == "missing" else {"translation", "cycle"}
-    assert set(losses) == {"backbone", "main"} | extra
-    losses["backbone"].backward()
-    assert torch.isfinite(losses["backbone"])
+    assert set(losses.step) == {"backbone"}
+    assert set(losses.logged) == {"main"} | extra
+    losses.step["backbone"].backward()
+    assert torch.isfinite(losses.step["backbone"])
     assert model.backbone.source_encoder.proj.weight.grad.abs().sum() > 0
     # the forward decoder learns from teacher forcing, or through the unrolled decoding
     assert model.forward_translator.out.weight.grad.abs().sum() > 0
