@@ -158,9 +158,9 @@ def test_load_rejects_bad_files(tmp_path):
     [
         (dict(p=0.0), r"`p` must be in \(0, 1\]; got 0\.0\."),
         (dict(p=1.5), r"`p` must be in \(0, 1\]; got 1\.5\."),
-        (dict(p="half"), r"`p` must be in \(0, 1\]; got 'half'\."),
+        (dict(p="half"), r"`p` must be a float; got 'half'\."),
         (dict(victim="x"), r"`victim` must be one of \['text', 'vision', 'audio'\]; got 'x'\."),
-        (dict(seed=-1), r"`seed` must be an integer >= 0; got -1\."),
+        (dict(seed=-1), r"`seed` must be a number >= 0; got -1\."),
         (dict(seed=1.5), r"`seed` must be an integer >= 0; got 1\.5\."),
     ],
 )

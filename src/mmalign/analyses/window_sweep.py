@@ -173,7 +173,7 @@ def window_sweep_summary(
     ----------
     rows : iterable of dict
         :meth:`mmalign.experiments.store.ResultStore.rows` output (``config`` and ``result``
-        parsed); the window is read from ``config["window"]`` (the default 8 when unset).
+        parsed); the window is read from ``config["window"]`` (the option table's default when unset).
     split : {"test", "valid"}, default "test"
     metrics : sequence of str, optional
         Metrics to keep; default every metric of the split.

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mmalign.config import check_option
 from mmalign.data.dataset import SPLIT_NAMES, MultimodalDataset, canonical_modality
-from mmalign.validation import ConfigError, DataError, check_in, check_probability
+from mmalign.validation import ConfigError, DataError, check_in
 
 __all__ = [
     "SETTINGS",
@@ -271,9 +272,10 @@ def make_missing_split(
     """
     full = canonical_modality(victim) if isinstance(victim, str) else victim
     check_in("victim", full, list(dataset.modalities))
-    p = check_probability("p", p)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    p = check_option("p", p)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"`seed` must be an integer >= 0; got {seed!r}.")
+    seed = check_option("seed", int(seed))
     seed = int(seed)
     n = {s: len(dataset.splits[s]) for s in SPLIT_NAMES}
     # one independent stream per split: the train draw does not depend on the test size

@@ -14,6 +14,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
+from mmalign.config import ADLConfig, TrainConfig
 from mmalign.data.batching import Batch
 from mmalign.models.adl import AlignmentFitter, Convention, banded_impute, fit_loss, ot_fit_targets
 from mmalign.models.backbone import Backbone
@@ -58,16 +59,16 @@ class MMAlign(MissingModalityModel):
         self,
         backbone: Backbone,
         task: str,
-        window: int = 8,
-        reg: float = 0.1,
-        max_iter: int = 100,
-        tol: float = 1e-4,
-        lambda_con: float = 0.1,
-        tau: float = 0.1,
-        convention: Convention = "column",
-        fit_normalisation: str = "mse",
-        train_fitter: bool = True,
-        single_iteration: bool = True,
+        window: int = ADLConfig.window,
+        reg: float = ADLConfig.reg,
+        max_iter: int = ADLConfig.max_iter,
+        tol: float = ADLConfig.tol,
+        lambda_con: float = TrainConfig.lambda_con,
+        tau: float = TrainConfig.tau,
+        convention: Convention = ADLConfig.convention,  # type: ignore[assignment]
+        fit_normalisation: str = ADLConfig.fit_normalisation,
+        train_fitter: bool = ADLConfig.train_fitter,
+        single_iteration: bool = TrainConfig.single_iteration,
     ) -> None:
         super().__init__(backbone, task)
         self.fitter = AlignmentFitter(backbone.d_model, window)
