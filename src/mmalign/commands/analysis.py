@@ -122,15 +122,12 @@ def run_sweep_window(args: argparse.Namespace) -> int:
 
 def run_plot_alignment(args: argparse.Namespace) -> int:
     """Draw Fig. 5 (mean absolute alignment entries, predicted vs OT) for one run."""
-    import torch
-
     from mmalign.analyses.alignment import run_alignment_summary
     from mmalign.config import RunConfig, apply_overrides
     from mmalign.evaluate.plots import plot_alignment_heatmaps
-    from mmalign.runs import resolve_threads
+    from mmalign.runs import apply_threads
 
-    threads = apply_overrides(RunConfig(), _given(args, ("threads",))).validate().threads
-    torch.set_num_threads(resolve_threads(threads))
+    apply_threads(apply_overrides(RunConfig(), _given(args, ("threads",))).validate().threads)
     summary = run_alignment_summary(
         args.run_dir,
         data_options=_given(args, DATA_OPTIONS),
@@ -164,11 +161,9 @@ def run_plot_alignment(args: argparse.Namespace) -> int:
 
 def run_time(args: argparse.Namespace) -> int:
     """Time per-batch training steps of the imputation modules (Table 8)."""
-    import torch
-
     from mmalign.analyses.timing import DEFAULT_METHODS, format_timing, time_imputation
     from mmalign.config import apply_overrides, config_from_dict
-    from mmalign.runs import load_data, resolve_threads
+    from mmalign.runs import apply_threads, load_data
 
     if args.pair is not None and len(parse_list("pair", args.pair)) != 1:
         raise ConfigError(f"`--pair` must name one pair; got {args.pair!r}.")
@@ -176,7 +171,7 @@ def run_time(args: argparse.Namespace) -> int:
         config_from_dict(grid_overrides(args.config, args.set)),
         {**_given(args, (*DATA_OPTIONS, *_TIME_OPTIONS)), "progress": False},
     ).validate()
-    torch.set_num_threads(resolve_threads(config.threads))
+    apply_threads(config.threads)
     dataset = load_data(config)
     source, victim = config.source_victim
     report = time_imputation(

@@ -12,13 +12,12 @@ __all__ = ["register"]
 
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
 
     from mmalign.config import apply_overrides
-    from mmalign.runs import load_data, load_run, predictions_csv, resolve_threads
+    from mmalign.runs import apply_threads, load_data, load_run, predictions_csv
     from mmalign.validation import DataError
 
-    torch.set_num_threads(resolve_threads(args.threads))
+    apply_threads(args.threads)
     model = load_run(args.run, setting=args.setting, device=args.device)
     given = {n: getattr(args, n) for n in DATA_OPTIONS if getattr(args, n) is not None}
     dataset = load_data(apply_overrides(model.config, given))

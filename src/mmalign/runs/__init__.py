@@ -4,7 +4,7 @@
 the grid runner every experiment engine calls.
 """
 
-from mmalign.runs.device import available_cores, resolve_device, resolve_threads
+from mmalign.runs.device import apply_threads, available_cores, resolve_device, resolve_threads
 from mmalign.runs.execute import IDENTITY_KEYS, RunPlan, build_model, load_data, run, run_spec
 from mmalign.runs.folder import RUN_MARKERS, RunFolder, default_run_dir
 from mmalign.runs.log import RunLog
@@ -13,6 +13,7 @@ from mmalign.runs.result import RunMeta, RunResult, SettingResult
 from mmalign.runs.trained import TrainedModel, load_run
 
 __all__ = [
+    "apply_threads",
     "available_cores",
     "resolve_device",
     "resolve_threads",

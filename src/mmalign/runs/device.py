@@ -8,7 +8,7 @@ import torch
 
 from mmalign.validation import ConfigError
 
-__all__ = ["resolve_device", "resolve_threads", "available_cores"]
+__all__ = ["resolve_device", "resolve_threads", "apply_threads", "available_cores"]
 
 
 def available_cores() -> int:
@@ -39,9 +39,22 @@ def resolve_threads(threads: int) -> int:
 
     The automatic rule is one thread. The models are small (width 32, batches of 32,
     sequences of 10-50 steps), so each operator call is short and a second thread mostly
-    adds synchronisation; on a busy machine torch's default (one thread per core) made runs
-    10-12 times slower than one thread, with identical results. Measured in
-    ``benchmarks/threads.py`` (see benchmarks/README.md); pass ``--threads N`` for larger
-    models on an idle machine.
+    adds synchronisation. ``benchmarks/threads.py`` measured it on 2 cores: 2 threads were at
+    best 1.2x faster on an idle machine, and 5-11x slower as soon as another process wanted
+    the CPU, with bit-identical results. More threads paid only from width 128 and batch 128
+    on a quiet machine (1.4-1.5x), so ``--threads N`` is left to users who know their model
+    is large and their machine their own. The load average is not used: it lags by a minute
+    and a run outlasts it.
     """
     return threads if threads > 0 else 1
+
+
+def apply_threads(threads: int) -> int:
+    """Set torch's intra-op threads by :func:`resolve_threads` (inter-op to 1); return the count."""
+    n = resolve_threads(threads)
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)  # the step makes no inter-op calls
+    except RuntimeError:  # may be set only once per process, before parallel work
+        pass
+    return n

@@ -37,7 +37,7 @@ from mmalign.data.splits import MissingSplit, make_missing_split
 from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from mmalign.models.method import MissingModalityModel, PairDims
 from mmalign.models.registry import MethodSpec, get_method
-from mmalign.runs.device import resolve_device, resolve_threads
+from mmalign.runs.device import apply_threads, resolve_device
 from mmalign.runs.folder import RunFolder, default_run_dir
 from mmalign.runs.log import RunLog
 from mmalign.runs.predictions import predictions_csv
@@ -219,7 +219,7 @@ def run(
     """
     config = apply_overrides(config or RunConfig(), options).validate()
     started = time.perf_counter()
-    torch.set_num_threads(resolve_threads(config.threads))
+    apply_threads(config.threads)
     dataset = dataset if dataset is not None else load_data(config)
     plan = RunPlan.make(config, dataset)
     folder = RunFolder(
