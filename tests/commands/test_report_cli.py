@@ -17,6 +17,26 @@ RUNS = {
     ("mm-align", 0.1): [1.20, 1.22, 1.21],
     ("mm-align", 0.5): [1.10, 1.12, 1.11],
 }
+# test MAE of the stored floors over seeds 0..2: LB (1.410) is worse than the source-only
+# floor (1.360), Modal-Trans (1.310) than the pair floor at p = 10% (1.250); the others are not
+FLOOR_MAE = {
+    "source_only": [1.35, 1.36, 1.37],
+    ("pair", 0.1): [1.25, 1.25, 1.25],
+    ("pair", 0.5): [1.15, 1.16, 1.17],
+    "both": [1.05, 1.05, 1.05],
+}
+
+
+def _floor(method, p, seed):
+    def block(maes):
+        return {"test": {"mae": maes[seed], "acc2_nonzero": 0.5}, "valid": {"mae": 9.0}}
+
+    floor = {"source_only": block(FLOOR_MAE["source_only"])}
+    if method == "ub":
+        floor["both"] = block(FLOOR_MAE["both"])
+    else:
+        floor.update({f"pair_{s}": block(FLOOR_MAE[("pair", p)]) for s in ("A", "B")})
+    return floor
 
 
 @pytest.fixture
@@ -27,7 +47,8 @@ def store_path(tmp_path):
         for seed, mae in enumerate(maes):
             block = {"test": {"mae": mae, "acc2_nonzero": 0.5}}
             spec = RunSpec("synthetic:n_train=8", method, "audio", "text", p, seed)
-            store.put(spec, {"A": block, "B": block}, 1.0)
+            result = {"A": block, "B": block, "floor": _floor(method, p, seed)}
+            store.put(spec, result, 1.0)
     return path
 
 
@@ -84,7 +105,8 @@ def test_by_p_csv(store_path, capsys):
     )
     out = capsys.readouterr().out
     assert out.startswith("# synthetic:n_train=8: test results in setting A")
-    rows = list(csv.DictReader(io.StringIO(out.split("\n", 1)[1])))
+    body = [line for line in out.splitlines() if not line.startswith("#")]
+    rows = list(csv.DictReader(io.StringIO("\n".join(body))))
     ub = [r for r in rows if r["method"] == "ub"]
     assert [r["p"] for r in ub] == ["0.1", "0.5"]  # the upper bound in every p column
     best = [(r["method"], r["p"]) for r in rows if r["best"] == "True"]
@@ -185,3 +207,64 @@ def test_ambiguous_config_hash_prefix():
     with pytest.raises(ConfigError, match=r"got 'abc', which matches several configs: abc1"):
         _resolve_config_hash(TwoConfigs(), "abc", None)
     assert _resolve_config_hash(TwoConfigs(), "abc2", None).startswith("abc2")
+
+
+def test_floor_rows_and_warnings(store_path, capsys):
+    assert main(["report", "--store", str(store_path), "--metrics", "mae", "--p", "0.1"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "| floor (source only) | 1.360 ± 0.010 | 1.360 ± 0.010 |" in lines
+    assert "| floor (pair) | 1.250 ± 0.000 | 1.250 ± 0.000 |" in lines
+    assert "| floor (both) | 1.050 ± 0.000 | 1.050 ± 0.000 |" in lines
+    assert "| MM-Align | **1.210 ± 0.010†** | **1.210 ± 0.010†** |" in lines
+    assert [line for line in lines if line.startswith("warning:")] == [
+        "warning: LB is worse than its linear floor in A→T setting A (MAE 1.410 vs 1.360)",
+        "warning: LB is worse than its linear floor in A→T setting B (MAE 1.410 vs 1.360)",
+        "warning: Modal-Trans is worse than its linear floor in A→T setting A (MAE 1.310 vs 1.250)",
+        "warning: Modal-Trans is worse than its linear floor in A→T setting B (MAE 1.310 vs 1.250)",
+    ]
+    assert lines[-1].startswith("warning: Modal-Trans")  # below the table
+    # at p = 50% MM-Align (1.110) beats its pair floor (1.160): no warning
+    assert main(["report", "--store", str(store_path), "--metrics", "mae", "--p", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "| floor (pair) | 1.160 ± 0.010 | 1.160 ± 0.010 |" in out and "warning:" not in out
+
+
+def test_no_floor(store_path, capsys):
+    assert main(["report", "--store", str(store_path), "--no-floor"]) == 0
+    out = capsys.readouterr().out
+    assert "| MM-Align | **1.210 ± 0.010†** |" in out
+    assert "floor" not in out.lower() and "warning" not in out
+
+
+def test_floor_csv_and_latex(store_path, tmp_path, capsys):
+    argv = ["report", "--store", str(store_path), "--metrics", "mae", "--p", "0.1"]
+    assert main([*argv, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# synthetic:n_train=8: test results, p = 10%")
+    assert lines[-4:] == [
+        "# warning: LB is worse than its linear floor in A→T setting A (MAE 1.410 vs 1.360)",
+        "# warning: LB is worse than its linear floor in A→T setting B (MAE 1.410 vs 1.360)",
+        "# warning: Modal-Trans is worse than its linear floor in A→T setting A "
+        "(MAE 1.310 vs 1.250)",
+        "# warning: Modal-Trans is worse than its linear floor in A→T setting B "
+        "(MAE 1.310 vs 1.250)",
+    ]
+    rows = list(csv.DictReader(io.StringIO("\n".join(lines[1:-4]))))
+    floors = {(r["method"], r["setting"]): r for r in rows if r["method"].startswith("floor:")}
+    assert sorted(floors) == [
+        ("floor:both", "A"),
+        ("floor:both", "B"),
+        ("floor:pair_A", "A"),
+        ("floor:pair_B", "B"),
+        ("floor:source_only", "A"),
+        ("floor:source_only", "B"),
+    ]
+    assert float(floors[("floor:source_only", "A")]["mean"]) == pytest.approx(1.36)
+    assert all(r["best"] == r["significant"] == "False" for r in floors.values())
+    out = tmp_path / "t.tex"
+    assert main([*argv, "--format", "latex", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert r"floor (source only) & 1.360 $\pm$ 0.010 & 1.360 $\pm$ 0.010 \\" in text
+    assert r"floor (both) & 1.050 $\pm$ 0.000 & 1.050 $\pm$ 0.000 \\" in text
+    assert "% warning: LB is worse than its linear floor in A→T setting A" in text

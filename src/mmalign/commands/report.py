@@ -4,6 +4,11 @@ One table per data set, and with ``--by setting`` (Tables 2-4: settings A and B 
 one per survival rate ``p``; ``--by p`` (Tables 9-11) puts the survival rates side by side for
 one setting. Formats: Markdown (default), CSV (one row per cell) and LaTeX.
 
+Each table also shows the runs' linear sanity floors (``floor (source only)``, ``floor
+(pair)``, ``floor (both)``; ``--no-floor`` hides them) and, below it, one ``warning:`` line per
+method whose mean primary metric is worse than its own floor in a column (a ``#`` line after a
+CSV block, a ``%`` comment after a LaTeX table).
+
 ``--list`` prints the configurations the store holds instead (config hash, data, methods,
 runs, non-default options), to pick one with ``--config-hash`` (a unique prefix is enough).
 """
@@ -120,16 +125,19 @@ def run_report(args: argparse.Namespace) -> int:
     if args.config_hash:
         filters["config_hash"] = _resolve_config_hash(store, args.config_hash, args.data)
     records = store.to_records(**filters)
+    floors = None if args.no_floor else store.floor_records(**filters)
     if args.pairs:
         from mmalign.experiments.grid import parse_pairs
 
         wanted = set(parse_pairs(args.pairs, modalities=("text", "vision", "audio")))
         records = [r for r in records if (r["source"], r["victim"]) in wanted]
+        if floors is not None:
+            floors = [f for f in floors if (f["source"], f["victim"]) in wanted]
     if not records:
         raise DataError(f"{path}: the results store holds no runs for this selection.")
     _check_one_config(records, path)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    options = {"metrics": metrics, "split": args.split}
+    options = {"metrics": metrics, "split": args.split, "floors": floors}
     if args.by == "setting":
         options["p"] = args.p
     else:
@@ -140,8 +148,10 @@ def run_report(args: argparse.Namespace) -> int:
     blocks = []
     for table in tables:
         text = render(table, args.format)
-        # CSV carries no title: say which table a block is in a comment line above it
-        blocks.append(f"# {table.title}\n{text}" if args.format == "csv" else text)
+        if args.format == "csv":
+            # CSV carries no title nor warnings: comment lines above and below the block
+            text = f"# {table.title}\n{text}" + "".join(f"# {w}\n" for w in table.warnings)
+        blocks.append(text)
     output = "\n".join(blocks)
     if args.out:
         out = Path(args.out)
@@ -160,7 +170,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print paper-layout result tables from a results store",
         description="Mean ± std over seeds per method and column, the best cell in bold (the "
         "upper bound excluded), † where MM-Align beats the best baseline (paired t-test over "
-        "seeds, p < 0.05).",
+        "seeds, p < 0.05); rows of the runs' linear sanity floors below, with a warning line "
+        "per method worse than its own floor.",
         allow_abbrev=False,
     )
     parser.add_argument("--store", required=True, help="results store (SQLite) to read")
@@ -191,5 +202,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list the store's configs (hash, data, methods, runs, options) and exit",
     )
     parser.add_argument("--pairs", help="only these source:victim pairs, e.g. t:v,a:t")
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="hide the linear sanity-floor rows (and the below-floor warnings)",
+    )
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     parser.set_defaults(func=run_report)

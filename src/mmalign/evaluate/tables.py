@@ -16,11 +16,27 @@ significantly better than the best baseline
 The upper bound ignores ``p`` (stored with ``p = 1.0``) and is shown in every ``p`` column.
 Accuracies and F1 scores (stored as fractions) are shown in percent with one decimal; other
 metrics with three decimals.
+
+Given the runs' sanity floors (``floors=``, from
+:meth:`mmalign.experiments.store.ResultStore.floor_records`), a table also has *floor rows*,
+``mean ± std`` over seeds of the linear floor (:func:`mmalign.evaluate.floor.sanity_floor`)
+of the same runs, never bold nor marked:
+
+- ``floor (source only)``: the ``source_only`` floor, the lower bound's inputs;
+- ``floor (pair)`` (``floor (pair, setting X)`` in a ``by="p"`` table): the ``pair_X`` floor
+  of the column's setting ``X``, the imputation methods' inputs;
+- ``floor (both)``: the upper bound's floor (only when the table has an ``ub`` row).
+
+Each seed counts once: the floors of one pair, ``p`` and seed are the same for every method
+that stores them, and one method's value is taken (LB first for ``source_only``, MM-Align first
+for the pair floors). :attr:`Table.warnings` names every method whose mean of the table's first
+metric is worse than its own floor (LB: source only; UB: both; others: pair) in a column.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,6 +56,7 @@ __all__ = [
     "Column",
     "Cell",
     "Table",
+    "FLOOR_ROWS",
     "default_metrics",
     "metric_direction",
     "format_value",
@@ -60,6 +77,10 @@ _PAPER_PAIRS = (
 )
 _LOWER_IS_BETTER = ("mae", "mse", "rmse", "loss")
 _LATEX_ARROW = r"$\rightarrow$"
+
+#: Floor rows in table order: the lower bound's, the imputation methods', the upper bound's.
+FLOOR_ROWS: tuple[str, ...] = ("source_only", "pair", "both")
+_LOWER_BOUND = "lb"
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,15 @@ class Table:
     columns : tuple of Column
     cells : dict
         ``(method, column index) -> Cell``; absent where a method has no result.
+    floor_rows : tuple of str
+        The floor rows shown, among :data:`FLOOR_ROWS` (empty without floors).
+    floor_cells : dict
+        ``(floor row, column index) -> Cell`` (``best`` and ``significant`` always False).
+    warnings : tuple of str
+        One line per method and column where the method's mean of the table's first metric
+        is worse than its own floor.
+    setting : str
+        The setting of a ``by="p"`` table (``"A"`` or ``"B"``).
     """
 
     title: str
@@ -116,6 +146,10 @@ class Table:
     methods: tuple[str, ...]
     columns: tuple[Column, ...]
     cells: dict[tuple[str, int], Cell] = field(default_factory=dict)
+    floor_rows: tuple[str, ...] = ()
+    floor_cells: dict[tuple[str, int], Cell] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    setting: str = "A"
 
 
 def metric_direction(metric: str) -> str:
@@ -206,6 +240,7 @@ def build_table(
     ours: str | None = None,
     alpha: float = 0.05,
     title: str | None = None,
+    floors: Sequence[Mapping[str, Any]] | None = None,
 ) -> Table:
     """Build one paper-layout table from results-store records of one data set.
 
@@ -229,6 +264,10 @@ def build_table(
         method, MM-Align).
     alpha : float, default 0.05
     title : str, optional
+    floors : sequence of dict, optional
+        :meth:`mmalign.experiments.store.ResultStore.floor_records` output of the same runs
+        (keys ``method, source, victim, p, seed, floor, split, metric, value``): adds the
+        floor rows and :attr:`Table.warnings`. Without it the table has no floor rows.
 
     Returns
     -------
@@ -305,6 +344,7 @@ def build_table(
         for group in groups
         for metric in metrics
     )
+    ours = proposed_method() if ours is None else ours
     cells: dict[tuple[str, int], Cell] = {}
     for j, col in enumerate(columns):
         column_values = {
@@ -314,19 +354,11 @@ def build_table(
         }
         direction = metric_direction(col.metric)
         sign = 1.0 if direction == "max" else -1.0
-        stats = {}
-        for method, by_seed in column_values.items():
-            finite = np.array([v for v in by_seed.values() if math.isfinite(v)])  # (n_seeds,)
-            if finite.size == 0:
-                stats[method] = (math.nan, math.nan, 0)
-                continue
-            std = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
-            stats[method] = (float(finite.mean()), std, int(finite.size))
+        stats = {method: _stats(by_seed.values()) for method, by_seed in column_values.items()}
         contenders = {
             m: s[0] for m, s in stats.items() if m != upper_bound() and math.isfinite(s[0])
         }
         best_score = max((sign * v for v in contenders.values()), default=math.nan)
-        ours = proposed_method() if ours is None else ours
         mark = mark_significant(column_values, direction, ours=ours, alpha=alpha)
         for method, (mean, std, n) in stats.items():
             best = method in contenders and abs(sign * mean - best_score) <= 1e-12 * max(
@@ -343,7 +375,146 @@ def build_table(
             title = f"{data}: {split} results in setting {setting}, p = " + ", ".join(
                 f"{100 * g:g}%" for g in groups
             )
-    return Table(title, by, methods, columns, cells)
+    table = Table(title, by, methods, columns, cells, setting=setting)
+    if floors is None:
+        return table
+    floor_values = _floor_values(
+        floors,
+        by=by,
+        p=p,
+        setting=setting,
+        split=split,
+        groups=groups,
+        metrics=metrics,
+        data_id=data_ids[0] if data_ids else None,
+        ours=ours,
+    )
+    floor_cells = {}
+    for j, col in enumerate(columns):
+        for row in FLOOR_ROWS:
+            by_seed = floor_values.get((row, col.source, col.victim, col.group, col.metric))
+            if by_seed:
+                mean, std, n = _stats(v for _, v in by_seed.values())
+                floor_cells[(row, j)] = Cell(mean, std, n)
+    shown = {row for row, _ in floor_cells}
+    if upper_bound() not in methods:
+        shown.discard("both")
+    floor_rows = tuple(row for row in FLOOR_ROWS if row in shown)
+    floor_cells = {k: c for k, c in floor_cells.items() if k[0] in floor_rows}
+    table = dataclasses.replace(table, floor_rows=floor_rows, floor_cells=floor_cells)
+    return dataclasses.replace(table, warnings=_floor_warnings(table, metrics[0]))
+
+
+def _stats(values: Iterable[float]) -> tuple[float, float, int]:
+    """Mean, sample std (``ddof=1``; 0.0 for one value) and count of the finite values."""
+    finite = np.array([v for v in values if math.isfinite(v)], dtype=float)  # (n_seeds,)
+    if finite.size == 0:
+        return math.nan, math.nan, 0
+    std = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
+    return float(finite.mean()), std, int(finite.size)
+
+
+def _own_floor(method: str) -> str:
+    """Return the floor row a method is compared with: LB source only, UB both, others pair."""
+    if method == _LOWER_BOUND:
+        return "source_only"
+    return "both" if method == upper_bound() else "pair"
+
+
+def _floor_priority(row: str, method: str, ours: str) -> tuple[Any, ...]:
+    """Whose stored floor counts for a seed (lowest first): one value per seed, never two."""
+    names = method_names()
+    order = (names.index(method) if method in names else len(names), method)
+    if row == "source_only":  # method-independent: LB's own, then anyone's, UB last
+        return (method != _LOWER_BOUND, method == upper_bound(), *order)
+    if row == "pair":
+        return (method != ours, *order)
+    return order
+
+
+def _floor_values(
+    floors: Sequence[Mapping[str, Any]],
+    *,
+    by: str,
+    p: float | None,
+    setting: str,
+    split: str,
+    groups: Sequence[str | float],
+    metrics: Sequence[str],
+    data_id: str | None,
+    ours: str,
+) -> dict[tuple[str, str, str, str | float, str], dict[int, tuple[tuple[Any, ...], float]]]:
+    """``(floor row, source, victim, group, metric) -> {seed: (priority, value)}``."""
+    values: dict[tuple[str, str, str, str | float, str], dict[int, tuple[tuple[Any, ...], float]]]
+    values = {}
+    for f in floors:
+        if f["split"] != split or f["metric"] not in metrics:
+            continue
+        if data_id is not None and str(f.get("data_id", f.get("data", ""))) != data_id:
+            continue
+        kind = str(f["floor"])
+        if kind in ("source_only", "both"):
+            row, floor_setting = kind, None
+        elif kind.startswith("pair_"):
+            row, floor_setting = "pair", kind[len("pair_") :]
+        else:
+            continue
+        is_ub = f["method"] == upper_bound()
+        if by == "setting":
+            if not is_ub and float(f["p"]) != p:
+                continue
+            targets = [floor_setting] if row == "pair" else list(groups)
+        else:
+            if row == "pair" and floor_setting != setting:
+                continue
+            targets = list(groups) if is_ub else [float(f["p"])]
+        priority = _floor_priority(row, f["method"], ours)
+        value = float(f["value"]) if f["value"] is not None else math.nan
+        for group in targets:
+            if group not in groups:
+                continue
+            by_seed = values.setdefault((row, f["source"], f["victim"], group, f["metric"]), {})
+            seed = int(f["seed"])
+            if seed not in by_seed or priority < by_seed[seed][0]:
+                by_seed[seed] = (priority, value)
+    return values
+
+
+def _warning_numbers(metric: str, value: float, floor: float) -> tuple[str, str]:
+    """Format two numbers the table's way, with more decimals where they would look equal."""
+    scale, decimals = (100.0, 1) if _is_percent(metric) else (1.0, 3)
+    for extra in range(5):
+        a, b = (f"{scale * x:.{decimals + extra}f}" for x in (value, floor))
+        if a != b:
+            break
+    return a, b
+
+
+def _floor_warnings(table: Table, metric: str) -> tuple[str, ...]:
+    """One line per method and column of ``metric`` where the method is worse than its floor."""
+    sign = 1.0 if metric_direction(metric) == "max" else -1.0
+    found = []
+    for method in table.methods:
+        row = _own_floor(method)
+        for j, col in enumerate(table.columns):
+            cell, floor = table.cells.get((method, j)), table.floor_cells.get((row, j))
+            if col.metric != metric or cell is None or floor is None:
+                continue
+            if not (math.isfinite(cell.mean) and math.isfinite(floor.mean)):
+                continue
+            if sign * cell.mean >= sign * floor.mean:
+                continue
+            if table.by == "setting":
+                where = f"setting {col.group}"
+            else:
+                where = f"setting {table.setting}, p = {100 * float(col.group):g}%"
+            mine, theirs = _warning_numbers(metric, cell.mean, floor.mean)
+            found.append(
+                f"warning: {_label(method)} is worse than its linear floor in "
+                f"{_pair_label(col.source, col.victim)} {where} "
+                f"({METRIC_LABELS.get(metric, metric)} {mine} vs {theirs})"
+            )
+    return tuple(found)
 
 
 def build_tables(
@@ -352,7 +523,7 @@ def build_tables(
     """Build one table per data set, and for ``by="setting"`` one per survival rate ``p``.
 
     ``options`` are passed to :func:`build_table` (an explicit ``p`` gives one table per data
-    set).
+    set); ``floors=`` may hold the floors of every data set (each table takes its own).
     """
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
@@ -383,18 +554,43 @@ def build_tables(
 
 def _retitle(table: Table, data_id: str, name: str) -> Table:
     if table.title.startswith(data_id):
-        title = name + table.title[len(data_id) :]
-        return Table(title, table.by, table.methods, table.columns, table.cells)
+        return dataclasses.replace(table, title=name + table.title[len(data_id) :])
     return table
 
 
 # -- rendering ----------------------------------------------------------------------------------
 def _cell_text(table: Table, method: str, j: int) -> tuple[str, Cell | None]:
-    cell = table.cells.get((method, j))
+    return _format_cell(table, table.cells.get((method, j)), j)
+
+
+def _format_cell(table: Table, cell: Cell | None, j: int) -> tuple[str, Cell | None]:
     if cell is None:
         return "–", None
     metric = table.columns[j].metric
     return f"{format_value(metric, cell.mean)} ± {format_value(metric, cell.std)}", cell
+
+
+def _floor_label(table: Table, row: str) -> str:
+    """Row label of a floor row, e.g. ``floor (source only)``, ``floor (pair, setting A)``."""
+    if row == "source_only":
+        return "floor (source only)"
+    if row == "pair":
+        return "floor (pair)" if table.by == "setting" else f"floor (pair, setting {table.setting})"
+    return f"floor ({row})"
+
+
+def _floor_key(table: Table, row: str, col: Column) -> str:
+    """Return the stored floor of a floor cell: ``source_only``, ``pair_A``, ``both``, ..."""
+    if row != "pair":
+        return row
+    return f"pair_{col.group if table.by == 'setting' else table.setting}"
+
+
+_FLOOR_NOTE = (
+    "Floor rows: ridge regression (logistic for classes) on time-pooled features of the same "
+    "runs, never marked; source only = LB's input, pair = source and victim where present in "
+    "the column's setting (the imputation methods' input), both = UB's input."
+)
 
 
 def _metric_header(metric: str, arrow_up: str, arrow_down: str) -> str:
@@ -420,11 +616,21 @@ def _render_markdown(table: Table) -> str:
                 text = f"**{text}**"
             row.append(text)
         lines.append("| " + " | ".join(row) + " |")
+    for floor_row in table.floor_rows:
+        cells = [
+            _format_cell(table, table.floor_cells.get((floor_row, j)), j)[0]
+            for j in range(len(table.columns))
+        ]
+        lines.append("| " + " | ".join([_floor_label(table, floor_row), *cells]) + " |")
     lines += [
         "",
         "Mean ± std over seeds; bold: best (UB excluded); †: MM-Align significantly "
         "better than the best baseline (paired t-test over seeds, p < 0.05).",
     ]
+    if table.floor_rows:
+        lines.append(_FLOOR_NOTE)
+    if table.warnings:
+        lines += ["", *table.warnings]
     return "\n".join(lines) + "\n"
 
 
@@ -463,6 +669,25 @@ def _render_csv(table: Table) -> str:
                     cell.n,
                     cell.best,
                     cell.significant,
+                ]
+            )
+    for row in table.floor_rows:  # method "floor:<stored floor>", never best nor significant
+        for j, col in enumerate(table.columns):
+            cell = table.floor_cells.get((row, j))
+            if cell is None:
+                continue
+            writer.writerow(
+                [
+                    f"floor:{_floor_key(table, row, col)}",
+                    col.source,
+                    col.victim,
+                    col.group,
+                    col.metric,
+                    repr(cell.mean),
+                    repr(cell.std),
+                    cell.n,
+                    False,
+                    False,
                 ]
             )
     return buffer.getvalue()
@@ -537,7 +762,16 @@ def _render_latex(table: Table) -> str:
                 text += r"$^{\dagger}$"
             row.append(text)
         lines.append(" & ".join(row) + r" \\")
+    if table.floor_rows:
+        lines.append(r"\midrule")
+    for floor_row in table.floor_rows:
+        row = [_latex_escape(_floor_label(table, floor_row))]
+        for j in range(n):
+            text, _ = _format_cell(table, table.floor_cells.get((floor_row, j)), j)
+            row.append(text.replace("±", r"$\pm$").replace("–", "--"))
+        lines.append(" & ".join(row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [f"% {_latex_escape(w)}" for w in table.warnings]
     return "\n".join(lines) + "\n"
 
 
@@ -545,7 +779,11 @@ def render(table: Table, fmt: str = "markdown") -> str:
     """Render ``table`` as ``"markdown"``, ``"csv"`` (one row per cell) or ``"latex"``.
 
     Markdown and LaTeX mark the best cell of each column in bold and MM-Align's significant
-    cells with a dagger; CSV has ``best`` and ``significant`` columns instead.
+    cells with a dagger; CSV has ``best`` and ``significant`` columns instead. Floor rows
+    (:attr:`Table.floor_rows`) follow the method rows, unmarked (CSV: method
+    ``floor:source_only``, ``floor:pair_A``, ...). :attr:`Table.warnings` follow a Markdown
+    table as plain lines and a LaTeX table as ``%`` comments; CSV leaves them out (``mmalign
+    report`` adds them as ``#`` lines).
     """
     check_in("format", fmt, TABLE_FORMATS)
     if fmt == "markdown":

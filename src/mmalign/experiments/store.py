@@ -431,6 +431,55 @@ class ResultStore:
                         )
         return records
 
+    def floor_records(self, **filters: Any) -> list[dict[str, Any]]:
+        """Return one flat record per (run, floor, split, metric) of the runs' sanity floors.
+
+        A run's result may carry ``"floor": {"source_only": {"valid": {...}, "test": {...},
+        "fit": {...}}, "pair_A": ..., "pair_B": ...}`` (``"both"`` instead of the pair floors
+        for the upper bound; see ``mmalign.runs.execute``). Each record has the keys of
+        :meth:`to_records` with ``floor`` (``"source_only"``, ``"pair_A"``, ``"pair_B"``,
+        ``"both"``) in place of ``setting``. Runs without a floor, or whose floor failed
+        (``{"error": ...}``), give no record. Accepts the filters of :meth:`rows`.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> store = ResultStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+        >>> block = {"test": {"mae": 1.0}}
+        >>> floor = {"source_only": {"test": {"mae": 0.9}, "fit": {"alpha": 1.0}}}
+        >>> _ = store.put(RunSpec("synthetic", "lb", "text", "vision", 0.5, 0),
+        ...               {"A": block, "B": block, "floor": floor}, 1.0)
+        >>> [(r["floor"], r["split"], r["metric"], r["value"]) for r in store.floor_records()]
+        [('source_only', 'fit', 'alpha', 1.0), ('source_only', 'test', 'mae', 0.9)]
+        """
+        records = []
+        for row in self.rows(**filters):
+            floor = row["result"].get("floor")
+            if not isinstance(floor, dict):
+                continue
+            base = {k: row[k] for k in _FILTERS}
+            for kind, block in floor.items():
+                if not isinstance(block, dict):
+                    continue  # "error": the message of a floor that could not be fitted
+                for split, metrics in block.items():
+                    if not isinstance(metrics, dict):
+                        continue
+                    for metric, value in metrics.items():
+                        if value is not None and (
+                            isinstance(value, bool) or not isinstance(value, numbers.Real)
+                        ):
+                            continue
+                        records.append(
+                            {
+                                **base,
+                                "floor": kind,
+                                "split": split,
+                                "metric": metric,
+                                "value": float(value) if value is not None else math.nan,
+                            }
+                        )
+        return records
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows())
 
