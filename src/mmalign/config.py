@@ -57,6 +57,15 @@ class ModelConfig:
     dropout: float = option(0.1, "dropout probability", check="fraction")
     # a feed-forward width of 2d keeps the model small on tiny data
     ff_mult: int = option(2, "feed-forward width as a multiple of d", check="positive")
+    pooling: str = option(
+        "head",
+        "fusion output: the head tokens (Eq. 4) or the mean over head and valid steps",
+        choices=("head", "mean"),
+        normalise="lower",
+    )
+    standardize: bool = option(
+        False, "standardise each feature by training-split statistics (kept in the checkpoint)"
+    )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from mmalign.data.dataset import MultimodalDataset, Split
 from mmalign.data.describe import describe, label_summary, length_summary
@@ -52,3 +53,36 @@ def test_describe_classification_and_no_cleaning():
 def test_helpers():
     assert length_summary(np.array([2, 4])) == "len min 2 / mean 3.0 / max 4"
     assert label_summary(np.array([1], np.int64), "classification", 2) == "classes {0: 0, 1: 1}"
+
+
+def test_describe_prints_the_information_budget_of_synthetic_data():
+    from mmalign.data.describe import synthetic_budget
+    from mmalign.data.synthetic import SyntheticConfig, information_budget, make_synthetic
+
+    cfg = SyntheticConfig(n_train=20, n_valid=5, n_test=5, max_length=12, info_privileged=1.0)
+    budget = information_budget(cfg, n_samples=200)
+    text = describe(make_synthetic(cfg), budget=budget)
+    assert "information budget (share of label-score variance before squashing" in text
+    lines = text.splitlines()
+    header = next(
+        i
+        for i, line in enumerate(lines)
+        if line.split() == ["modalities", "oracle", "clean", "pooled"]
+    )
+    rows = [line.split() for line in lines[header + 1 : header + 8]]
+    assert [r[0] for r in rows] == [
+        "text",
+        "vision",
+        "audio",
+        "text+vision",
+        "text+audio",
+        "vision+audio",
+        "text+vision+audio",
+    ]
+    assert float(rows[0][1]) == pytest.approx(budget.oracle[("text",)], abs=1e-3)
+    assert float(rows[2][3]) == pytest.approx(budget.pooled[("audio",)], abs=1e-3)
+    assert "information budget" not in describe(make_synthetic(cfg))
+
+    assert synthetic_budget("/data/mosi.pkl") is None
+    parsed = synthetic_budget("synthetic:max_length=12,info_privileged=1.0", task="classification")
+    assert parsed is not None and parsed.oracle[("text",)] > parsed.clean[("text",)]

@@ -1,13 +1,18 @@
-from dataclasses import fields
+import hashlib
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.metrics import r2_score
 
+from mmalign.data.spec import DataSpec
 from mmalign.data.synthetic import (
+    PRIVILEGED_PRESET,
     SYNTHETIC_MODALITIES,
     SyntheticConfig,
     generate_synthetic,
+    information_budget,
     make_synthetic,
     monotone_warps,
 )
@@ -193,6 +198,8 @@ def test_a_noise_knob_changes_only_its_modality():
         (dict(event_smoothness=1.0), r"`event_smoothness` must be in \[0, 1\); got 1\.0\."),
         (dict(class_imbalance=0.0), r"`class_imbalance` must be in \(0, 1\]"),
         (dict(n_classes=1), r"`n_classes` must be an integer >= 2"),
+        (dict(info_privileged=-1.0), r"`info_privileged` must be a number >= 0"),
+        (dict(privileged_noise=-0.5), r"`privileged_noise` must be a number >= 0"),
         (
             dict(info_shared=0.0, info_text=0.0, info_vision=0.0, info_audio=0.0),
             r"must be a number > 0",
@@ -202,3 +209,216 @@ def test_a_noise_knob_changes_only_its_modality():
 def test_bad_config_raises_config_error(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         make_synthetic(SyntheticConfig(**kwargs))
+
+
+# --- the privileged-information regime (module docstring, step 6) and the information budget
+
+# sha256 of the default dataset (features and labels rounded to 1e-4, lengths, warps),
+# computed with the generator as it was before step 6 existed: info_privileged == 0 must
+# leave the random stream, and so every array, untouched. (Bit-identical bytes were checked
+# too; rounding keeps the check independent of the BLAS build.)
+DEFAULT_DATASET_SHA256 = "dfb84104db4166091b879d5dfdbf0ec0246afce0cd42e68d5a7c012f1c325257"
+
+
+def test_default_dataset_is_unchanged():
+    data = generate_synthetic(SyntheticConfig())
+    digest = hashlib.sha256()
+    for s in ("train", "valid", "test"):
+        split = data.dataset.splits[s]
+        for m in ("text", "vision", "audio"):
+            digest.update(np.round(split.features[m].astype(np.float64), 4).tobytes())
+            digest.update(split.lengths[m].astype(np.int64).tobytes())
+            digest.update(data.warps[s][m].astype(np.int64).tobytes())
+        digest.update(np.round(split.labels.astype(np.float64), 4).tobytes())
+    assert digest.hexdigest() == DEFAULT_DATASET_SHA256
+    assert not any(k.startswith("privileged/") for k in data.latents["train"])
+
+
+def test_privileged_draws_leave_the_main_stream_alone():
+    off = generate_synthetic(SyntheticConfig(**SMALL))
+    on = generate_synthetic(SyntheticConfig(**SMALL, info_privileged=1.0))
+    for s in ("train", "test"):
+        np.testing.assert_array_equal(
+            on.dataset.splits[s].lengths["text"], off.dataset.splits[s].lengths["text"]
+        )
+        for m in SYNTHETIC_MODALITIES:
+            np.testing.assert_array_equal(on.warps[s][m], off.warps[s][m])
+            np.testing.assert_array_equal(
+                on.latents[s][f"unique/{m}"], off.latents[s][f"unique/{m}"]
+            )
+        np.testing.assert_array_equal(on.latents[s]["events"], off.latents[s]["events"])
+    text_on, text_off = (
+        on.dataset.splits["train"].features["text"],
+        off.dataset.splits["train"].features["text"],
+    )
+    assert not np.array_equal(text_on, text_off)
+    names = set(on.latents["train"])
+    assert {"privileged/text", "carrier/vision", "view/text/vision", "view/audio/vision"} <= names
+    assert "view/vision/vision" not in names
+    carrier = on.latents["train"]["carrier/vision"]
+    valid = (
+        np.arange(carrier.shape[1])[None, :] < on.dataset.splits["train"].lengths["vision"][:, None]
+    )
+    assert set(np.unique(carrier[valid])) == {-1.0, 1.0}
+    assert np.all(carrier[~valid] == 0.0)
+
+
+def test_privileged_preset_parses():
+    assert DataSpec.parse(PRIVILEGED_PRESET).synthetic_config().info_privileged == 1.0
+
+
+@pytest.fixture(scope="module")
+def privileged():
+    cfg = SyntheticConfig(n_train=800, n_valid=2, n_test=400, max_length=30, info_privileged=1.0)
+    return generate_synthetic(cfg)
+
+
+def _time_mean(data, split, x):
+    """Mean over valid steps of x (N, L, Z) -> (N, Z)."""
+    n = data.dataset.splits[split].lengths["text"][:, None]
+    return x.astype(np.float64).sum(axis=1) / n
+
+
+def _pooled(data, split, m, squares=True):
+    x = data.dataset.splits[split].features[m]
+    cols = [_time_mean(data, split, x)] + ([_time_mean(data, split, x**2)] if squares else [])
+    return np.concatenate(cols, axis=1)
+
+
+def _ridge_r2(make_x, target):
+    model = Ridge(alpha=1.0).fit(make_x("train"), target("train"))
+    return r2_score(target("test"), model.predict(make_x("test")))
+
+
+def test_privileged_part_needs_the_step_level_product(privileged):
+    data, src, vic = privileged, "vision", "text"
+
+    def target(s):  # the victim's privileged time mean, (N, Z_u), on latent time
+        return _time_mean(data, s, data.latents[s][f"privileged/{vic}"])
+
+    # the sanity floor's features of the source get none of it (observed ~ -0.05)
+    assert _ridge_r2(lambda s: _pooled(data, s, src), target) < 0.05
+
+    # the step-level product of the source's view and its carrier recovers it (~0.94)
+    def product(s):
+        view = data.latents[s][f"view/{vic}/{src}"] * data.latents[s][f"carrier/{src}"]
+        return _time_mean(data, s, view)
+
+    assert _ridge_r2(product, target) > 0.5
+    # the victim reads it out linearly from its pooled means (~0.96)
+    assert _ridge_r2(lambda s: _pooled(data, s, vic, squares=False), target) > 0.9
+
+
+def test_privileged_part_is_recoverable_from_the_source_features(privileged):
+    # text (32 features) carries vision's privileged part: a per-step linear decoder of the
+    # view and the carrier's unique sequence, a sign and a product recover it (~0.74)
+    data, src, vic = privileged, "text", "vision"
+    width = data.config.unique_dim
+    theta = 0.6744897501960817 * np.sqrt(1.0 + data.config.event_scale**2)
+
+    def steps(s):
+        split = data.dataset.splits[s]
+        x = split.features[src].astype(np.float64)  # (N, L, D)
+        valid = np.arange(x.shape[1])[None, :] < split.lengths[src][:, None]  # (N, L)
+        return x, valid
+
+    x, valid = steps("train")
+    truth = np.concatenate(
+        [data.latents["train"][f"view/{vic}/{src}"], data.latents["train"][f"unique/{src}"]], axis=2
+    )
+    decoder = LinearRegression().fit(x[valid], truth[valid])
+
+    def recovered(s):
+        x, valid = steps(s)
+        est = decoder.predict(x.reshape(-1, x.shape[2])).reshape(*x.shape[:2], -1)
+        carrier = np.where(np.abs(est[..., width:]) > theta, 1.0, -1.0)
+        return _time_mean(data, s, est[..., :width] * carrier * valid[..., None])
+
+    def target(s):
+        return _time_mean(data, s, data.latents[s][f"privileged/{vic}"])
+
+    assert _ridge_r2(lambda s: _pooled(data, s, src), target) < 0.05
+    assert _ridge_r2(recovered, target) > 0.5
+
+
+def _check_budget_shape(budget):
+    singles = [(m,) for m in SYNTHETIC_MODALITIES]
+    assert list(budget.oracle) == singles + [
+        ("text", "vision"),
+        ("text", "audio"),
+        ("vision", "audio"),
+        ("text", "vision", "audio"),
+    ]
+    assert sum(budget.parts.values()) == pytest.approx(1.0)
+    for column in (budget.oracle, budget.clean, budget.pooled):
+        assert all(0.0 <= v <= 1.0 for v in column.values())
+    for subset in budget.oracle:
+        for m in subset:
+            assert budget.oracle[subset] >= budget.oracle[(m,)]
+            assert budget.clean[subset] >= budget.clean[(m,)]
+            assert budget.pooled[subset] >= budget.pooled[(m,)] - 0.02  # estimate
+        assert budget.oracle[subset] >= budget.clean[subset]
+        assert budget.pooled[subset] <= budget.oracle[subset] + 0.03  # estimate
+    assert budget.oracle[("text", "vision", "audio")] == pytest.approx(
+        1 - budget.parts["label_noise"]
+    )
+
+
+def test_information_budget_of_the_default_config():
+    budget = information_budget(SyntheticConfig(), n_samples=1200)
+    _check_budget_shape(budget)
+    assert budget.oracle == budget.clean  # no privileged part: everything is seen linearly
+    assert budget.pooled[("text",)] > budget.pooled[("vision",)] > budget.pooled[("audio",)]
+    assert budget.pooled[("text", "vision", "audio")] > 0.85
+    assert budget.n_samples == 1200
+
+
+def test_information_budget_of_the_privileged_regime():
+    budget = information_budget(
+        DataSpec.parse(PRIVILEGED_PRESET).synthetic_config(), n_samples=1200
+    )
+    _check_budget_shape(budget)
+    for m in SYNTHETIC_MODALITIES:
+        # each source also carries the other two privileged parts, but only nonlinearly
+        others = sum(budget.parts[f"privileged/{o}"] for o in SYNTHETIC_MODALITIES if o != m)
+        assert budget.oracle[(m,)] - budget.clean[(m,)] == pytest.approx(others)
+        assert budget.pooled[(m,)] < budget.clean[(m,)] + 0.03
+    assert budget.clean[("text", "vision", "audio")] == budget.oracle[("text", "vision", "audio")]
+
+
+def test_information_budget_matches_hand_computed_shares():
+    # event_scale = 0: a latent's time mean is its level, variance 1; a part of weight w
+    # contributes w**2, the noise 0.5**2: total 1 + 1 + 0.25 + 0 + 0.25 = 2.5
+    cfg = SyntheticConfig(
+        event_scale=0.0, info_text=1.0, info_vision=0.5, info_audio=0.0, label_noise=0.5
+    )
+    b = information_budget(cfg, n_samples=400)
+    assert b.parts == pytest.approx(
+        {
+            "shared": 0.4,
+            "unique/text": 0.4,
+            "unique/vision": 0.1,
+            "unique/audio": 0.0,
+            "label_noise": 0.1,
+        }
+    )
+    assert b.oracle[("text",)] == pytest.approx(0.8)
+    assert b.oracle[("vision",)] == pytest.approx(0.5)
+    assert b.oracle[("audio",)] == pytest.approx(0.4)
+    assert b.oracle[("text", "vision")] == pytest.approx(0.9)
+    assert b.oracle[("vision", "audio")] == pytest.approx(0.5)
+    # privileged parts add 3 * 1**2: total 5.5; text sees all three, linearly only its own
+    p = information_budget(replace(cfg, info_privileged=1.0), n_samples=400)
+    assert p.oracle[("text",)] == pytest.approx(5.0 / 5.5)
+    assert p.clean[("text",)] == pytest.approx(3.0 / 5.5)
+    assert p.clean[("vision", "audio")] == pytest.approx(3.25 / 5.5)
+    # a fixed length 3, rho 0.5, event_scale 1: Var(time mean) = 1 + (3 + 2 (2 * .5 + .25)) / 9
+    q = information_budget(
+        SyntheticConfig(
+            min_length=3, max_length=3, event_smoothness=0.5, info_vision=0.0, info_audio=0.0
+        ),
+        n_samples=400,
+    )
+    v = 1.0 + 5.5 / 9.0
+    assert q.parts["label_noise"] == pytest.approx(0.09 / (2 * v + 0.09))
+    assert q.oracle[("text",)] == pytest.approx(2 * v / (2 * v + 0.09))

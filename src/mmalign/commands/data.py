@@ -23,7 +23,7 @@ _SYNTH_PREFIX = "synth__"
 def run_describe(args: argparse.Namespace) -> int:
     """Load ``args.path`` and print :func:`~mmalign.data.describe.describe`."""
     from mmalign.config import config_from_dict
-    from mmalign.data.describe import describe
+    from mmalign.data.describe import describe, synthetic_budget
     from mmalign.runs import load_data
 
     given = {n: getattr(args, n) for n in DATA_OPTIONS[1:] if getattr(args, n) is not None}
@@ -32,7 +32,7 @@ def run_describe(args: argparse.Namespace) -> int:
         dataset = load_data(config_from_dict({**given, "data": args.path}))
     for warning in caught:
         print(f"mmalign: warning: {warning.message}", file=sys.stderr)
-    print(describe(dataset))
+    print(describe(dataset, budget=synthetic_budget(args.path, given.get("task"))))
     return 0
 
 

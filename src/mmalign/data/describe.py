@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mmalign.data.dataset import MultimodalDataset, Split
 
-__all__ = ["describe", "label_summary", "length_summary"]
+if TYPE_CHECKING:
+    from mmalign.data.synthetic import InformationBudget
+
+__all__ = ["describe", "label_summary", "length_summary", "synthetic_budget"]
 
 
 def length_summary(lengths: np.ndarray) -> str:
@@ -50,12 +55,44 @@ def _split_lines(name: str, split: Split, task: str, n_classes: int | None) -> l
     return lines
 
 
-def describe(dataset: MultimodalDataset) -> str:
+def synthetic_budget(data: str, task: str | None = None) -> InformationBudget | None:
+    """Return the information budget of a ``"synthetic[:knobs]"`` data option, else ``None``.
+
+    Parameters
+    ----------
+    data : str
+        A run's ``data`` option (a path or ``"synthetic[:knob=value,...]"``).
+    task : str, optional
+        Overrides the knobs' ``task``, as ``--task`` does when the data is loaded.
+
+    Returns
+    -------
+    InformationBudget or None
+        See :func:`mmalign.data.synthetic.information_budget`.
+    """
+    import dataclasses
+
+    from mmalign.data.spec import DataSpec
+    from mmalign.data.synthetic import information_budget
+
+    spec = DataSpec.parse(data)
+    if not spec.synthetic:
+        return None
+    config = spec.synthetic_config()
+    if task and task != config.task:
+        config = dataclasses.replace(config, task=task).validate()
+    return information_budget(config)
+
+
+def describe(dataset: MultimodalDataset, budget: InformationBudget | None = None) -> str:
     """Summarise a dataset: per split counts, modalities, lengths, labels, cleaning.
 
     Parameters
     ----------
     dataset : MultimodalDataset
+    budget : InformationBudget, optional
+        For a synthetic dataset (see :func:`synthetic_budget`): appended as a table of the
+        label share each modality subset can reach.
 
     Returns
     -------
@@ -76,4 +113,6 @@ def describe(dataset: MultimodalDataset) -> str:
         lines.append(f"non-finite values (NaN/inf) replaced by 0 at load: {detail}")
     else:
         lines.append("non-finite values (NaN/inf): none")
+    if budget is not None:
+        lines.append(budget.table())
     return "\n".join(lines)

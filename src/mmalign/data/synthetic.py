@@ -23,14 +23,43 @@ Generative story, per sample ``i`` of length ``L_i``:
    to multiples of ``label_step`` (so some labels are exactly 0, as in CMU-MOSI);
    classification takes the arg-max of ``n_classes`` such scores plus class biases tuned
    to geometric class frequencies (``class_imbalance``), like MELD's skewed emotions.
+6. *Privileged part* (``info_privileged > 0``; off by default). Every modality ``m`` gets
+   one more latent sequence ``p_m`` of width ``unique_dim`` (a per-sample level plus an
+   AR(1) fluctuation, as in step 1) on the latent time axis, and the label score gains
+   ``info_privileged`` times the time mean of ``p_m`` (over latent time, along its own
+   unit-norm direction). Modality ``m`` reads ``p_m[w_m]`` *cleanly*: it joins step 4's
+   hidden vector and is read out linearly. Every other modality ``o`` carries it only as the
+   *view* ``v_mo[t] = p_m[w_o[t]] * c_o[t] + privileged_noise * eps[t]``, at ``o``'s own
+   warped time, where the *carrier* ``c_o[t] = sign(|u_o[t]| - theta)`` is ``+1`` or ``-1``
+   from ``o``'s own unique sequence ``u_o`` (step 3; ``theta`` is the median of ``|u_o|``).
+   ``c_o`` has mean 0 and is uncorrelated with ``u_o``, so every moment of degree <= 2 of
+   ``o``'s steps (hence the pooled mean and mean of squares of any linear read-out of them)
+   has zero covariance with ``p_m``'s time mean: a pooled linear model on ``o`` gets none of
+   it, while the step-level product ``v_mo * c_o = p_m[w_o] + noise`` recovers it. A model
+   trained with ``m`` present on the complete split can learn where to look in ``o``: this
+   is the privileged-information regime, :data:`PRIVILEGED_PRESET`. Step 4's read-out is
+   rescaled so that each feature's signal variance is unchanged. The draws of this step
+   come from a second generator seeded with ``[seed, 1]``, so every other draw, and the
+   whole dataset when ``info_privileged == 0``, is exactly what it was without it.
+   ``privileged_noise`` defaults to 1.0, the per-step noise of vision and audio: a
+   cross-modal cue in CMU-MOSI (a frown that turns a word's polarity) is no more reliable
+   per step than a FACET or COVAREP frame, while the latent's per-step std is
+   ``sqrt(1 + event_scale**2)`` (1.4 by default), so time-averaging over a 10-50 step
+   utterance still recovers most of it.
 
 A model that sees only one modality misses the other's unique part of the label, so
 source-only models are clearly worse than models that see the pair.
+:func:`information_budget` states, per modality subset, the share of the label score's
+variance each can reach: any function of it (the ceiling of a source-only predictor, and so
+of every method in setting A), its linearly visible parts, and what the pooled ridge floor
+reaches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import combinations
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,21 +73,30 @@ from mmalign.validation import (
 )
 
 __all__ = [
+    "PRIVILEGED_PRESET",
     "SYNTHETIC_MODALITIES",
+    "InformationBudget",
     "SyntheticConfig",
     "SyntheticData",
     "generate_synthetic",
+    "information_budget",
     "make_synthetic",
     "monotone_warps",
 ]
 
 SYNTHETIC_MODALITIES: tuple[str, ...] = ("text", "vision", "audio")
 
+#: The ``data`` option of the privileged-information regime (module docstring, step 6):
+#: each modality's privileged part reaches the others only nonlinearly, warped and noisy.
+PRIVILEGED_PRESET = "synthetic:info_privileged=1.0"
+
 # 3 tanh(0.7 z) of a standard normal z has std ~1.6 and leaves ~10% of labels beyond
 # |2.5|, close to CMU-MOSI's spread; a gain of 1 piles labels up at +-3.
 _TANH_GAIN = 0.7
 # Number of bias-correction rounds that tune the class frequencies (converges in ~10).
 _CLASS_BIAS_ROUNDS = 30
+# Median of |z| for a standard normal z (Phi^-1(0.75)): the carrier's threshold.
+_MEDIAN_ABS_NORMAL = 0.6744897501960817
 
 
 def _help(text: str) -> dict[str, str]:
@@ -114,6 +152,22 @@ class SyntheticConfig:
     info_text: float = field(default=1.0, metadata=_help("label weight of text's unique part"))
     info_vision: float = field(default=0.7, metadata=_help("label weight of vision's unique part"))
     info_audio: float = field(default=0.6, metadata=_help("label weight of audio's unique part"))
+    info_privileged: float = field(
+        default=0.0,
+        metadata=_help(
+            "label weight of each modality's privileged part: read linearly by its own "
+            "modality, carried by every other one only as a noisy sign-modulated product at "
+            "that modality's warped time (0 = off, the dataset is then unchanged; 1.0 is the "
+            "privileged-information regime)"
+        ),
+    )
+    privileged_noise: float = field(
+        default=1.0,
+        metadata=_help(
+            "per-step noise std of the nonlinear view of a privileged part in the other "
+            "modalities (the latent's own per-step std is sqrt(1 + event_scale**2))"
+        ),
+    )
     label_noise: float = field(
         default=0.3, metadata=_help("std of the label noise, relative to a unit-weight part")
     )
@@ -167,6 +221,8 @@ class SyntheticConfig:
             "info_text",
             "info_vision",
             "info_audio",
+            "info_privileged",
+            "privileged_noise",
             "label_noise",
             "label_step",
         ):
@@ -176,8 +232,16 @@ class SyntheticConfig:
         if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0 <= smooth < 1:
             raise ConfigError(f"`event_smoothness` must be in [0, 1); got {smooth!r}.")
         check_in("task", self.task, ["regression", "classification"])
-        total = self.info_shared + self.info_text + self.info_vision + self.info_audio
-        check_positive("info_shared + info_text + info_vision + info_audio", total)
+        total = (
+            self.info_shared
+            + self.info_text
+            + self.info_vision
+            + self.info_audio
+            + self.info_privileged
+        )
+        check_positive(
+            "info_shared + info_text + info_vision + info_audio + info_privileged", total
+        )
         return self
 
     def feature_dims(self) -> dict[str, int]:
@@ -202,11 +266,19 @@ class SyntheticData:
         ``warps[split][modality]``, int64 of shape ``(N, L)``: the latent step that step
         ``t`` of the modality observes (monotone, ``|w - t| <= warp_band``); 0 on padding.
     config : SyntheticConfig
+    latents : dict[str, dict[str, ndarray]]
+        ``latents[split][name]``, float32 of shape ``(N, L, Z)``, 0 on padding: the latent
+        sequences of the module docstring. ``"events"`` (latent time, ``Z = shared_dim``);
+        ``"unique/<m>"`` (``m``'s time, ``Z = unique_dim``); with ``info_privileged > 0``
+        also ``"privileged/<m>"`` (``p_m`` on latent time), ``"carrier/<o>"`` (``c_o``,
+        +-1 on ``o``'s time) and ``"view/<m>/<o>"`` (``v_mo``, the noisy view of ``p_m``
+        that modality ``o`` carries, on ``o``'s time).
     """
 
     dataset: MultimodalDataset
     warps: dict[str, dict[str, np.ndarray]]
     config: SyntheticConfig
+    latents: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def true_offsets(self, split: str, source: str, victim: str) -> np.ndarray:
         """Offset ``j - i`` of the victim step ``j`` that truly matches source step ``i``.
@@ -314,7 +386,7 @@ def _masked_mean(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return (x * valid[:, :, None]).sum(axis=1) / counts  # (N, Z)
 
 
-def _class_labels(rng: np.random.Generator, score: np.ndarray, imbalance: float) -> np.ndarray:
+def _class_labels(score: np.ndarray, imbalance: float) -> np.ndarray:
     """Arg-max labels whose frequencies follow ``imbalance**k`` (bias tuned to match)."""
     n_classes = score.shape[1]
     target = imbalance ** np.arange(n_classes)
@@ -327,11 +399,138 @@ def _class_labels(rng: np.random.Generator, score: np.ndarray, imbalance: float)
     return np.argmax(score + bias[None, :], axis=1).astype(np.int64)  # (N,)
 
 
+class _Draw(NamedTuple):
+    """One draw of ``n`` samples: what :func:`generate_synthetic` then cuts into splits."""
+
+    lengths: np.ndarray  # (N,) int64
+    features: dict[str, np.ndarray]  # m -> (N, L, D_m) float32, 0 on padding
+    warps: dict[str, np.ndarray]  # m -> (N, L) int64
+    score: np.ndarray  # (N, S) standardised label score, label noise included
+    latents: dict[str, np.ndarray]  # name -> (N, L, Z) float32, 0 on padding
+
+
+def _carrier(unique: np.ndarray, event_scale: float) -> np.ndarray:
+    """``sign(|u| - median |u|)`` of unique latents ``u`` (N, L, Z): +-1, mean 0."""
+    theta = _MEDIAN_ABS_NORMAL * np.sqrt(1.0 + event_scale**2)  # u ~ N(0, 1 + scale^2)
+    return np.where(np.abs(unique) > theta, 1.0, -1.0)  # (N, L, Z)
+
+
+def _draw(cfg: SyntheticConfig, n: int) -> _Draw:
+    """Draw ``n`` samples of the generative story (module docstring) from ``cfg.seed``."""
+    rng = np.random.default_rng(cfg.seed)
+    # step 6 draws from its own stream, so the main stream is the same with or without it
+    rng_priv = np.random.default_rng([cfg.seed, 1])
+    max_len = cfg.max_length
+    lengths = rng.integers(cfg.min_length, max_len + 1, size=n).astype(np.int64)  # (N,)
+    valid = np.arange(max_len)[None, :] < lengths[:, None]  # (N, L)
+
+    def latent(width: int, gen: np.random.Generator = rng) -> np.ndarray:
+        level = gen.standard_normal((n, 1, width))  # (N, 1, Z)
+        wiggle = _ar1(gen, (n, max_len, width), cfg.event_smoothness)  # (N, L, Z)
+        return level + cfg.event_scale * wiggle  # (N, L, Z)
+
+    events = latent(cfg.shared_dim)  # (N, L, Z_s), on latent time
+    n_scores = cfg.n_classes if cfg.task == "classification" else 1
+    # label read-out directions, unit norm per score so every part has the same scale
+    event_dirs = _unit_columns(rng.standard_normal((cfg.shared_dim, n_scores)))
+    score = cfg.info_shared * _masked_mean(events, valid) @ event_dirs  # (N, S)
+    parts = cfg.info_shared**2
+    latents = {"events": events}
+    privileged = cfg.info_privileged > 0 and cfg.unique_dim > 0
+    if privileged:
+        for m in SYNTHETIC_MODALITIES:
+            latents[f"privileged/{m}"] = latent(cfg.unique_dim, rng_priv)  # (N, L, Z_u)
+    features: dict[str, np.ndarray] = {}
+    warps: dict[str, np.ndarray] = {}
+    for m, width in cfg.feature_dims().items():  # loop over the three modalities
+        warp = monotone_warps(rng, lengths, max_len, cfg.warp_band, cfg.warp_strength)
+        seen = np.take_along_axis(events, warp[:, :, None], axis=1)  # (N, L, Z_s)
+        unique = latent(cfg.unique_dim)  # (N, L, Z_u)
+        latents[f"unique/{m}"] = unique
+        hidden = np.concatenate([seen, unique], axis=2)  # (N, L, Z_s + Z_u)
+        readout = rng.standard_normal((hidden.shape[2], width)) / np.sqrt(hidden.shape[2])
+        offset = 0.5 * rng.standard_normal(width)
+        noise_std = getattr(cfg, f"noise_{m}")
+        signal = hidden @ readout  # (N, L, D_m)
+        if privileged:
+            extra = _privileged_hidden(cfg, m, warp, unique, latents, rng_priv)  # (N, L, H_p)
+            total = hidden.shape[2] + extra.shape[2]
+            readout_priv = rng_priv.standard_normal((extra.shape[2], width)) / np.sqrt(total)
+            signal = signal * np.sqrt(hidden.shape[2] / total) + extra @ readout_priv
+        x = signal + offset + noise_std * rng.standard_normal((n, max_len, width))
+        features[m] = np.where(valid[:, :, None], x, 0.0).astype(np.float32)  # (N, L, D_m)
+        warps[m] = warp
+        info = getattr(cfg, f"info_{m}")
+        if cfg.unique_dim:
+            dirs = _unit_columns(rng.standard_normal((cfg.unique_dim, n_scores)))
+            score = score + info * _masked_mean(unique, valid) @ dirs  # (N, S)
+            parts += info**2
+    if privileged:
+        for m in SYNTHETIC_MODALITIES:
+            dirs = _unit_columns(rng_priv.standard_normal((cfg.unique_dim, n_scores)))
+            p_mean = _masked_mean(latents[f"privileged/{m}"], valid)  # (N, Z_u)
+            score = score + cfg.info_privileged * p_mean @ dirs  # (N, S)
+            parts += cfg.info_privileged**2
+    score = score + cfg.label_noise * rng.standard_normal(score.shape)  # (N, S)
+    # standardise by the theoretical scale of the parts (not the sample std): a split's
+    # label distribution does not depend on how many samples were drawn
+    score = score / np.sqrt(parts + cfg.label_noise**2)  # (N, S)
+    latents = {
+        k: np.where(valid[:, :, None], z, 0.0).astype(np.float32) for k, z in latents.items()
+    }
+    return _Draw(lengths, features, warps, score, latents)
+
+
+def _privileged_hidden(
+    cfg: SyntheticConfig,
+    m: str,
+    warp: np.ndarray,
+    unique: np.ndarray,
+    latents: dict[str, np.ndarray],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Step 6's extra hidden columns of modality ``m``: ``[p_m[w_m], v_om for o != m]``.
+
+    Parameters
+    ----------
+    cfg : SyntheticConfig
+    m : str
+        The modality whose hidden vector this extends.
+    warp : ndarray, shape (N, L)
+        ``m``'s warp ``w_m``.
+    unique : ndarray, shape (N, L, Z_u)
+        ``m``'s unique sequence ``u_m`` (on ``m``'s time), the source of its carrier.
+    latents : dict[str, ndarray]
+        Holds ``"privileged/<o>"`` of shape (N, L, Z_u) for every modality; this function
+        adds ``"carrier/<m>"`` and ``"view/<o>/<m>"`` to it.
+    rng : numpy.random.Generator
+        The step-6 generator (draws the view noise).
+
+    Returns
+    -------
+    ndarray, shape (N, L, 3 * Z_u)
+        ``m``'s own privileged sequence at its warped time, then the views of the others'.
+    """
+    index = warp[:, :, None]  # (N, L, 1)
+    carrier = _carrier(unique, cfg.event_scale)  # (N, L, Z_u)
+    latents[f"carrier/{m}"] = carrier
+    columns = [np.take_along_axis(latents[f"privileged/{m}"], index, axis=1)]
+    for o in SYNTHETIC_MODALITIES:  # the other modalities' privileged parts
+        if o == m:
+            continue
+        seen = np.take_along_axis(latents[f"privileged/{o}"], index, axis=1)  # (N, L, Z_u)
+        view = seen * carrier + cfg.privileged_noise * rng.standard_normal(seen.shape)
+        latents[f"view/{o}/{m}"] = view
+        columns.append(view)
+    return np.concatenate(columns, axis=2)  # (N, L, 3 * Z_u)
+
+
 def generate_synthetic(config: SyntheticConfig | None = None) -> SyntheticData:
-    """Generate the synthetic benchmark and its ground-truth warps.
+    """Generate the synthetic benchmark and its ground-truth warps and latents.
 
     All splits are drawn together from one ``numpy.random.Generator`` seeded with
-    ``config.seed`` and then cut in order (train, valid, test), so they are identically
+    ``config.seed`` (step 6 of the module docstring from a second one seeded with
+    ``[seed, 1]``) and then cut in order (train, valid, test), so they are identically
     distributed.
 
     Parameters
@@ -346,57 +545,22 @@ def generate_synthetic(config: SyntheticConfig | None = None) -> SyntheticData:
         with one shared ``(N,)`` length for all modalities, and labels.
     """
     cfg = (config or SyntheticConfig()).validate()
-    rng = np.random.default_rng(cfg.seed)
     sizes = {"train": cfg.n_train, "valid": cfg.n_valid, "test": cfg.n_test}
     n = sum(sizes.values())
-    max_len = cfg.max_length
-    lengths = rng.integers(cfg.min_length, max_len + 1, size=n).astype(np.int64)  # (N,)
-    valid = np.arange(max_len)[None, :] < lengths[:, None]  # (N, L)
-
-    def latent(width: int) -> np.ndarray:
-        level = rng.standard_normal((n, 1, width))  # (N, 1, Z)
-        wiggle = _ar1(rng, (n, max_len, width), cfg.event_smoothness)  # (N, L, Z)
-        return level + cfg.event_scale * wiggle  # (N, L, Z)
-
-    events = latent(cfg.shared_dim)  # (N, L, Z_s), on latent time
-    n_scores = cfg.n_classes if cfg.task == "classification" else 1
-    # label read-out directions, unit norm per score so every part has the same scale
-    event_dirs = _unit_columns(rng.standard_normal((cfg.shared_dim, n_scores)))
-    score = cfg.info_shared * _masked_mean(events, valid) @ event_dirs  # (N, S)
-    parts = cfg.info_shared**2
-    features: dict[str, np.ndarray] = {}
-    warps: dict[str, np.ndarray] = {}
-    for m, width in cfg.feature_dims().items():  # loop over the three modalities
-        warp = monotone_warps(rng, lengths, max_len, cfg.warp_band, cfg.warp_strength)
-        seen = np.take_along_axis(events, warp[:, :, None], axis=1)  # (N, L, Z_s)
-        unique = latent(cfg.unique_dim)  # (N, L, Z_u)
-        hidden = np.concatenate([seen, unique], axis=2)  # (N, L, Z_s + Z_u)
-        readout = rng.standard_normal((hidden.shape[2], width)) / np.sqrt(hidden.shape[2])
-        offset = 0.5 * rng.standard_normal(width)
-        noise_std = getattr(cfg, f"noise_{m}")
-        x = hidden @ readout + offset + noise_std * rng.standard_normal((n, max_len, width))
-        features[m] = np.where(valid[:, :, None], x, 0.0).astype(np.float32)  # (N, L, D_m)
-        warps[m] = warp
-        info = getattr(cfg, f"info_{m}")
-        if cfg.unique_dim:
-            dirs = _unit_columns(rng.standard_normal((cfg.unique_dim, n_scores)))
-            score = score + info * _masked_mean(unique, valid) @ dirs  # (N, S)
-            parts += info**2
-    score = score + cfg.label_noise * rng.standard_normal(score.shape)  # (N, S)
-    # standardise by the theoretical scale of the parts (not the sample std): a split's
-    # label distribution does not depend on how many samples were drawn
-    score = score / np.sqrt(parts + cfg.label_noise**2)  # (N, S)
+    draw = _draw(cfg, n)
+    score, lengths, features = draw.score, draw.lengths, draw.features
     if cfg.task == "regression":
         y = 3.0 * np.tanh(_TANH_GAIN * score[:, 0])
         if cfg.label_step > 0:
             y = np.round(y / cfg.label_step) * cfg.label_step
         labels = np.clip(y, -3.0, 3.0).astype(np.float32)
     else:
-        labels = _class_labels(rng, 1.5 * score, cfg.class_imbalance)
+        labels = _class_labels(1.5 * score, cfg.class_imbalance)
     ids = np.array([f"{cfg.name}-{i:05d}" for i in range(n)], dtype=object)
 
     splits: dict[str, Split] = {}
     split_warps: dict[str, dict[str, np.ndarray]] = {}
+    split_latents: dict[str, dict[str, np.ndarray]] = {}
     start = 0
     for s in SPLIT_NAMES:
         rows = slice(start, start + sizes[s])
@@ -407,7 +571,8 @@ def generate_synthetic(config: SyntheticConfig | None = None) -> SyntheticData:
             labels=labels[rows],
             ids=ids[rows],
         )
-        split_warps[s] = {m: w[rows] for m, w in warps.items()}
+        split_warps[s] = {m: w[rows] for m, w in draw.warps.items()}
+        split_latents[s] = {k: z[rows] for k, z in draw.latents.items()}
     dataset = MultimodalDataset(
         splits=splits,
         task=cfg.task,  # type: ignore[arg-type]
@@ -415,7 +580,7 @@ def generate_synthetic(config: SyntheticConfig | None = None) -> SyntheticData:
         name=cfg.name,
         source=f"synthetic(seed={cfg.seed})",
     ).validate()
-    return SyntheticData(dataset=dataset, warps=split_warps, config=cfg)
+    return SyntheticData(dataset=dataset, warps=split_warps, config=cfg, latents=split_latents)
 
 
 def make_synthetic(config: SyntheticConfig | None = None) -> MultimodalDataset:
@@ -438,3 +603,196 @@ def make_synthetic(config: SyntheticConfig | None = None) -> MultimodalDataset:
     (8, 50, 20)
     """
     return generate_synthetic(config).dataset
+
+
+_BUDGET_FOLDS = 4
+#: Modality subsets in table order: singles, pairs, all three.
+_SUBSETS: tuple[tuple[str, ...], ...] = tuple(
+    c for k in (1, 2, 3) for c in combinations(SYNTHETIC_MODALITIES, k)
+)
+
+
+@dataclass(frozen=True)
+class InformationBudget:
+    """Which share of the label can each modality subset explain, by construction and in practice.
+
+    All shares are of the variance of the standardised label *score* (label noise included),
+    before the regression squashing ``3 tanh(.)`` and rounding (or the classification
+    arg-max); for classification they are averaged over the ``n_classes`` scores. Keys of
+    ``oracle``, ``clean`` and ``pooled`` are modality tuples in :data:`SYNTHETIC_MODALITIES`
+    order: the three singles, the three pairs, all three.
+
+    Attributes
+    ----------
+    parts : dict[str, float]
+        Share of each part: ``"shared"``, ``"unique/<m>"``, ``"privileged/<m>"`` (present
+        when their weight and width are non-zero) and ``"label_noise"``; sums to 1.
+    oracle : dict[tuple[str, ...], float]
+        Share of the parts the subset observes in any form (step 6's nonlinear views
+        included), ignoring observation noise, warps and too narrow read-outs: an upper
+        bound on any function of the subset. For a single source this is the ceiling of
+        every method in setting A.
+    clean : dict[tuple[str, ...], float]
+        Share of the parts the subset reads out linearly (shared, its unique and its
+        privileged parts).
+    pooled : dict[tuple[str, ...], float]
+        Out-of-fold R^2 (4 folds, clipped at 0) of ridge regression on pooled features (mean
+        and mean of squares of each feature over valid steps), the sanity floor's model,
+        estimated on a generated sample; its sampling error is about 0.01 at 4000 samples,
+        so it may exceed ``oracle`` by that much.
+    n_samples : int
+        Size of the generated sample behind ``pooled``.
+    """
+
+    parts: dict[str, float]
+    oracle: dict[tuple[str, ...], float]
+    clean: dict[tuple[str, ...], float]
+    pooled: dict[tuple[str, ...], float]
+    n_samples: int
+
+    def table(self) -> str:
+        """Render the budget as a small text table (no trailing newline).
+
+        Returns
+        -------
+        str
+            A title line, one row per modality subset (``oracle``, ``clean``, ``pooled``
+            columns) and a legend.
+        """
+        noise = self.parts.get("label_noise", 0.0)
+        lines = [
+            "information budget (share of label-score variance before squashing; "
+            f"label noise {noise:.2f})",
+            f"  {'modalities':<20} {'oracle':>7} {'clean':>7} {'pooled':>7}",
+        ]
+        for subset in self.oracle:
+            name = "+".join(subset)
+            lines.append(
+                f"  {name:<20} {self.oracle[subset]:>7.3f} {self.clean[subset]:>7.3f} "
+                f"{self.pooled[subset]:>7.3f}"
+            )
+        lines += [
+            "  oracle: parts the modalities carry in any form (ceiling of any model on them;",
+            "    a source's row caps every method in setting A); clean: parts read out",
+            "    linearly; pooled: held-out R^2 of ridge on pooled mean + mean of squares",
+            f"    (the sanity floor), 4-fold out-of-fold on {self.n_samples} generated samples",
+        ]
+        return "\n".join(lines)
+
+
+def _time_mean_variance(cfg: SyntheticConfig) -> float:
+    """Variance of one latent coordinate's time mean over a sample's valid steps.
+
+    A latent is a unit-variance level plus ``event_scale`` times a stationary AR(1)
+    (coefficient ``rho``); over ``L`` steps its mean has variance
+    ``1 + event_scale**2 * (L + 2 sum_k (L - k) rho**k) / L**2``, averaged over the
+    uniform lengths ``min_length .. max_length``.
+    """
+    rho = float(cfg.event_smoothness)
+    lengths = np.arange(cfg.min_length, cfg.max_length + 1)
+    ar = []
+    for length in lengths:  # loop over the possible lengths (at most a few hundred)
+        k = np.arange(1, length)
+        ar.append((length + 2.0 * np.sum((length - k) * rho**k)) / length**2)
+    return 1.0 + cfg.event_scale**2 * float(np.mean(ar))
+
+
+def _part_visibility(
+    cfg: SyntheticConfig,
+) -> tuple[dict[str, float], dict[str, set[str]], dict[str, set[str]]]:
+    """Label weight of each part and the modalities that see it cleanly / in any form."""
+    weights = {"shared": cfg.info_shared}
+    clean = {"shared": set(SYNTHETIC_MODALITIES)}
+    if cfg.unique_dim:
+        for m in SYNTHETIC_MODALITIES:
+            weights[f"unique/{m}"] = getattr(cfg, f"info_{m}")
+            clean[f"unique/{m}"] = {m}
+        if cfg.info_privileged > 0:
+            for m in SYNTHETIC_MODALITIES:
+                weights[f"privileged/{m}"] = cfg.info_privileged
+                clean[f"privileged/{m}"] = {m}
+    seen = {k: set(v) for k, v in clean.items()}
+    for k in seen:
+        if k.startswith("privileged/"):
+            seen[k] = set(SYNTHETIC_MODALITIES)  # the others carry its nonlinear view
+    return weights, clean, seen
+
+
+def _pooled_features(features: dict[str, np.ndarray], lengths: np.ndarray, mods) -> np.ndarray:
+    """Mean and mean of squares over valid steps, per feature: ``(N, 2 * sum D_m)``."""
+    counts = lengths[:, None].astype(np.float64)  # (N, 1); padding is exactly 0
+    cols = []
+    for m in mods:
+        x = features[m].astype(np.float64)  # (N, L, D_m)
+        cols += [x.sum(axis=1) / counts, (x * x).sum(axis=1) / counts]
+    return np.concatenate(cols, axis=1)  # (N, 2 * sum D_m)
+
+
+def information_budget(
+    config: SyntheticConfig | None = None, n_samples: int = 4000, alpha: float = 1.0
+) -> InformationBudget:
+    """Share of the label each modality subset can explain (see :class:`InformationBudget`).
+
+    ``oracle`` and ``clean`` follow from the generative story: a part with label weight
+    ``w`` contributes ``w**2 * V`` to the score variance, ``V`` the variance of a latent's
+    time mean (:func:`_time_mean_variance`), and the label noise ``label_noise**2``.
+    ``pooled`` is estimated: ``n_samples`` samples are drawn with ``config`` (its seed;
+    sizes ignored) and ridge (``alpha``, standardised features) is scored out of fold over
+    4 folds.
+
+    Parameters
+    ----------
+    config : SyntheticConfig, optional
+        Defaults to ``SyntheticConfig()``.
+    n_samples : int
+        Size of the generated sample for the ridge estimate (>= 8).
+    alpha : float
+        Ridge penalty.
+
+    Returns
+    -------
+    InformationBudget
+
+    Examples
+    --------
+    >>> cfg = SyntheticConfig(event_scale=0.0, info_vision=0.0, info_audio=0.0, label_noise=1.0)
+    >>> b = information_budget(cfg, n_samples=200)
+    >>> round(b.oracle[("text",)], 3), round(b.oracle[("vision",)], 3)
+    (0.667, 0.333)
+    """
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cfg = (config or SyntheticConfig()).validate()
+    _check_int("n_samples", n_samples, low=8)
+    variance = _time_mean_variance(cfg)
+    weights, clean_by, seen_by = _part_visibility(cfg)
+    var = {k: w**2 * variance for k, w in weights.items()}
+    total = sum(var.values()) + cfg.label_noise**2
+    parts = {k: v / total for k, v in var.items()}
+    parts["label_noise"] = cfg.label_noise**2 / total
+    oracle = {c: sum(parts[k] for k in var if seen_by[k] & set(c)) for c in _SUBSETS}
+    clean = {c: sum(parts[k] for k in var if clean_by[k] & set(c)) for c in _SUBSETS}
+
+    draw = _draw(cfg, n_samples)
+    pooled_by = {m: _pooled_features(draw.features, draw.lengths, [m]) for m in draw.features}
+    folds = np.arange(n_samples) % _BUDGET_FOLDS  # (N,), samples are iid: no shuffle needed
+    pooled = {}
+    for c in _SUBSETS:  # seven subsets x four folds of small ridge fits
+        x = np.concatenate([pooled_by[m] for m in c], axis=1)  # (N, F)
+        pred = np.empty_like(draw.score)  # (N, S), out-of-fold predictions
+        for k in range(_BUDGET_FOLDS):
+            fit, held = folds != k, folds == k
+            model = make_pipeline(StandardScaler(), Ridge(alpha=alpha))
+            model.fit(x[fit], draw.score[fit])
+            pred[held] = model.predict(x[held]).reshape(int(held.sum()), -1)
+        pooled[c] = max(0.0, float(r2_score(draw.score, pred)))
+    return InformationBudget(
+        parts=parts,
+        oracle=oracle,
+        clean=clean,
+        pooled=pooled,
+        n_samples=n_samples,
+    )

@@ -92,6 +92,10 @@ class ModalityEncoder(nn.Module):
         ff_mult: int,
     ) -> None:
         super().__init__()
+        # feature standardisation by training-split statistics (identity until set); buffers,
+        # so they travel with every checkpoint
+        self.register_buffer("input_shift", torch.zeros(input_dim))
+        self.register_buffer("input_scale", torch.ones(input_dim))
         self.proj = nn.Linear(input_dim, d_model)
         self.head_token = nn.Parameter(torch.randn(d_model) * 0.02)
         self.layers = nn.ModuleList(
@@ -100,9 +104,17 @@ class ModalityEncoder(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.scale = math.sqrt(d_model)
 
+    def set_input_statistics(self, mean: Tensor, std: Tensor) -> None:
+        """Standardise inputs as ``(x - mean) / std`` from now on; ``mean``, ``std`` (D,)."""
+        self.input_shift.copy_(mean)
+        self.input_scale.copy_(std.clamp(min=1e-6))
+
     def embed(self, x: Tensor) -> Tensor:
-        """Input projection plus positions of steps ``1..L``: (B, L, D) -> (B, L, d)."""
-        h = self.proj(x) * self.scale
+        """Input projection plus positions of steps ``1..L``: (B, L, D) -> (B, L, d).
+
+        Padded steps may become non-zero after standardisation; every consumer masks them.
+        """
+        h = self.proj((x - self.input_shift) / self.input_scale) * self.scale
         return h + sinusoidal_positions(x.shape[1] + 1, h.shape[-1], x.device)[1:]  # (B, L, d)
 
     def encode_embedded(self, h: Tensor, mask: Tensor) -> Tensor:
@@ -136,13 +148,22 @@ def with_head(mask: Tensor) -> Tensor:
 class CrossModalFusion(nn.Module):
     """Bidirectional cross-modal transformer: victim attends to source and source to victim.
 
-    Returns the concatenated head tokens ``[z0_12, z0_21]`` of shape ``(B, 2d)``.
+    Returns the pooled outputs of the two directions ``[z_12, z_21]``, shape ``(B, 2d)``:
+    the head tokens (``pooling="head"``, Eq. 4) or the masked mean over the head and the
+    valid steps (``pooling="mean"``; suits labels that are time averages).
     """
 
     def __init__(
-        self, d_model: int, n_heads: int, n_layers: int, dropout: float, ff_mult: int
+        self,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        dropout: float,
+        ff_mult: int,
+        pooling: str = "head",
     ) -> None:
         super().__init__()
+        self.pooling = pooling
         self.source_to_victim = nn.ModuleList(
             AttentionBlock(d_model, n_heads, dropout, ff_mult) for _ in range(n_layers)
         )
@@ -164,7 +185,18 @@ class CrossModalFusion(nn.Module):
         source_pad, victim_pad = ~source_mask, ~victim_mask
         for a, b in zip(self.source_to_victim, self.victim_to_source):
             z12, z21 = a(z12, z21, victim_pad), b(z21, z12, source_pad)
-        return torch.cat([self.norm(z12[:, 0]), self.norm(z21[:, 0])], dim=-1)  # (B, 2d)
+        if self.pooling == "head":
+            return torch.cat([self.norm(z12[:, 0]), self.norm(z21[:, 0])], dim=-1)  # (B, 2d)
+        return torch.cat(
+            [_masked_mean(self.norm(z12), source_mask), _masked_mean(self.norm(z21), victim_mask)],
+            dim=-1,
+        )  # (B, 2d)
+
+
+def _masked_mean(z: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``z`` (B, T, d) over positions where ``mask`` (B, T) is True -> (B, d)."""
+    weights = mask.to(z.dtype)[..., None]  # (B, T, 1)
+    return (z * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, d)
 
 
 class OutputHead(nn.Module):
@@ -200,6 +232,8 @@ class Backbone(nn.Module):
         Cross-attention layers per fusion direction.
     dropout : float
     ff_mult : int
+    pooling : {"head", "mean"}
+        How the fusion outputs are pooled (see :class:`CrossModalFusion`).
     """
 
     def __init__(
@@ -213,6 +247,7 @@ class Backbone(nn.Module):
         n_fusion_layers: int = 2,
         dropout: float = 0.1,
         ff_mult: int = 2,
+        pooling: str = "head",
     ) -> None:
         super().__init__()
         self.d_model = d_model
@@ -222,7 +257,7 @@ class Backbone(nn.Module):
         self.victim_encoder = ModalityEncoder(
             victim_dim, d_model, n_heads, n_layers, dropout, ff_mult
         )
-        self.fusion = CrossModalFusion(d_model, n_heads, n_fusion_layers, dropout, ff_mult)
+        self.fusion = CrossModalFusion(d_model, n_heads, n_fusion_layers, dropout, ff_mult, pooling)
         self.head = OutputHead(d_model, output_dim, dropout)
 
     def encode_source(self, x: Tensor, mask: Tensor) -> Tensor:

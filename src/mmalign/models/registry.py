@@ -96,6 +96,7 @@ def build_backbone(dims: "PairDims", config: RunConfig) -> "Backbone":
         n_fusion_layers=m.n_fusion_layers,
         dropout=m.dropout,
         ff_mult=m.ff_mult,
+        pooling=m.pooling,
     )
 
 

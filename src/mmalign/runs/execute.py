@@ -34,6 +34,7 @@ from mmalign.data.checks import (
 from mmalign.data.dataset import MultimodalDataset, canonical_modality
 from mmalign.data.spec import DataSpec
 from mmalign.data.splits import MissingSplit, make_missing_split
+from mmalign.data.statistics import step_statistics
 from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from mmalign.models.method import MissingModalityModel, PairDims
 from mmalign.models.registry import MethodSpec, get_method
@@ -46,7 +47,15 @@ from mmalign.train.checkpoint import load_checkpoint, save_checkpoint
 from mmalign.train.loop import TrainData, fit, predict_outputs
 from mmalign.validation import ConfigError
 
-__all__ = ["run", "run_spec", "load_data", "build_model", "RunPlan", "IDENTITY_KEYS"]
+__all__ = [
+    "run",
+    "run_spec",
+    "load_data",
+    "build_model",
+    "standardize_inputs",
+    "RunPlan",
+    "IDENTITY_KEYS",
+]
 
 #: Options a resumed run must share with the run it continues.
 IDENTITY_KEYS = ("data", "format", "task", "label_key", "pair", "p", "seed", "method")
@@ -63,6 +72,23 @@ def build_model(config: RunConfig, dims: PairDims) -> MissingModalityModel:
     """Instantiate the configured method, initialised from the split seed."""
     torch.manual_seed(config.seed)
     return get_method(config.method).build(dims, config)
+
+
+def standardize_inputs(
+    model: MissingModalityModel, dataset: MultimodalDataset, plan: "RunPlan"
+) -> None:
+    """Set the encoders' input statistics from the training samples that hold each modality.
+
+    The source is seen in every training sample, the victim only in the complete ones: no
+    statistic comes from validation, test or absent data.
+    """
+    train = dataset.splits["train"]
+    for encoder, modality, rows in (
+        (model.backbone.source_encoder, plan.source, None),
+        (model.backbone.victim_encoder, plan.victim, plan.complete),
+    ):
+        mean, std = step_statistics(train, modality, rows)
+        encoder.set_input_statistics(torch.from_numpy(mean), torch.from_numpy(std))
 
 
 @dataclass(frozen=True)
@@ -256,7 +282,10 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
         f"samples, device {device}, {torch.get_num_threads()} thread(s)"
     )
     _report(before, runlog)
-    model = build_model(config, plan.dims).to(device)
+    model = build_model(config, plan.dims)
+    if config.model.standardize:
+        standardize_inputs(model, dataset, plan)
+    model = model.to(device)
     data = TrainData(
         plan.pair_data(dataset, "train", device),
         plan.complete,
