@@ -68,12 +68,17 @@ def test_expand_grid_fields_and_config():
         ("mm-align", "audio", "text", 0.5, 3),
     ]
     assert all(s.config == {"epochs": 2} for s in specs)
-    # each method keeps only the options that apply to it
+    # one grid config for every method (one config_hash in the store); a run's fingerprint
+    # hashes only the options that apply to its method
+    from mmalign.experiments.spec import config_hash
+
     specs = expand_grid("synthetic", "lb,mm-align", "t:v", 0.5, 1, {"epochs": 2, "window": 4})
-    assert {s.method: s.config for s in specs} == {
-        "lb": {"epochs": 2},
-        "mm-align": {"epochs": 2, "window": 4},
-    }
+    assert all(s.config == {"epochs": 2, "window": 4} for s in specs)
+    assert len({config_hash(s.config) for s in specs}) == 1
+    lb = expand_grid("synthetic", "lb", "t:v", 0.5, 1, {"epochs": 2})[0]
+    assert specs[0].fingerprint() == lb.fingerprint()  # the window does not reach LB
+    mm = expand_grid("synthetic", "mm-align", "t:v", 0.5, 1, {"epochs": 2})[0]
+    assert specs[1].fingerprint() != mm.fingerprint()
     with pytest.raises(ConfigError, match="`method` must be one of"):
         expand_grid("synthetic", "lb,mfn", "t:v", [0.5], 1)
     with pytest.raises(ConfigError, match=r"`p` must be in \(0, 1\]"):

@@ -39,7 +39,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
     wanted = set(result.fingerprints)
     records = [r for r in store.to_records() if r["fingerprint"] in wanted]
     if records:
-        tables = build_tables(records, by="setting")
+        floors = [r for r in store.floor_records() if r["fingerprint"] in wanted]
+        tables = build_tables(records, by="setting", floors=floors)
         print("\n".join(render(table, args.format) for table in tables), end="")
     return 1 if result.failures else 0
 

@@ -19,7 +19,7 @@ from mmalign.config import check_option
 from mmalign.data.dataset import MODALITY_ALIASES, canonical_modality
 from mmalign.data.spec import DataSpec
 from mmalign.experiments.spec import RunSpec
-from mmalign.models.registry import get_method, options_for, upper_bound
+from mmalign.models.registry import get_method, upper_bound
 from mmalign.options import parse_list, parse_seeds, split_pair
 from mmalign.validation import ConfigError
 
@@ -141,10 +141,9 @@ def expand_grid(
     for source, victim in pair_list:
         for method in methods:
             method_ps = [1.0] if method == upper_bound() else ps
-            own = options_for(method, dict(config or {}))  # what applies to this method
             for p in method_ps:
                 for seed in seed_list:
-                    specs.append(RunSpec(data, method, source, victim, p, seed, own))
+                    specs.append(RunSpec(data, method, source, victim, p, seed, dict(config or {})))
     return specs
 
 

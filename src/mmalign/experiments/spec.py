@@ -26,12 +26,14 @@ from typing import Any
 from mmalign.config import check_option, config_from_dict, execution_options, flat_fields
 from mmalign.data.dataset import canonical_modality
 from mmalign.data.spec import DataSpec
+from mmalign.models.registry import METHODS, options_for
 from mmalign.validation import ConfigError, DataError
 
 __all__ = [
     "FINGERPRINT_LENGTH",
     "RunSpec",
     "canonical_json",
+    "applicable_config",
     "config_hash",
     "data_identity",
     "file_content_hash",
@@ -231,6 +233,21 @@ def data_identity(data: str) -> str:
     raise DataError(f"{data}: no such data file or folder (nor a 'synthetic[:...]' string).")
 
 
+def applicable_config(method: str, config: dict) -> dict:
+    """Return the options of ``config`` that apply to ``method`` (all for an unknown method).
+
+    A grid gives every method the same ``config`` (so the store groups one grid under one
+    ``config_hash``); a run's fingerprint hashes only what applies to its method, so an LB
+    run does not depend on MM-Align's window.
+
+    >>> applicable_config("lb", {"window": 4, "epochs": 2})
+    {'epochs': 2}
+    """
+    if method not in METHODS:
+        return config
+    return options_for(method, config)
+
+
 def run_fingerprint(spec: RunSpec) -> str:
     """Return the fingerprint of ``spec``: a shortened sha256 of what determines its result.
 
@@ -250,7 +267,7 @@ def run_fingerprint(spec: RunSpec) -> str:
             "victim": canonical_modality(spec.victim),
             "p": float(spec.p),
             "seed": int(spec.seed),
-            "config": config_hash(spec.config),
+            "config": config_hash(applicable_config(spec.method, spec.config)),
         }
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:FINGERPRINT_LENGTH]

@@ -37,7 +37,7 @@ from mmalign.data.splits import MissingSplit, make_missing_split
 from mmalign.data.statistics import step_statistics
 from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from mmalign.models.method import MissingModalityModel, PairDims
-from mmalign.models.registry import MethodSpec, get_method
+from mmalign.models.registry import MethodSpec, get_method, options_for
 from mmalign.runs.device import apply_threads, resolve_device
 from mmalign.runs.folder import RunFolder, default_run_dir
 from mmalign.runs.log import RunLog
@@ -353,8 +353,9 @@ def run_spec(spec: Any, run_dir: Path, threads: int) -> dict[str, Any]:
     ``threads`` is the worker's torch thread count (the engine's share of the cores).
     Returns the ``metrics.json`` dict.
     """
+    # options that do not apply to this method (a grid-wide --set window=4 for LB) are dropped
     config = apply_overrides(
-        config_from_dict(dict(spec.config or {})),
+        config_from_dict(options_for(spec.method, dict(spec.config or {}))),
         {
             "data": spec.data,
             "method": spec.method,
