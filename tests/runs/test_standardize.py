@@ -88,3 +88,20 @@ def test_off_by_default_and_identity():
     from mmalign.config import RunConfig
 
     assert RunConfig().model.standardize is False
+
+
+def test_run_folders_from_before_standardisation_still_load(tmp_path):
+    from mmalign.train.checkpoint import load_checkpoint, save_checkpoint
+
+    dataset = mmalign.load_dataset(TINY)
+    result = _run(tmp_path, "r", dataset, method="lb", standardize=False)
+    expected = mmalign.load_run(result.run_dir).predict(dataset.splits["test"])
+    states, meta = load_checkpoint(result.run_dir / "checkpoint.pt")
+    old_states = {
+        s: {k: v for k, v in state.items() if not k.endswith(("input_shift", "input_scale"))}
+        for s, state in states.items()
+    }
+    dims = {k: meta.pop(k) for k in ("source_dim", "victim_dim", "output_dim", "task")}
+    save_checkpoint(result.run_dir / "checkpoint.pt", old_states, {**meta, "dims": dims})
+    again = mmalign.load_run(result.run_dir).predict(dataset.splits["test"])
+    np.testing.assert_array_equal(again, expected)

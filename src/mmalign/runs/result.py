@@ -82,7 +82,12 @@ class RunMeta:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunMeta":
-        """Rebuild from :meth:`to_dict` output (unknown keys are ignored)."""
+        """Rebuild from :meth:`to_dict` output (unknown keys are ignored).
+
+        Run folders written before version 0.2 nest the widths under ``"dims"``; they are
+        read too.
+        """
+        values = {**values, **values.get("dims", {})}
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 

@@ -87,7 +87,12 @@ class TrainedModel:
         dims = PairDims(meta.source_dim, meta.victim_dim, meta.output_dim, meta.task)
         dev = resolve_device(device)
         model = build_model(config, dims)
-        model.load_state_dict(states[setting])
+        state = states[setting]
+        # checkpoints from before input standardisation have no input statistics: identity
+        for key, value in model.state_dict().items():
+            if key.endswith((".input_shift", ".input_scale")):
+                state.setdefault(key, value)
+        model.load_state_dict(state)
         model.to(dev).eval()
         return cls(config, meta, model, setting, dev)
 
