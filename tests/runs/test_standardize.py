@@ -84,10 +84,16 @@ def test_statistics_travel_with_the_checkpoint(tmp_path):
     np.testing.assert_allclose(scores, saved, rtol=1e-5, atol=1e-5)
 
 
-def test_off_by_default_and_identity():
-    from mmalign.config import RunConfig
+def test_on_by_default_and_off_in_the_paper_configs():
+    from pathlib import Path
 
-    assert RunConfig().model.standardize is False
+    from mmalign.config import RunConfig, load_config
+
+    assert RunConfig().model.standardize is True
+    root = Path(__file__).resolve().parents[2] / "configs"
+    for name in ("mosi", "mosei", "meld"):
+        paper = load_config(root / f"{name}.yaml").model
+        assert (paper.standardize, paper.pooling, paper.dropout) == (False, "head", 0.1)
 
 
 def test_run_folders_from_before_standardisation_still_load(tmp_path):
