@@ -200,7 +200,9 @@ class RunConfig:
         0, "split seed (also seeds initialisation and batch order)", check="non_negative"
     )
     method: str = option(
-        "mm-align", "method: lb, ub, mfm, smil, modal-trans or mm-align", normalise="method"
+        "mm-align",
+        "method: a registered method (mmalign run --help lists them)",
+        normalise="method",
     )
     device: str = option(
         "auto", "auto (CUDA when present), cpu, cuda, cuda:N", normalise="lower", execution=True

@@ -33,6 +33,10 @@ def add_config_flags(parser: argparse.ArgumentParser, names: Iterable[str] | Non
         )
         names = list(fields)
     chosen = [n for n in names if n in fields]
+    if "method" in chosen:  # the registry knows the methods; the option table does not
+        from mmalign.models.registry import method_names
+
+        parser.epilog = f"methods: {', '.join(method_names())}"
     for section, title in SECTION_TITLES.items():
         members = [fields[n][1] for n in chosen if fields[n][0] == section]
         if members:

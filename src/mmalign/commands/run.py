@@ -25,10 +25,11 @@ def format_metrics_table(result) -> str:
         lines.append(
             f"{setting:<8} " + "  ".join(f"{res.test.get(n, float('nan')):>12.4f}" for n in names)
         )
-    floor = result.floor
-    key = {"lb": "source_only"}.get(result.meta.method)
+    from mmalign.models.registry import get_method
+
+    method = get_method(result.meta.method)
     for setting in result.settings:
-        ref = floor.get(key or ("both" if "both" in floor else f"pair_{setting}"), {})
+        ref = result.floor.get(method.floor_key(setting), {})
         if isinstance(ref, dict) and "test" in ref:
             row = "  ".join(f"{ref['test'].get(n, float('nan')):>12.4f}" for n in names)
             lines.append(f"floor {setting:<2} " + row)

@@ -80,7 +80,6 @@ _LATEX_ARROW = r"$\rightarrow$"
 
 #: Floor rows in table order: the lower bound's, the imputation methods', the upper bound's.
 FLOOR_ROWS: tuple[str, ...] = ("source_only", "pair", "both")
-_LOWER_BOUND = "lb"
 
 
 @dataclass(frozen=True)
@@ -415,10 +414,9 @@ def _stats(values: Iterable[float]) -> tuple[float, float, int]:
 
 
 def _own_floor(method: str) -> str:
-    """Return the floor row a method is compared with: LB source only, UB both, others pair."""
-    if method == _LOWER_BOUND:
-        return "source_only"
-    return "both" if method == upper_bound() else "pair"
+    """Return the floor row a method is compared with (the registry's ``inputs``)."""
+    inputs = METHODS[method].inputs if method in METHODS else "pair"
+    return {"source": "source_only"}.get(inputs, inputs)
 
 
 def _floor_priority(row: str, method: str, ours: str) -> tuple[Any, ...]:
@@ -426,7 +424,7 @@ def _floor_priority(row: str, method: str, ours: str) -> tuple[Any, ...]:
     names = method_names()
     order = (names.index(method) if method in names else len(names), method)
     if row == "source_only":  # method-independent: LB's own, then anyone's, UB last
-        return (method != _LOWER_BOUND, method == upper_bound(), *order)
+        return (_own_floor(method) != "source_only", method == upper_bound(), *order)
     if row == "pair":
         return (method != ours, *order)
     return order

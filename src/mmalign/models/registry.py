@@ -64,6 +64,10 @@ class MethodSpec:
     options : tuple of str
         Method-specific options that apply to this method. An option that some method lists
         applies only to the methods that list it; every other option applies to all.
+    inputs : {"source", "pair", "both"}
+        What the method may use at test time, and so which sanity floor it is compared
+        with: the source alone (LB), the source and the victim where present (imputation
+        methods: the floor of the setting), or both modalities always (UB).
     """
 
     name: str
@@ -74,6 +78,15 @@ class MethodSpec:
     proposed: bool = False
     lr_options: Mapping[str, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
+    inputs: str = "pair"
+
+    def floor_key(self, setting: str) -> str:
+        """Key of the run's ``floor`` this method is compared with under ``setting``.
+
+        >>> get_method("lb").floor_key("A"), get_method("mm-align").floor_key("B")
+        ('source_only', 'pair_B')
+        """
+        return {"source": "source_only", "both": "both"}.get(self.inputs, f"pair_{setting}")
 
     def learning_rates(self, config: RunConfig) -> dict[str, float]:
         """Learning rate per optimiser group, ``{"*": lr_main}`` for every unlisted group."""
@@ -180,13 +193,20 @@ _ADL_OPTIONS = ("window", "reg", "max_iter", "tol", "convention", "fit_normalisa
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
-        MethodSpec("lb", "LB", _lb, "Supervised-Single: source modality only (lower bound)"),
+        MethodSpec(
+            "lb",
+            "LB",
+            _lb,
+            "Supervised-Single: source modality only (lower bound)",
+            inputs="source",
+        ),
         MethodSpec(
             "ub",
             "UB",
             _ub,
             "Supervised-Both: both modalities always (upper bound)",
             complete_data=True,
+            inputs="both",
         ),
         MethodSpec(
             "mfm",

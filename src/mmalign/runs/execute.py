@@ -190,10 +190,9 @@ def _sanity_floor(dataset: MultimodalDataset, plan: RunPlan) -> dict[str, Any]:
 
 def _floor_warnings(result: dict[str, SettingResult], floor: dict, plan: RunPlan, task: str):
     name = PRIMARY_METRIC[task][0]
-    key = "source_only" if plan.method.name == "lb" else None
     found = []
     for setting, res in result.items():
-        ref = floor.get(key or ("both" if plan.method.complete_data else f"pair_{setting}"))
+        ref = floor.get(plan.method.floor_key(setting))
         if isinstance(ref, dict) and name in ref.get("test", {}):
             for w in check_floor(res.test[name], ref["test"][name], task, metric=name):
                 found.append(DataWarning(w.code, f"setting {setting}: {w.message}"))
