@@ -3,7 +3,7 @@ import re
 import pytest
 import torch
 
-from mmalign.models.backbone import Backbone
+from mmalign.models.backbone import Backbone, sinusoidal_positions
 from mmalign.models.baselines.modal_trans import ModalTrans, SequenceTranslator, causal_mask
 from mmalign.validation import ConfigError
 
@@ -45,22 +45,119 @@ def test_impute_and_predict_shapes_on_a_mixed_batch(batch_factory, build_method)
         assert model.predict(batch).shape == (5, 1)
 
 
-def test_decoding_is_autoregressive_one_decoder_pass_per_step(
+def test_decoding_is_autoregressive_one_cached_step_per_position(
     batch_factory, build_method, monkeypatch
 ):
     model = build_method("modal-trans")
     batch = batch_factory(b=3, seq_len=6, has_victim=False)
-    lengths = []
-    original = SequenceTranslator._decode
+    calls = []
+    step, decode = SequenceTranslator._decode_step, SequenceTranslator._decode
 
-    def counting(self, prefix, memory, memory_mask):
-        lengths.append(prefix.shape[1])
-        return original(self, prefix, memory, memory_mask)
+    def counting_step(self, x, cache, cross, blocked):
+        calls.append(("step", x.shape))
+        return step(self, x, cache, cross, blocked)
 
-    monkeypatch.setattr(SequenceTranslator, "_decode", counting)
+    def counting_decode(self, prefix, memory, memory_mask):
+        calls.append(("decode", prefix.shape))
+        return decode(self, prefix, memory, memory_mask)
+
+    monkeypatch.setattr(SequenceTranslator, "_decode_step", counting_step)
+    monkeypatch.setattr(SequenceTranslator, "_decode", counting_decode)
     model.compute_losses(batch, "missing")
-    # six growing prefixes for the forward translator, then one teacher-forced back-translation
-    assert lengths == [1, 2, 3, 4, 5, 6, 6]
+    # six one-position steps of the forward translator (cached: never a whole prefix),
+    # then one teacher-forced back-translation over the six steps
+    assert calls == [("step", (3, 8))] * 6 + [("decode", (3, 6, 8))]
+
+
+def small_translator(n_layers, n_heads, seed=0, d=8, dropout=0.0):
+    torch.manual_seed(seed)
+    return SequenceTranslator(d, n_heads, n_layers, dropout=dropout, ff_mult=2).eval()
+
+
+CASES = [  # n_layers, n_heads, lengths of the B sources (padded to the longest), steps decoded
+    (1, 2, [5, 5], 5),
+    (1, 2, [7, 3, 1], 7),
+    (2, 4, [9, 9, 4, 6], 9),
+    (3, 1, [1], 1),
+    (2, 2, [6, 2], 4),  # fewer steps than memory
+]
+
+
+def case_inputs(lengths, seed=0, d=8):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(len(lengths), max(lengths), d, generator=g)
+    mask = torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]  # (B, L)
+    return x, mask
+
+
+@pytest.mark.parametrize(("n_layers", "n_heads", "lengths", "steps"), CASES)
+def test_cached_decoding_equals_the_uncached_reference(n_layers, n_heads, lengths, steps):
+    model = small_translator(n_layers, n_heads)
+    x, mask = case_inputs(lengths)
+    with torch.no_grad():
+        memory = model.encode(x, mask)
+        cached = model.autoregressive(memory, mask, steps)
+        reference = model._autoregressive_uncached(memory, mask, steps)
+    assert cached.shape == reference.shape == (len(lengths), steps, 8)
+    torch.testing.assert_close(cached, reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("n_layers", "n_heads", "lengths", "steps"), CASES)
+def test_cached_step_equals_the_decoder_module_on_any_prefix(n_layers, n_heads, lengths, steps):
+    # fed the real targets one by one, the cached steps give torch's TransformerDecoder
+    # (teacher forcing) at every position, on inputs that are not the model's own outputs
+    model = small_translator(n_layers, n_heads, seed=1)
+    x, mask = case_inputs(lengths, seed=1)
+    target = 3.0 * torch.randn(len(lengths), steps, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        memory = model.encode(x, mask)
+        expected = model.teacher_forced(memory, mask, target)
+        cross, blocked = model._memory_state(memory, mask)
+        cache = [None] * n_layers
+        inputs = torch.cat([model.start.expand(len(lengths), 1, -1), target[:, :-1]], dim=1)
+        pos = sinusoidal_positions(steps, 8, x.device)
+        got = torch.stack(
+            [
+                model._decode_step(inputs[:, t] + pos[t], cache, cross, blocked)
+                for t in range(steps)
+            ],
+            dim=1,
+        )
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("n_layers", "n_heads", "lengths", "steps"), CASES[1:3])
+def test_gradients_through_cached_decoding_equal_the_uncached_ones(
+    n_layers, n_heads, lengths, steps
+):
+    model = small_translator(n_layers, n_heads, seed=3)
+    x, mask = case_inputs(lengths, seed=3)
+    weights = torch.randn(len(lengths), steps, 8, generator=torch.Generator().manual_seed(4))
+    params = dict(model.named_parameters())
+    grads = {}
+    for name, decode in (
+        ("cached", model.autoregressive),
+        ("uncached", model._autoregressive_uncached),
+    ):
+        source = x.clone().requires_grad_(True)
+        decoded = decode(model.encode(source, mask), mask, steps)
+        grads[name] = torch.autograd.grad((decoded * weights).sum(), [source, *params.values()])
+    decoder = [n for n in params if n.startswith(("decoder.", "start", "out."))]
+    for name, cached, reference in zip(["input", *params], grads["cached"], grads["uncached"]):
+        torch.testing.assert_close(cached, reference, atol=1e-5, rtol=1e-4, msg=name)
+        if name in decoder:
+            assert cached.abs().sum() > 0, name  # the translator learns through the decoding
+
+
+def test_cached_decoding_applies_dropout_in_training_only():
+    model = small_translator(1, 2, dropout=0.5)
+    x, mask = case_inputs([6, 4])
+    with torch.no_grad():
+        memory = model.encode(x, mask)
+        first = model.autoregressive(memory, mask, 6)
+        torch.testing.assert_close(model.autoregressive(memory, mask, 6), first)
+        model.train()
+        assert not torch.allclose(model.autoregressive(memory, mask, 6), first)
 
 
 def test_autoregressive_output_is_a_fixed_point_of_teacher_forcing():

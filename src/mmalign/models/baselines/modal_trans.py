@@ -19,11 +19,22 @@ What we simplified, and how it sits on the shared backbone:
   translator, teacher-forced on the source, must rebuild the source from the *generated*
   (teacher-forced) victim sequence.
 - On missing batches in training and at inference the victim is decoded
-  **autoregressively** over the source length: step ``t`` runs the decoder over the
-  start token and the ``t`` steps generated so far (no key/value cache, as in
-  TransModality) and appends its last output; gradients flow through the whole unrolled
-  decoding in training. On missing batches the cycle loss (which needs no victim) is added
-  to the main loss.
+  **autoregressively** over the source length: step ``t`` feeds the step generated last
+  (the start token at ``t = 0``) and appends the decoder's output there; gradients flow
+  through the whole unrolled decoding in training. On missing batches the cycle loss
+  (which needs no victim) is added to the main loss.
+- The decoding keeps a **key/value cache** (TransModality has none and reruns the decoder
+  over the whole prefix at every step): each step computes the new position only, its
+  queries against the cached self-attention keys/values of the earlier positions and the
+  cross-attention keys/values of the encoder memory, projected once per sequence. The cache
+  changes the cost (``O(l^2 d)`` instead of ``O(l^3 d)`` per sequence), not the method:
+  without dropout the decoded steps and their gradients equal those of the uncached
+  decoding (``SequenceTranslator._autoregressive_uncached``, kept as the reference) to
+  float rounding. With dropout in training the decoded sequence has the same distribution
+  as the uncached one when the decoder has one layer (the default: the first layer's
+  keys/values see no dropout); with more layers, the cached keys/values of the upper layers keep the
+  dropout draw of the step that made them, where the uncached decoding redraws it at
+  every step.
 - One translator layer per side by default; no CTFN hierarchy over three modalities, no
   convolutional fusion: prediction goes through the shared backbone's fusion and head.
 """
@@ -31,6 +42,7 @@ What we simplified, and how it sits on the shared backbone:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import Tensor, nn
 
 from mmalign.data.batching import Batch
@@ -77,7 +89,8 @@ class SequenceTranslator(nn.Module):
         dec_layer = nn.TransformerDecoderLayer(
             d_model, n_heads, ff_mult * d_model, dropout, batch_first=True, norm_first=True
         )
-        # nested tensors need post-LN layers; we use pre-LN like the backbone
+        # nested tensors need post-LN layers; we use pre-LN like the backbone (and the
+        # cached decoding step, `_decode_step`, is written for pre-LN decoder layers)
         self.encoder = nn.TransformerEncoder(
             enc_layer, n_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False
         )
@@ -124,6 +137,9 @@ class SequenceTranslator(nn.Module):
     def autoregressive(self, memory: Tensor, memory_mask: Tensor, length: int) -> Tensor:
         """Decode ``length`` steps one at a time, each step fed back as the next input.
 
+        Uses a key/value cache (one new position per step); equals
+        :meth:`_autoregressive_uncached` to float rounding.
+
         Parameters
         ----------
         memory : Tensor, shape (B, L, d)
@@ -135,6 +151,23 @@ class SequenceTranslator(nn.Module):
         -------
         Tensor, shape (B, M, d)
         """
+        batch, width = memory.shape[0], memory.shape[2]
+        pos = sinusoidal_positions(length, width, memory.device).to(memory.dtype)  # (M, d)
+        cross, blocked = self._memory_state(memory, memory_mask)
+        cache: list[tuple[Tensor, Tensor] | None] = [None] * len(self.decoder.layers)
+        step = self.start.to(memory.dtype).expand(batch, -1)  # (B, d)
+        outputs = []
+        for t in range(length):  # over time steps, vectorised over the batch
+            step = self._decode_step(step + pos[t], cache, cross, blocked)  # (B, d)
+            outputs.append(step)
+        return torch.stack(outputs, dim=1)  # (B, M, d)
+
+    def _autoregressive_uncached(self, memory: Tensor, memory_mask: Tensor, length: int) -> Tensor:
+        """Decode like :meth:`autoregressive` without a cache, rerunning the decoder on the prefix.
+
+        The original (TransModality-style) loop, ``O(l^3 d)`` per sequence; kept for the
+        tests that check :meth:`autoregressive` against it. Same arguments and result.
+        """
         prefix = self.start.to(memory.dtype).expand(memory.shape[0], 1, -1)  # (B, 1, d)
         outputs = []
         for _ in range(length):  # over time steps, vectorised over the batch
@@ -142,6 +175,84 @@ class SequenceTranslator(nn.Module):
             outputs.append(step)
             prefix = torch.cat([prefix, step], dim=1)  # (B, t+2, d)
         return torch.cat(outputs, dim=1)  # (B, M, d)
+
+    def _memory_state(
+        self, memory: Tensor, memory_mask: Tensor
+    ) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
+        """Compute once per sequence what every decoding step reads from the memory.
+
+        Returns each decoder layer's cross-attention keys and values of ``memory`` (B, L, d),
+        (B, H, L, d/H) each, and the additive mask (B, 1, L): 0 on the real steps of
+        ``memory_mask`` (B, L), -inf on padding (as :class:`nn.MultiheadAttention` does).
+        """
+        d = memory.shape[-1]
+        cross = []
+        for layer in self.decoder.layers:
+            attn = layer.multihead_attn
+            w, b = attn.in_proj_weight, attn.in_proj_bias
+            keys = F.linear(memory, w[d : 2 * d], b[d : 2 * d])  # (B, L, d)
+            values = F.linear(memory, w[2 * d :], b[2 * d :])  # (B, L, d)
+            heads = (attn.num_heads, d // attn.num_heads)
+            keys = keys.unflatten(-1, heads).transpose(1, 2).contiguous()  # (B, H, L, d/H)
+            values = values.unflatten(-1, heads).transpose(1, 2).contiguous()  # (B, H, L, d/H)
+            cross.append((keys, values))
+        blocked = torch.zeros(memory_mask.shape, dtype=memory.dtype, device=memory.device)
+        blocked = blocked.masked_fill(~memory_mask, float("-inf"))[:, None]  # (B, 1, L)
+        return cross, blocked
+
+    def _attend(
+        self,
+        attn: nn.MultiheadAttention,
+        q: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        blocked: Tensor | None,
+    ) -> Tensor:
+        """One query per row: heads ``q`` (B, H, d/H) on ``keys``/``values`` (B, H, T, d/H).
+
+        ``blocked`` (B, 1, T) is added to the scores (-inf on padding) or None. Returns the
+        out-projected attention output (B, d). Broadcast products rather than ``bmm``: with
+        one query, B*H tiny matrix products cost more than the arithmetic.
+        """
+        scores = (q[:, :, None] * keys).sum(-1) * q.shape[-1] ** -0.5  # (B, H, T)
+        if blocked is not None:
+            scores = scores + blocked
+        weights = F.dropout(scores.softmax(-1), attn.dropout, self.training)  # (B, H, T)
+        heads = (weights[..., None] * values).sum(-2)  # (B, H, d/H)
+        return attn.out_proj(heads.flatten(1))  # (B, d)
+
+    def _decode_step(
+        self,
+        x: Tensor,
+        cache: list[tuple[Tensor, Tensor] | None],
+        cross: list[tuple[Tensor, Tensor]],
+        blocked: Tensor,
+    ) -> Tensor:
+        """One new position ``x`` (B, d), position code added -> its output step (B, d).
+
+        Same arithmetic as ``self.decoder`` (pre-LN :class:`nn.TransformerDecoderLayer`
+        blocks, then the final norm) and ``self.out`` at the last position of the prefix,
+        with the layers' own weights and dropouts. ``cache[i]`` holds layer ``i``'s
+        self-attention keys/values (B, H, t, d/H) of the earlier positions (None before the
+        first step) and is replaced by the extended pair; ``cross[i]`` holds the layer's
+        memory keys/values (B, H, L, d/H); ``blocked`` (B, 1, L) is -inf on memory padding.
+        """
+        for i, layer in enumerate(self.decoder.layers):
+            sa, ca = layer.self_attn, layer.multihead_attn
+            heads = (sa.num_heads, x.shape[-1] // sa.num_heads)
+            q, k, v = F.linear(layer.norm1(x), sa.in_proj_weight, sa.in_proj_bias).chunk(3, -1)
+            k, v = k.unflatten(-1, heads)[:, :, None], v.unflatten(-1, heads)[:, :, None]
+            if cache[i] is not None:  # (B, H, 1, d/H) new, appended to the cached (B, H, t, d/H)
+                k, v = torch.cat([cache[i][0], k], dim=2), torch.cat([cache[i][1], v], dim=2)
+            cache[i] = (k, v)
+            x = x + layer.dropout1(self._attend(sa, q.unflatten(-1, heads), k, v, None))
+            d = x.shape[-1]
+            q = F.linear(layer.norm2(x), ca.in_proj_weight[:d], ca.in_proj_bias[:d])  # (B, d)
+            heads = (ca.num_heads, d // ca.num_heads)
+            x = x + layer.dropout2(self._attend(ca, q.unflatten(-1, heads), *cross[i], blocked))
+            h = layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm3(x)))))
+            x = x + layer.dropout3(h)
+        return self.out(self.decoder.norm(x))
 
 
 class ModalTrans(MissingModalityModel):
