@@ -79,8 +79,14 @@ class ADLConfig:
     window: int = option(
         8, "window radius K: alignment only where |i - j| <= K", check="non_negative"
     )
-    # costs lie in [0, 2], so 0.1 gives sharp but smooth plans
-    reg: float = option(0.1, "entropic regularisation mu of the OT problem", check="positive")
+    # cosine costs lie in [0, 2], so 0.1 gives sharp but smooth plans; with reg_relative
+    # it is 0.1 standard deviations of each sample's costs, whatever their scale
+    reg: float = option(
+        0.1,
+        "entropic regularisation mu of the OT problem (in units of each sample's cost "
+        "spread with --reg-relative)",
+        check="positive",
+    )
     max_iter: int = option(100, "Sinkhorn iteration cap", check="positive")
     # targets are compared at ~1e-2 precision by the fit loss
     tol: float = option(1e-4, "Sinkhorn tolerance on the L1 marginal error", check="positive")
@@ -98,6 +104,34 @@ class ADLConfig:
     )
     train_fitter: bool = option(
         True, "train the alignment fitter (off: the 'w/o fit loss' ablation)"
+    )
+    # docs/method.md, "A step space for the cost": raw encoder outputs give a flat cost
+    alignment_space: str = option(
+        "projected",
+        "where the OT cost compares steps: a learned shared step space, or the raw encoder "
+        "outputs (the paper)",
+        choices=("projected", "encoder"),
+        normalise="lower",
+    )
+    reg_relative: bool = option(
+        True, "scale reg by each sample's cost spread (std of its in-window costs)"
+    )
+    # docs/method.md: word durations vary (3-19 frames), so a word's share of the frames is
+    # not 1/n; rho = reg penalises a source marginal off 1/n as much as the entropy smooths
+    source_relaxation: float = option(
+        0.1,
+        "KL weight rho of a relaxed source marginal, in the units of reg (0 = balanced OT, "
+        "every source step gets 1/n as in the paper)",
+        check="non_negative",
+    )
+    lambda_step: float = option(
+        1.0, "weight of the step-level InfoNCE (projected space)", check="non_negative"
+    )
+    step_tau: float = option(0.1, "temperature of the step-level InfoNCE", check="positive")
+    lambda_translate: float = option(
+        1.0,
+        "weight of the source-to-victim step translation loss (projected space)",
+        check="non_negative",
     )
 
 

@@ -74,7 +74,8 @@ class FakeModel:
         ramp = torch.arange(length * width, dtype=torch.float32).reshape(1, length, width)
         scale = (batch.index.float() + 1)[:, None, None]  # (B, 1, 1)
         predicted = ramp * scale * batch.source_mask[:, :, None]  # (B, L, W)
-        return predicted, -2.0 * predicted
+        centres = torch.arange(length).expand(n, -1)  # aligned data: victim j centred on j
+        return predicted, -2.0 * predicted, centres
 
 
 def test_mean_abs_alignment_against_per_sample_oracle():

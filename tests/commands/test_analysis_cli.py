@@ -166,3 +166,57 @@ def test_time_command(tmp_path, capsys):
     assert saved["methods"]["modal-trans"]["missing"]["mean"] > 0
     assert main([*argv[:-2], "--pair", "t:v,a:t"]) == 2
     assert "must name one pair" in capsys.readouterr().err
+
+
+UNALIGNED = "synthetic:unaligned=1,n_train=64,n_valid=32,n_test=32,min_length=5,max_length=12"
+
+
+def test_score_alignment_on_unaligned_data(tmp_path, capsys):
+
+    from mmalign.data.spec import DataSpec
+
+    config = config_from_dict(
+        {"data": UNALIGNED, "pair": "t:a", "p": 0.5, "method": "mm-align", "epochs": 1,
+         "d_model": 8, "n_heads": 2, "window": 3, "progress": False}
+    )  # fmt: skip
+    run_dir = run(config, tmp_path / "u", log=lambda s: None).run_dir
+    report = tmp_path / "score.json"
+    assert main(["score-alignment", "--run", str(run_dir), "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "audio steps to text steps on 32 complete test samples" in out
+    scores = json.loads(report.read_text())
+    assert set(scores) == {"fitter", "ot", "uniform", "diagonal"}
+    assert all(
+        set(v) == {"mass_on_truth", "argmax_accuracy", "offset_error"} for v in scores.values()
+    )
+    # the diagonal guess, recomputed from the data's own spans and lengths
+    test = DataSpec.parse(UNALIGNED).load().splits["test"]
+    n, m = test.lengths["text"], test.lengths["audio"]
+    spans = test.spans["audio_text"]
+    hits = total = 0
+    for i in range(len(n)):
+        for j in range(m[i]):
+            start, end = spans[i, j]
+            if start < 0:
+                continue
+            centre = min((2 * j + 1) * n[i] // (2 * m[i]), n[i] - 1)
+            hits += start <= centre < end
+            total += 1
+    assert scores["diagonal"]["argmax_accuracy"] == pytest.approx(hits / total)
+    assert scores["diagonal"]["mass_on_truth"] == pytest.approx(hits / total)
+    assert 0 < scores["uniform"]["mass_on_truth"] < scores["diagonal"]["mass_on_truth"]
+
+
+def test_score_alignment_errors(runs, tmp_path, capsys):
+    assert main(["score-alignment", "--run", str(runs["lb"])]) == 2
+    assert "must be an mm-align run" in capsys.readouterr().err
+    folder = tmp_path / "nospans"
+    from mmalign.data.formats.native import save_native
+    from mmalign.data.spec import DataSpec
+
+    data = DataSpec.parse(DATA).load()
+    for split in data.splits.values():
+        split.spans.clear()
+    save_native(data, folder)
+    assert main(["score-alignment", "--run", str(runs["mm-align"]), "--data", str(folder)]) == 2
+    assert "no ground-truth alignment for vision->text" in capsys.readouterr().err

@@ -143,3 +143,31 @@ def test_describe_the_builtin_synthetic_set(capsys):
     assert main(["data", "describe", "synthetic:n_train=40,n_valid=20,n_test=20"]) == 0
     out = capsys.readouterr().out
     assert "train: 40 samples" in out and "text" in out and "vision" in out
+
+
+def test_synth_writes_truth_spans_and_describe_lists_them(tmp_path, capsys):
+    out = tmp_path / "syn"
+    args = ["data", "synth", "--out", str(out), "--n-train", "6", "--n-valid", "3"]
+    assert main([*args, "--n-test", "3", "--unaligned", "--max-frames", "120"]) == 0
+    assert "truth spans of 6 modality pairs" in capsys.readouterr().out
+    with np.load(out / "train.npz") as z:
+        names = set(z.files)
+        assert z["x_audio"].shape[1] <= 120 and z["span_audio_text"].shape[:2] == (
+            6,
+            z["x_audio"].shape[1],
+        )
+    assert {"span_text_audio", "span_audio_text", "span_vision_audio"} <= names
+    ds = load_dataset(out)
+    assert ds.splits["train"].spans["text_vision"].shape == (6, 50, 2)
+    assert main(["data", "describe", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "truth spans: text_vision, text_audio, vision_text" in printed
+    assert "information budget" not in printed  # a folder is no synthetic option
+
+
+def test_describe_the_unaligned_synthetic_set_says_the_budget_does_not_apply(capsys):
+    data = "synthetic:unaligned=1,n_train=20,n_valid=10,n_test=10,max_length=12"
+    assert main(["data", "describe", data]) == 0
+    out = capsys.readouterr().out
+    assert "information budget: does not apply to the unaligned variant" in out
+    assert "oracle" not in out

@@ -186,3 +186,30 @@ def test_iterate_batches_errors():
         next(iterate_batches(pair, np.arange(3), 0, shuffle=False))
     with pytest.raises(ConfigError, match=r"`indices` must lie in \[0, 7\); got range \[0, 9\]"):
         next(iterate_batches(pair, np.array([0, 9]), 2, shuffle=False))
+
+
+def test_unaligned_victim_keeps_its_own_axis_without_resampling():
+    from mmalign.data.dataset import Split
+
+    n, m = np.array([3, 5, 2]), np.array([9, 14, 6])
+    src = np.zeros((3, 5, 2), np.float32)
+    vic = np.zeros((3, 14, 1), np.float32)
+    for i in range(3):  # each victim step holds its own index: resampling would show
+        vic[i, : m[i], 0] = np.arange(1, m[i] + 1)
+    split = Split(
+        features={"text": src, "audio": vic},
+        lengths={"text": n, "audio": m},
+        labels=np.zeros(3, np.float32),
+        ids=np.array(["a", "b", "c"], dtype=object),
+    )
+    present = np.array([True, False, True])
+    pair = PairData.from_split(split, "text", "audio", present, resample=False)
+    assert pair.own_axis and not pair.resampled
+    assert pair.victim_lengths.tolist() == [9, 0, 6]
+    batch = pair.batch(torch.tensor([0, 1, 2]))
+    assert batch.victim.shape == (3, 9, 1)  # trimmed to the longest present victim
+    assert batch.victim_mask.sum(1).tolist() == [9, 0, 6]
+    assert batch.victim[0, :, 0].tolist() == list(range(1, 10))
+    assert float(batch.victim[1].abs().sum()) == 0.0  # absent: zeros, never the file's values
+    resampled = PairData.from_split(split, "text", "audio", present)
+    assert resampled.resampled and resampled.victim.shape[1] == 5

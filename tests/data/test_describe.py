@@ -86,3 +86,23 @@ def test_describe_prints_the_information_budget_of_synthetic_data():
     assert synthetic_budget("/data/mosi.pkl") is None
     parsed = synthetic_budget("synthetic:max_length=12,info_privileged=1.0", task="classification")
     assert parsed is not None and parsed.oracle[("text",)] > parsed.clean[("text",)]
+
+
+def test_describe_lists_spans_and_notes():
+    split = _split(2, np.float32([0, 1]))
+    split.spans = {"audio_text": np.tile([0, 1], (2, 6, 1)).astype(np.int64)}
+    ds = MultimodalDataset(
+        splits={"train": split, "valid": _split(2, np.float32([0, 1])), "test": split},
+        task="regression",
+    )
+    text = describe(ds, notes=["a note line"])
+    assert text.count("truth spans: audio_text") == 2  # train and test, not valid
+    assert text.endswith("a note line")
+
+
+def test_budget_note_only_for_the_unaligned_variant():
+    from mmalign.data.describe import budget_note, synthetic_budget
+
+    assert budget_note("/data/mosi.pkl") is None and budget_note("synthetic") is None
+    assert "does not apply to the unaligned variant" in budget_note("synthetic:unaligned=1")
+    assert synthetic_budget("synthetic:unaligned=true") is None

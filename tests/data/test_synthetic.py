@@ -234,6 +234,27 @@ def test_default_dataset_is_unchanged():
     assert not any(k.startswith("privileged/") for k in data.latents["train"])
 
 
+# sums of the default dataset's features and labels (float64), computed before the spans and
+# the unaligned variant (step 7) existed: unaligned off must leave every draw untouched
+DEFAULT_SUMS = {
+    "train": (-315150.0385209169, -166813.07109691892, -13642.491254681247, 31.800001963973045),
+    "valid": (-57879.159838971944, -33070.72091791719, -1615.027756803349, 5.199999958276749),
+    "test": (-154851.62905215868, -88428.30783287177, -7548.218540426606, -121.20000115036964),
+}
+
+
+def test_default_dataset_sums_are_unchanged_with_unaligned_off():
+    for unaligned in (False, 0):
+        data = generate_synthetic(SyntheticConfig(unaligned=unaligned))
+        for s, expected in DEFAULT_SUMS.items():
+            split = data.dataset.splits[s]
+            sums = [float(split.features[m].astype(np.float64).sum()) for m in SYNTHETIC_MODALITIES]
+            sums.append(float(split.labels.astype(np.float64).sum()))
+            np.testing.assert_allclose(sums, expected, rtol=1e-9)
+            assert split.features["vision"].shape[1] == 50
+        assert data.durations == {}
+
+
 def test_privileged_draws_leave_the_main_stream_alone():
     off = generate_synthetic(SyntheticConfig(**SMALL))
     on = generate_synthetic(SyntheticConfig(**SMALL, info_privileged=1.0))

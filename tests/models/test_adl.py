@@ -39,8 +39,9 @@ def test_ot_fit_targets_match_dense_reference(convention, window):
     lengths, seq_len = [6, 3, 5], 6
     plan_dense = random_band_plan(lengths, seq_len, window, g)  # (B, L=i source, M=j victim)
     mask = lengths_mask(lengths, seq_len)
-    plan = dense_to_band(plan_dense, window)
-    target, valid = ot_fit_targets(plan, mask, mask, window, convention)
+    plan = dense_to_band(plan_dense.transpose(1, 2), window)  # column band (victim rows)
+    centres = torch.arange(seq_len).expand(len(lengths), -1)
+    target, valid = ot_fit_targets(plan, mask, mask, centres, window, convention)
     if convention == "column":
         cols = plan_dense.transpose(1, 2)  # (B, j, i)
         ref = cols / cols.sum(-1, keepdim=True).clamp(min=1e-300)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mmalign.models.backbone import Backbone
-from mmalign.models.mm_align import MMAlign
+from mmalign.models.mm_align import MMAlign, batch_centres
 
 
 def make_model(window=2, **kw):
@@ -56,7 +56,7 @@ def test_solver_output_carries_no_gradient(batch_factory):
     batch = batch_factory()
     z = model.backbone.encode_source(batch.source, batch.source_mask)[:, 1:]
     zv = model.backbone.encode_victim(batch.victim, batch.victim_mask)[:, 1:]
-    result = model.solve_alignment(z, zv, batch)
+    result = model.solve_alignment(z, zv, batch, batch_centres(batch))
     assert not result.plan.requires_grad
     assert torch.isfinite(result.plan).all()
 
@@ -94,3 +94,68 @@ def test_fitter_learns_ot_targets(batch_factory, convention):
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+def unaligned_batch(has_victim=(True, True), seed=0):
+    """Source of 6 steps (lengths 6, 4), victim on its own axis of 20 steps (lengths 20, 11)."""
+    from mmalign.data.batching import Batch
+
+    g = torch.Generator().manual_seed(seed)
+    n, m = torch.tensor([6, 4]), torch.tensor([20, 11])
+    has = torch.tensor(has_victim)
+    sm = torch.arange(6)[None] < n[:, None]
+    vm = (torch.arange(20)[None] < m[:, None]) & has[:, None]
+    return Batch(
+        source=torch.randn(2, 6, 6, generator=g) * sm[..., None],
+        source_mask=sm,
+        victim=torch.randn(2, 20, 5, generator=g) * vm[..., None],
+        victim_mask=vm,
+        has_victim=has,
+        labels=torch.randn(2, generator=g),
+        index=torch.arange(2),
+    )
+
+
+def test_unequal_lengths_complete_step_trains_heads_translator_and_fitter():
+    model = make_model()
+    batch = unaligned_batch()
+    losses = model.compute_losses(batch, "complete")
+    assert set(losses.step) == {"fitter", "backbone"}
+    assert {"step", "translate"} <= set(losses.logged)
+    assert all(torch.isfinite(v) for v in losses.step.values())
+    losses.step["backbone"].backward(retain_graph=True)
+    heads = [*model.step_space.parameters()]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in heads)
+    assert all(p.grad is None for p in model.fitter.parameters())  # theta's loss skips psi
+    predicted, target, centres = model.alignments(batch)
+    assert predicted.shape == target.shape == (2, 20, 5) and centres.shape == (2, 20)
+    torch.testing.assert_close(target.sum(-1)[batch.victim_mask], torch.ones(31))
+
+
+def test_imputed_victim_length_follows_the_victim_rate():
+    model = make_model()
+    model.set_victim_rate(2.6)
+    batch = unaligned_batch(has_victim=(False, False))
+    z_source = model.backbone.encode_source(batch.source, batch.source_mask)
+    z, mask = model.impute_victim(z_source, batch)
+    assert mask.sum(1).tolist() == [16, 10]  # round(6 * 2.6), round(4 * 2.6)
+    assert z.shape == (2, 17, 8)
+    with pytest.raises(Exception, match="rate"):
+        model.set_victim_rate(0.0)
+
+
+def test_mixed_batch_with_unequal_lengths_reads_the_real_victim_only_where_present():
+    model = make_model().eval()
+    model.set_victim_rate(3.0)
+    batch = unaligned_batch(has_victim=(True, False))
+    out = model.predict(batch)
+    assert out.shape == (2, 1) and torch.isfinite(out).all()
+    batch.victim[1] = float("nan")  # an absent victim is never read
+    torch.testing.assert_close(model.predict(batch)[1], out[1])
+
+
+def test_paper_space_has_no_step_space_and_no_step_loss(batch_factory):
+    model = make_model(alignment_space="encoder", reg_relative=False, source_relaxation=0.0)
+    assert model.step_space is None
+    losses = model.compute_losses(batch_factory(), "complete")
+    assert "step" not in losses.logged and "fitter" in losses.step

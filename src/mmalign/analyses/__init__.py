@@ -22,11 +22,14 @@ from mmalign.analyses.ablation import (
     variant_of_config,
 )
 from mmalign.analyses.alignment import (
+    AlignmentScores,
     AlignmentSummary,
     band_to_matrix,
     block_abs_sum,
     mean_abs_alignment,
+    run_alignment_scores,
     run_alignment_summary,
+    score_alignments,
 )
 from mmalign.analyses.timing import (
     DEFAULT_METHODS,
@@ -55,11 +58,14 @@ __all__ = [
     "ablation_tables",
     "expand_ablation",
     "variant_of_config",
+    "AlignmentScores",
     "AlignmentSummary",
     "band_to_matrix",
     "block_abs_sum",
     "mean_abs_alignment",
+    "run_alignment_scores",
     "run_alignment_summary",
+    "score_alignments",
     "DEFAULT_METHODS",
     "PHASES",
     "format_timing",

@@ -20,11 +20,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmalign.evaluate.alignment_score import AlignmentScore
 from mmalign.ot.band import band_to_dense
+from mmalign.ot.column_band import column_band_to_dense
 from mmalign.validation import ConfigError, DataError, check_in
 
 __all__ = [
+    "AlignmentScores",
     "AlignmentSummary",
+    "PREDICTORS",
+    "run_alignment_scores",
+    "score_alignments",
     "band_to_matrix",
     "block_abs_sum",
     "mean_abs_alignment",
@@ -75,7 +81,9 @@ class AlignmentSummary:
         return float(np.abs(self.predicted - self.ot)[inside].mean())
 
 
-def band_to_matrix(band: Tensor, window: int, convention: str = "column") -> Tensor:
+def band_to_matrix(
+    band: Tensor, window: int, convention: str = "column", centres: Tensor | None = None
+) -> Tensor:
     """Expand alignment bands into dense matrices with rows = source, columns = victim.
 
     Parameters
@@ -88,11 +96,14 @@ def band_to_matrix(band: Tensor, window: int, convention: str = "column") -> Ten
     window : int
         Window radius ``K``.
     convention : {"column", "row"}
+    centres : Tensor, shape (B, M), optional
+        Band centres of a column band on the rescaled diagonal (unequal lengths): victim
+        step ``j`` weighs source step ``centres[b, j] + k - K``.
 
     Returns
     -------
-    Tensor, shape (B, L, L)
-        ``dense[b, i, j]``, zero outside the window.
+    Tensor, shape (B, L, M)
+        ``dense[b, i, j]``, zero outside the window (``M = L`` without ``centres``).
 
     Examples
     --------
@@ -103,6 +114,9 @@ def band_to_matrix(band: Tensor, window: int, convention: str = "column") -> Ten
     [[[1.0, 0.0], [0.5, 0.5]]]
     """
     check_in("convention", convention, ("column", "row"))
+    if centres is not None and convention == "column":
+        n_source = int(centres.max()) + window + 1 if centres.numel() else 1
+        return column_band_to_dense(band, centres, window, n_source)  # (B, L, M)
     dense = band_to_dense(band, window, band.shape[1])  # (B, L, L)
     if convention == "column":
         dense = dense.transpose(1, 2)  # (B, L, L): rows source i, columns victim j
@@ -110,7 +124,12 @@ def band_to_matrix(band: Tensor, window: int, convention: str = "column") -> Ten
 
 
 def block_abs_sum(
-    band: Tensor, lengths: Tensor, window: int, size: int, convention: str = "column"
+    band: Tensor,
+    lengths: Tensor,
+    window: int,
+    size: int,
+    convention: str = "column",
+    centres: Tensor | None = None,
 ) -> tuple[Tensor, int]:
     """Sum of ``abs`` top-left ``S x S`` blocks over the samples of length ``>= S``.
 
@@ -125,6 +144,8 @@ def block_abs_sum(
     size : int
         ``S``, the block size and minimum length.
     convention : {"column", "row"}
+    centres : Tensor, shape (B, M), optional
+        See :func:`band_to_matrix`.
 
     Returns
     -------
@@ -146,8 +167,12 @@ def block_abs_sum(
     count = int(keep.sum())
     if count == 0 or band.shape[1] < size:
         return band.new_zeros(size, size), 0
-    dense = band_to_matrix(band[keep], window, convention)  # (B', L, L)
-    return dense[:, :size, :size].abs().sum(0), count  # (S, S)
+    kept = None if centres is None else centres[keep]
+    dense = band_to_matrix(band[keep], window, convention, kept)  # (B', L, M)
+    block = band.new_zeros(count, size, size)  # (B', S, S): a short source axis pads with 0
+    rows, cols = min(size, dense.shape[1]), min(size, dense.shape[2])
+    block[:, :rows, :cols] = dense[:, :rows, :cols]
+    return block.abs().sum(0), count  # (S, S)
 
 
 @torch.no_grad()
@@ -190,11 +215,14 @@ def mean_abs_alignment(model, pair, size: int = 20, batch_size: int = 64) -> Ali
     totals = {"predicted": 0.0, "ot": 0.0}
     count = 0
     for batch in iterate_batches(pair, rows, batch_size, shuffle=False):
-        predicted, target = model.alignments(batch)  # (B, L, W) each
+        predicted, target, centres = model.alignments(batch)  # (B, M, W), (B, M)
         batch_lengths = batch.source_mask.sum(1)  # (B,)
-        for name, band in (("predicted", predicted), ("ot", target)):
+        for name, band, convention in (
+            ("predicted", predicted, "column"),
+            ("ot", target, model.convention),
+        ):
             total, kept = block_abs_sum(
-                band.float(), batch_lengths, model.window, size, model.convention
+                band.float(), batch_lengths, model.window, size, convention, centres
             )
             totals[name] = totals[name] + total.cpu().double().numpy()
         count += kept
@@ -204,6 +232,41 @@ def mean_abs_alignment(model, pair, size: int = 20, batch_size: int = 64) -> Ali
         n_samples=count,
         window=int(model.window),
     )
+
+
+def _load_alignment_run(run_dir: str | Path, data_options, setting: str, split: str):
+    """Load a run of the proposed method and the data split it is analysed on."""
+    from mmalign.config import apply_overrides
+    from mmalign.models.mm_align import MMAlign
+    from mmalign.models.registry import get_method, proposed_method
+    from mmalign.runs import load_data, load_run
+
+    check_in("split", split, ("train", "valid", "test"))
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such run folder.")
+    name = proposed_method()
+    wrong = f"`run` must be an {name} run (only {get_method(name).label} learns alignments); got"
+    meta_path = run_dir / "model.json"
+    if meta_path.is_file():
+        import json
+
+        method = json.loads(meta_path.read_text()).get("method")
+        if method != name:
+            raise ConfigError(f"{wrong} method {method!r} in {run_dir}.")
+    run = load_run(run_dir, setting=setting)
+    if not isinstance(run.model, MMAlign):
+        raise ConfigError(f"{wrong} {type(run.model).__name__} in {run_dir}.")
+    config = apply_overrides(run.config, data_options or {}).validate()
+    dataset = load_data(config)
+    part = dataset.splits[split]
+    for modality in (run.source, run.victim):
+        if modality not in part.features:
+            raise DataError(
+                f"{config.data}: the run needs modality {modality!r}; the data has "
+                f"{sorted(part.features)}."
+            )
+    return run, config, part
 
 
 def run_alignment_summary(
@@ -242,36 +305,150 @@ def run_alignment_summary(
     DataError
         Not a run folder, or the data lacks the run's modalities.
     """
-    from mmalign.config import apply_overrides
     from mmalign.data.batching import PairData
-    from mmalign.models.mm_align import MMAlign
-    from mmalign.models.registry import get_method, proposed_method
-    from mmalign.runs import load_data, load_run
 
-    check_in("split", split, ("train", "valid", "test"))
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataError(f"{run_dir}: no such run folder.")
-    name = proposed_method()
-    wrong = f"`run` must be an {name} run (only {get_method(name).label} learns alignments); got"
-    meta_path = run_dir / "model.json"
-    if meta_path.is_file():
-        import json
-
-        method = json.loads(meta_path.read_text()).get("method")
-        if method != name:
-            raise ConfigError(f"{wrong} method {method!r} in {run_dir}.")
-    run = load_run(run_dir, setting=setting)
-    if not isinstance(run.model, MMAlign):
-        raise ConfigError(f"{wrong} {type(run.model).__name__} in {run_dir}.")
-    config = apply_overrides(run.config, data_options or {}).validate()
-    dataset = load_data(config)
-    part = dataset.splits[split]
-    for modality in (run.source, run.victim):
-        if modality not in part.features:
-            raise DataError(
-                f"{config.data}: the run needs modality {modality!r}; the data has "
-                f"{sorted(part.features)}."
-            )
-    pair = PairData.from_split(part, run.source, run.victim).to(run.device)
+    run, _, part = _load_alignment_run(run_dir, data_options, setting, split)
+    pair = PairData.from_split(part, run.source, run.victim, resample=False).to(run.device)
     return mean_abs_alignment(run.model, pair, min_length, batch_size)
+
+
+@dataclass(frozen=True)
+class AlignmentScores:
+    """Scores of four alignment predictors against the true spans (``score-alignment``).
+
+    Attributes
+    ----------
+    fitter : AlignmentScore
+        The fitter's predicted weights (what the imputation uses).
+    ot : AlignmentScore
+        The OT plan, its columns renormalised (the fitter's targets).
+    uniform : AlignmentScore
+        Equal weight over the window.
+    diagonal : AlignmentScore
+        All weight on the rescaled diagonal ``floor((j + 1/2) * Ls / Lv)``.
+    n_samples : int
+        Complete samples scored.
+    source, victim : str
+    """
+
+    fitter: AlignmentScore
+    ot: AlignmentScore
+    uniform: AlignmentScore
+    diagonal: AlignmentScore
+    n_samples: int
+    source: str
+    victim: str
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        """JSON layout: ``{"fitter": {...}, "ot": ..., "uniform": ..., "diagonal": ...}``."""
+        return {name: getattr(self, name).to_dict() for name in PREDICTORS}
+
+    def table(self) -> str:
+        """Format the scores as a plain-text table, one row per predictor."""
+        lines = [f"{'predictor':<10} {'mass_on_truth':>13} {'argmax_acc':>10} {'offset_err':>10}"]
+        for name in PREDICTORS:
+            s = getattr(self, name)
+            lines.append(
+                f"{name:<10} {s.mass_on_truth:>13.3f} {s.argmax_accuracy:>10.3f} "
+                f"{s.offset_error:>10.3f}"
+            )
+        return "\n".join(lines)
+
+
+#: Predictors in the order of the table and of the JSON.
+PREDICTORS = ("fitter", "ot", "uniform", "diagonal")
+
+
+@torch.no_grad()
+def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> AlignmentScores:
+    """Score the model's alignments on the complete samples of ``pair`` against ``spans``.
+
+    Parameters
+    ----------
+    model : MMAlign
+        A trained model.
+    pair : PairData
+        A split's tensors, the victim on its own time axis (``resample=False``).
+    spans : ndarray, shape (N, L_victim, 2)
+        int64 true source steps ``[start, end)`` of each victim step (``span_<victim>_<source>``).
+    batch_size : int, default 64
+
+    Returns
+    -------
+    AlignmentScores
+
+    Raises
+    ------
+    ConfigError
+        No sample of the split has both modalities.
+    """
+    from mmalign.data.batching import iterate_batches
+    from mmalign.evaluate.alignment_score import (
+        ScoreAccumulator,
+        diagonal_band,
+        uniform_band,
+    )
+    from mmalign.ot.band import band_transpose
+    from mmalign.ot.column_band import column_band_valid_mask
+
+    rows = np.flatnonzero(
+        (pair.source_lengths.cpu().numpy() > 0) & (pair.victim_lengths.cpu().numpy() > 0)
+    )
+    if rows.size == 0:
+        raise ConfigError("no sample of the split has both modalities: nothing to score.")
+    window = int(model.window)
+    acc = {name: ScoreAccumulator() for name in PREDICTORS}
+    model.eval()
+    all_spans = torch.as_tensor(np.asarray(spans, dtype=np.int64))
+    for batch in iterate_batches(pair, rows, batch_size, shuffle=False):
+        predicted, target, centres = model.alignments(batch)  # (B, M, W), (B, M)
+        n_victim = batch.victim_mask.shape[1]
+        if model.convention == "row":  # targets are row bands on one axis: take columns
+            target = band_transpose(target, window, n_victim)
+        valid = column_band_valid_mask(batch.source_mask, batch.victim_mask, centres, window)
+        truth = all_spans[batch.index.cpu(), :n_victim].to(centres.device)  # (B, M, 2)
+        bands = {
+            "fitter": predicted,
+            "ot": target * valid,
+            "uniform": uniform_band(valid),
+            "diagonal": diagonal_band(valid, window),
+        }
+        for name, band in bands.items():
+            acc[name].add(band, centres, window, truth, batch.victim_mask)
+    scores = {name: a.result() for name, a in acc.items()}
+    return AlignmentScores(
+        **scores, n_samples=int(rows.size), source=pair.source_name, victim=pair.victim_name
+    )
+
+
+def run_alignment_scores(
+    run_dir: str | Path,
+    *,
+    data_options: Mapping[str, Any] | None = None,
+    setting: str = "A",
+    batch_size: int = 64,
+    split: str = "test",
+) -> AlignmentScores:
+    """Load a run of the proposed method and score its alignments against the data's truth.
+
+    The data must carry ``span_<victim>_<source>`` (``docs/data.md``): for each victim step,
+    the source steps it truly corresponds to. Arguments as in :func:`run_alignment_summary`.
+
+    Raises
+    ------
+    DataError
+        The data has no truth spans for the run's pair.
+    """
+    from mmalign.data.batching import PairData
+
+    run, config, part = _load_alignment_run(run_dir, data_options, setting, split)
+    key = f"{run.victim}_{run.source}"
+    if key not in part.spans:
+        raise DataError(
+            f"{config.data}: no ground-truth alignment for {run.victim}->{run.source} "
+            f"(array span_{key} in the {split} split); the data has "
+            f"{sorted(part.spans) or 'none'}. `mmalign data synth` writes them for the "
+            "synthetic data; see docs/data.md for the layout."
+        )
+    pair = PairData.from_split(part, run.source, run.victim, resample=False).to(run.device)
+    return score_alignments(run.model, pair, part.spans[key], batch_size)

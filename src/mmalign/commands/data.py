@@ -2,7 +2,9 @@
 
 The synth flags are built from the fields of ``SyntheticConfig`` (``n_train`` ->
 ``--n-train``, the type taken from the default, tuples as comma lists, the help from the
-field's ``metadata["help"]``), so new generator knobs appear here without edits.
+field's ``metadata["help"]``), so new generator knobs appear here without edits. The
+written folder holds the ground-truth alignment spans too (``span_<a>_<b>``, see
+``docs/data.md``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ _SYNTH_PREFIX = "synth__"
 def run_describe(args: argparse.Namespace) -> int:
     """Load ``args.path`` and print :func:`~mmalign.data.describe.describe`."""
     from mmalign.config import config_from_dict
-    from mmalign.data.describe import describe, synthetic_budget
+    from mmalign.data.describe import budget_note, describe, synthetic_budget
     from mmalign.runs import load_data
 
     given = {n: getattr(args, n) for n in DATA_OPTIONS[1:] if getattr(args, n) is not None}
@@ -32,7 +34,9 @@ def run_describe(args: argparse.Namespace) -> int:
         dataset = load_data(config_from_dict({**given, "data": args.path}))
     for warning in caught:
         print(f"mmalign: warning: {warning.message}", file=sys.stderr)
-    print(describe(dataset, budget=synthetic_budget(args.path, given.get("task"))))
+    budget = synthetic_budget(args.path, given.get("task"))
+    note = budget_note(args.path)
+    print(describe(dataset, budget=budget, notes=[note] if note else []))
     return 0
 
 
@@ -52,7 +56,11 @@ def run_synth(args: argparse.Namespace) -> int:
     dataset = make_synthetic(config)
     folder = save_native(dataset, args.out)
     sizes = ", ".join(f"{s} {len(split)}" for s, split in dataset.splits.items())
-    print(f"wrote synthetic dataset ({sizes}; modalities {list(dataset.modalities)}) to {folder}")
+    pairs = len(dataset.splits["train"].spans)
+    print(
+        f"wrote synthetic dataset ({sizes}; modalities {list(dataset.modalities)}; "
+        f"truth spans of {pairs} modality pairs) to {folder}"
+    )
     return 0
 
 

@@ -2,8 +2,9 @@
 
 :class:`PairData` holds one split's source and victim tensors for a pair, with the victim
 features of samples that lack the victim overwritten by zeros at construction (so no later
-code can read them) and, for unaligned data, the victim resampled onto the source's time
-steps. :meth:`PairData.batch` is an index gather plus a trim to the longest source in the
+code can read them). For unaligned data the victim either keeps its own time axis (methods
+that align unequal lengths, such as MM-Align) or is resampled onto the source's time steps
+(methods that need one shared axis). :meth:`PairData.batch` is an index gather plus a trim to the longest source in the
 batch; :func:`iterate_batches` cuts an index array into such batches. Nothing loops over
 samples.
 """
@@ -33,9 +34,10 @@ class Batch:
         float32 source features, valid steps first, zero padded.
     source_mask : Tensor, shape (B, L)
         bool, True on valid source steps.
-    victim : Tensor, shape (B, L, D_v)
-        float32 victim features on the source's time axis; zero for samples without it.
-    victim_mask : Tensor, shape (B, L)
+    victim : Tensor, shape (B, M, D_v)
+        float32 victim features, zero for samples without it. On the source's time axis
+        (``M = L``) for aligned or resampled data; on its own axis otherwise.
+    victim_mask : Tensor, shape (B, M)
         bool, True on valid victim steps; all False where ``has_victim`` is False.
     has_victim : Tensor, shape (B,)
         bool.
@@ -100,16 +102,17 @@ def nearest_step_index(
 class PairData:
     """One split's tensors for one (source, victim) pair, built once.
 
-    Use :meth:`from_split`. The victim lives on the source's time axis: ``victim`` has the
-    source's padded length ``L`` and a sample's victim length is its source length when
-    the victim is present and non-empty, else 0.
+    Use :meth:`from_split`. For aligned or resampled data the victim lives on the source's
+    time axis: ``victim`` has the source's padded length ``L`` and a sample's victim length
+    is its source length when the victim is present and non-empty, else 0. Otherwise the
+    victim keeps its own padded length ``M`` and lengths.
 
     Attributes
     ----------
     source : Tensor, shape (N, L, D_s)
     source_lengths : Tensor, shape (N,)
         int64.
-    victim : Tensor, shape (N, L, D_v)
+    victim : Tensor, shape (N, L or M, D_v)
         Zero for samples without the victim.
     victim_lengths : Tensor, shape (N,)
         int64, 0 where the victim is absent or empty.
@@ -119,6 +122,8 @@ class PairData:
     source_name, victim_name : str
     resampled : bool
         True when the victim was resampled onto the source's steps (unaligned data).
+    own_axis : bool
+        True when the victim keeps its own time axis (unaligned data, ``resample=False``).
     """
 
     source: Tensor
@@ -130,17 +135,24 @@ class PairData:
     source_name: str
     victim_name: str
     resampled: bool
+    own_axis: bool = False
 
     @classmethod
     def from_split(
-        cls, split: Split, source: str, victim: str, present: np.ndarray | None = None
+        cls,
+        split: Split,
+        source: str,
+        victim: str,
+        present: np.ndarray | None = None,
+        resample: bool = True,
     ) -> "PairData":
         """Prepare the pair's tensors of ``split`` (on the CPU; move them with :meth:`to`).
 
         Victim features of samples where ``present`` is False are replaced by zeros here,
         so no later code can read them. When source and victim differ in padded length or
         in any present sample's length (unaligned data), the victim is resampled onto the
-        source's steps by nearest step (:func:`nearest_step_index`).
+        source's steps by nearest step (:func:`nearest_step_index`) if ``resample`` is True,
+        and keeps its own time axis otherwise.
 
         Parameters
         ----------
@@ -149,6 +161,9 @@ class PairData:
             Modality names, full or short (``t``/``v``/``a``).
         present : ndarray of bool, shape (N,), optional
             True where the victim is present; default all True.
+        resample : bool, default True
+            Resample an unaligned victim onto the source's steps (for methods that need one
+            shared time axis).
 
         Returns
         -------
@@ -176,6 +191,8 @@ class PairData:
         aligned = x_vic.shape[1] == length and np.array_equal(len_vic[present], len_src[present])
         if aligned:
             len_out = np.where(present, len_src, 0)  # (N,)
+        elif not resample:
+            len_out = len_vic  # (N,) the victim's own lengths, 0 where absent
         else:
             index = nearest_step_index(len_src, len_vic, length)  # (N, L)
             x_vic = np.take_along_axis(x_vic, index[:, :, None], axis=1)  # (N, L, D_v)
@@ -191,7 +208,8 @@ class PairData:
             present=torch.from_numpy(present.copy()),
             source_name=source,
             victim_name=victim,
-            resampled=not aligned,
+            resampled=not aligned and resample,
+            own_axis=not aligned and not resample,
         )
 
     @property
@@ -212,7 +230,7 @@ class PairData:
         return int(self.source.shape[0])
 
     def batch(self, index: Tensor, has_victim: Tensor | None = None) -> Batch:
-        """Gather the samples at ``index`` and trim to their longest source (>= 1 step).
+        """Gather the samples at ``index`` and trim to their longest sequences (>= 1 step).
 
         Parameters
         ----------
@@ -237,12 +255,17 @@ class PairData:
         steps = torch.arange(trim, device=self.device)
         source_mask = steps[None, :] < len_src[:, None]  # (B, L)
         source = self.source[index, :trim]  # (B, L, D_s)
-        victim = self.victim[index, :trim]  # (B, L, D_v)
+        len_vic = torch.where(has, self.victim_lengths[index], 0)  # (B,)
+        if self.own_axis:
+            trim_vic = max(1, int(len_vic.max()) if index.numel() else 0)
+            victim_mask = torch.arange(trim_vic, device=self.device) < len_vic[:, None]  # (B, M)
+        else:
+            trim_vic = trim
+            victim_mask = source_mask & (len_vic > 0)[:, None]  # (B, L)
+        victim = self.victim[index, :trim_vic]  # (B, M, D_v)
         victim = torch.where(
             has[:, None, None], victim, torch.zeros((), dtype=victim.dtype, device=self.device)
         )
-        victim_on = has & (self.victim_lengths[index] > 0)  # (B,)
-        victim_mask = source_mask & victim_on[:, None]  # (B, L)
         return Batch(
             source=source,
             source_mask=source_mask,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,7 +12,7 @@ from mmalign.data.dataset import MultimodalDataset, Split
 if TYPE_CHECKING:
     from mmalign.data.synthetic import InformationBudget
 
-__all__ = ["describe", "label_summary", "length_summary", "synthetic_budget"]
+__all__ = ["budget_note", "describe", "label_summary", "length_summary", "synthetic_budget"]
 
 
 def length_summary(lengths: np.ndarray) -> str:
@@ -52,6 +53,8 @@ def _split_lines(name: str, split: Split, task: str, n_classes: int | None) -> l
             f"    {m:<8} D={x.shape[2]:<5} L={x.shape[1]:<5} {length_summary(split.lengths[m])}"
         )
     lines.append(f"    {label_summary(split.labels, task, n_classes)}")
+    if split.spans:
+        lines.append("    truth spans: " + ", ".join(split.spans))
     return lines
 
 
@@ -68,7 +71,8 @@ def synthetic_budget(data: str, task: str | None = None) -> InformationBudget | 
     Returns
     -------
     InformationBudget or None
-        See :func:`mmalign.data.synthetic.information_budget`.
+        See :func:`mmalign.data.synthetic.information_budget`; ``None`` also for the
+        unaligned variant, where the budget does not apply (:func:`budget_note` says so).
     """
     import dataclasses
 
@@ -79,13 +83,38 @@ def synthetic_budget(data: str, task: str | None = None) -> InformationBudget | 
     if not spec.synthetic:
         return None
     config = spec.synthetic_config()
+    if config.unaligned:
+        return None
     if task and task != config.task:
         config = dataclasses.replace(config, task=task).validate()
     return information_budget(config)
 
 
-def describe(dataset: MultimodalDataset, budget: InformationBudget | None = None) -> str:
-    """Summarise a dataset: per split counts, modalities, lengths, labels, cleaning.
+def budget_note(data: str) -> str | None:
+    """Say why a ``"synthetic[:knobs]"`` data option has no information budget, else ``None``.
+
+    >>> budget_note("synthetic:unaligned=1")[:40]
+    'information budget: does not apply to th'
+    >>> budget_note("synthetic") is None
+    True
+    """
+    from mmalign.data.spec import DataSpec
+
+    spec = DataSpec.parse(data)
+    if spec.synthetic and spec.synthetic_config().unaligned:
+        return (
+            "information budget: does not apply to the unaligned variant (unaligned=1); its "
+            "frame-level parts break the budget's formula"
+        )
+    return None
+
+
+def describe(
+    dataset: MultimodalDataset,
+    budget: InformationBudget | None = None,
+    notes: Sequence[str] = (),
+) -> str:
+    """Summarise a dataset: per split counts, modalities, lengths, labels, spans, cleaning.
 
     Parameters
     ----------
@@ -93,6 +122,8 @@ def describe(dataset: MultimodalDataset, budget: InformationBudget | None = None
     budget : InformationBudget, optional
         For a synthetic dataset (see :func:`synthetic_budget`): appended as a table of the
         label share each modality subset can reach.
+    notes : sequence of str
+        Lines appended at the end (e.g. :func:`budget_note`).
 
     Returns
     -------
@@ -115,4 +146,5 @@ def describe(dataset: MultimodalDataset, budget: InformationBudget | None = None
         lines.append("non-finite values (NaN/inf): none")
     if budget is not None:
         lines.append(budget.table())
+    lines.extend(notes)
     return "\n".join(lines)

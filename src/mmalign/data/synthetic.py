@@ -46,13 +46,52 @@ Generative story, per sample ``i`` of length ``L_i``:
    per step than a FACET or COVAREP frame, while the latent's per-step std is
    ``sqrt(1 + event_scale**2)`` (1.4 by default), so time-averaging over a 10-50 step
    utterance still recovers most of it.
+7. *Unaligned variant* (``unaligned``; off by default, and then nothing above changes).
+   Text is drawn exactly as in steps 1-5 (word level, with its warp ``w_text``; the
+   lengths, the events and every text array are those of the aligned dataset of the same
+   seed). Vision and audio become frame-level sequences on one shared frame clock: latent
+   step ``tau`` lasts ``d[i, tau]`` frames and every frame of it observes latent step
+   ``tau`` (its events, and its privileged part in step 6). The duration depends partly on
+   the word, as in speech: with ``g`` a fixed random unit vector of width ``shared_dim``,
+   ``a[i, tau] = g . e[i, tau] / sqrt(1 + event_scale**2)`` (a standard normal) and
+   ``eps[i, tau]`` an independent standard normal,
+
+   ``z = sqrt(1/2) * a + sqrt(1/2) * eps``,
+   ``d = frames_min + min(floor((frames_max - frames_min + 1) * Phi(z)), frames_max - frames_min)``
+
+   with ``Phi`` the standard normal CDF: ``d`` is uniform on ``frames_min .. frames_max``
+   (mean ``(frames_min + frames_max) / 2``, 11 frames by default), and the events explain
+   0.48 of its variance (half of ``z``'s, less the loss in the monotone step function). The
+   formula was fixed before any model was run on this variant. A sample has ``sum_tau d``
+   frames; frames past ``max_frames`` are cut (as MMSA's 500-frame files cut long clips),
+   and the frame modalities are padded to the longest cut sequence of the dataset. Their
+   unique sequences (step 3) run at frame level: an AR(1) with coefficient
+   ``event_smoothness ** (1 / mean duration)``, so that the correlation one mean word apart
+   is ``event_smoothness``, as one word apart in the aligned variant. Labels are defined as
+   in step 5 (time means over latent time for events and privileged parts, over the
+   modality's own time for unique parts, there over all frames before the cut), so the
+   label distribution is comparable. The draws of this step (durations, and every draw of
+   vision and audio) come from a third generator seeded with ``[seed, 2]``. Features get
+   the per-frame noise ``noise_<m>``; averaged over a word's frames it is smaller than the
+   aligned variant's per-word noise. ``synthetic:unaligned=1`` selects the variant.
+
+*Ground truth.* Every step of every modality has a latent position, the latent step it
+observes (``w_m[i, t]``, or the frame's latent step). The true steps in modality ``b`` of a
+step of modality ``a`` are the valid steps of ``b`` whose latent position is nearest to its
+own, all ties included; they are contiguous because warps are monotone.
+:attr:`~mmalign.data.dataset.Split.spans` holds them as ``[start, end)`` for every ordered
+pair, ``(-1, -1)`` past the length. In the unaligned variant every latent step has frames,
+so a word's true frames are exactly the frames of its latent step (nearest at distance 0);
+a word whose frames were all cut by ``max_frames`` gets ``(-1, -1)`` (a word cut in part
+keeps the frames left), a frame's true words are the words nearest to its latent step, and
+a vision frame's true audio frames are all frames of its latent step (the shared clock).
 
 A model that sees only one modality misses the other's unique part of the label, so
 source-only models are clearly worse than models that see the pair.
 :func:`information_budget` states, per modality subset, the share of the label score's
 variance each can reach: any function of it (the ceiling of a source-only predictor, and so
 of every method in setting A), its linearly visible parts, and what the pooled ridge floor
-reaches.
+reaches. It does not apply to the unaligned variant (it raises :class:`ConfigError`).
 """
 
 from __future__ import annotations
@@ -78,6 +117,7 @@ __all__ = [
     "InformationBudget",
     "SyntheticConfig",
     "SyntheticData",
+    "UNALIGNED_PRESET",
     "generate_synthetic",
     "information_budget",
     "make_synthetic",
@@ -89,6 +129,9 @@ SYNTHETIC_MODALITIES: tuple[str, ...] = ("text", "vision", "audio")
 #: The ``data`` option of the privileged-information regime (module docstring, step 6):
 #: each modality's privileged part reaches the others only nonlinearly, warped and noisy.
 PRIVILEGED_PRESET = "synthetic:info_privileged=1.0"
+#: The ``data`` option of the unaligned variant (module docstring, step 7): text at word
+#: level, vision and audio at frame level on a shared clock with word-dependent durations.
+UNALIGNED_PRESET = "synthetic:unaligned=1"
 
 # 3 tanh(0.7 z) of a standard normal z has std ~1.6 and leaves ~10% of labels beyond
 # |2.5|, close to CMU-MOSI's spread; a gain of 1 piles labels up at +-3.
@@ -183,6 +226,32 @@ class SyntheticConfig:
         default=0.6,
         metadata=_help("class k has frequency proportional to class_imbalance**k, in (0, 1]"),
     )
+    unaligned: bool = field(
+        default=False,
+        metadata=_help(
+            "unaligned variant: vision and audio at frame level on a shared frame clock, "
+            "text at word level (off = the aligned dataset, unchanged)"
+        ),
+    )
+    frames_min: int = field(
+        default=3,
+        metadata=_help("unaligned variant: fewest frames per word (latent step)"),
+    )
+    frames_max: int = field(
+        default=19,
+        metadata=_help(
+            "unaligned variant: most frames per word; durations are uniform on "
+            "frames_min..frames_max (default mean 11: a 30-word sample has ~330 frames, the "
+            "order of MMSA's unaligned CMU-MOSI, 375 audio and 500 vision steps)"
+        ),
+    )
+    max_frames: int = field(
+        default=500,
+        metadata=_help(
+            "unaligned variant: frames past this are cut (MMSA's unaligned files hold 500 "
+            "vision steps); words whose frames are all cut get no true span"
+        ),
+    )
     seed: int = field(default=0, metadata=_help("seed of the generator"))
     name: str = field(default="synthetic", metadata=_help("dataset name"))
 
@@ -202,8 +271,21 @@ class SyntheticConfig:
             "dim_audio",
             "shared_dim",
             "n_classes",
+            "frames_min",
+            "max_frames",
         ):
             _check_int(name, getattr(self, name), low=2 if name == "n_classes" else 1)
+        if isinstance(self.frames_max, bool) or not isinstance(self.frames_max, int):
+            raise ConfigError(f"`frames_max` must be an integer; got {self.frames_max!r}.")
+        if self.frames_max < self.frames_min:
+            raise ConfigError(
+                f"`frames_max` must be an integer >= frames_min={self.frames_min}; "
+                f"got {self.frames_max!r}."
+            )
+        if not isinstance(self.unaligned, (bool, int)) or self.unaligned not in (0, 1):
+            raise ConfigError(
+                f"`unaligned` must be true or false (1 or 0); got {self.unaligned!r}."
+            )
         for name in ("unique_dim", "warp_band", "seed"):
             _check_int(name, getattr(self, name), low=0)
         if not isinstance(self.max_length, int) or self.max_length < self.min_length:
@@ -263,8 +345,9 @@ class SyntheticData:
     dataset : MultimodalDataset
         The benchmark itself (what :func:`make_synthetic` returns).
     warps : dict[str, dict[str, ndarray]]
-        ``warps[split][modality]``, int64 of shape ``(N, L)``: the latent step that step
+        ``warps[split][modality]``, int64 of shape ``(N, L_m)``: the latent step that step
         ``t`` of the modality observes (monotone, ``|w - t| <= warp_band``); 0 on padding.
+        For the frame modalities of the unaligned variant, the latent step of each frame.
     config : SyntheticConfig
     latents : dict[str, dict[str, ndarray]]
         ``latents[split][name]``, float32 of shape ``(N, L, Z)``, 0 on padding: the latent
@@ -272,13 +355,44 @@ class SyntheticData:
         ``"unique/<m>"`` (``m``'s time, ``Z = unique_dim``); with ``info_privileged > 0``
         also ``"privileged/<m>"`` (``p_m`` on latent time), ``"carrier/<o>"`` (``c_o``,
         +-1 on ``o``'s time) and ``"view/<m>/<o>"`` (``v_mo``, the noisy view of ``p_m``
-        that modality ``o`` carries, on ``o``'s time).
+        that modality ``o`` carries, on ``o``'s time). ``L`` is the modality's own padded
+        length (frames for vision and audio in the unaligned variant).
+    durations : dict[str, ndarray]
+        Unaligned variant only (else empty): ``durations[split]``, int64 of shape
+        ``(N, L)``, the frames of each latent step before the ``max_frames`` cut; 0 on
+        padding.
+
+    The ground-truth alignment spans are in ``dataset.splits[split].spans`` (see
+    :meth:`truth_spans`).
     """
 
     dataset: MultimodalDataset
     warps: dict[str, dict[str, np.ndarray]]
     config: SyntheticConfig
     latents: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    durations: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def truth_spans(self, split: str, a: str, b: str) -> np.ndarray:
+        """Return the true steps of modality ``b`` for each step of ``a`` (module docstring).
+
+        Parameters
+        ----------
+        split : str
+            ``"train"``, ``"valid"`` or ``"test"``.
+        a, b : str
+            Two different modality names.
+
+        Returns
+        -------
+        ndarray, shape (N, L_a, 2)
+            int64 half-open ranges ``[start, end)`` of ``b``'s steps; ``(-1, -1)`` past
+            ``a``'s length or where unknown. The same array as
+            ``dataset.splits[split].spans[f"{a}_{b}"]``.
+        """
+        check_in("split", split, list(SPLIT_NAMES))
+        check_in("a", a, list(SYNTHETIC_MODALITIES))
+        check_in("b", b, [m for m in SYNTHETIC_MODALITIES if m != a])
+        return self.dataset.splits[split].spans[f"{a}_{b}"]
 
     def true_offsets(self, split: str, source: str, victim: str) -> np.ndarray:
         """Offset ``j - i`` of the victim step ``j`` that truly matches source step ``i``.
@@ -297,10 +411,21 @@ class SyntheticData:
         -------
         ndarray, shape (N, L)
             int64 offsets, within ``[-2 * warp_band, 2 * warp_band]``; 0 on padding.
+
+        Raises
+        ------
+        ConfigError
+            In the unaligned variant, for text against a frame modality: the two have no
+            common time axis (use :meth:`truth_spans`).
         """
         check_in("split", split, list(SPLIT_NAMES))
         check_in("source", source, list(SYNTHETIC_MODALITIES))
         check_in("victim", victim, list(SYNTHETIC_MODALITIES))
+        if self.config.unaligned and (source == "text") != (victim == "text"):
+            raise ConfigError(
+                f"true_offsets needs one time axis, but {source!r} and {victim!r} run on "
+                "different clocks in the unaligned variant (words vs frames); use truth_spans."
+            )
         w_src = self.warps[split][source]  # (N, L)
         w_vic = self.warps[split][victim]  # (N, L)
         lengths = self.dataset.splits[split].lengths[source]  # (N,)
@@ -402,17 +527,83 @@ def _class_labels(score: np.ndarray, imbalance: float) -> np.ndarray:
 class _Draw(NamedTuple):
     """One draw of ``n`` samples: what :func:`generate_synthetic` then cuts into splits."""
 
-    lengths: np.ndarray  # (N,) int64
-    features: dict[str, np.ndarray]  # m -> (N, L, D_m) float32, 0 on padding
-    warps: dict[str, np.ndarray]  # m -> (N, L) int64
+    lengths: dict[str, np.ndarray]  # m -> (N,) int64
+    features: dict[str, np.ndarray]  # m -> (N, L_m, D_m) float32, 0 on padding
+    warps: dict[str, np.ndarray]  # m -> (N, L_m) int64 latent step of each step
     score: np.ndarray  # (N, S) standardised label score, label noise included
     latents: dict[str, np.ndarray]  # name -> (N, L, Z) float32, 0 on padding
+    durations: np.ndarray | None  # (N, L) int64 frames per latent step (unaligned only)
+    framed: tuple[str, ...]  # modalities on the frame clock (unaligned only)
+
+
+class _FrameClock(NamedTuple):
+    """The shared frame clock of the unaligned variant (module docstring, step 7)."""
+
+    durations: np.ndarray  # (N, L) int64 frames per latent step, 0 past the length
+    tau: np.ndarray  # (N, F_all) int64 latent step of each frame before the cut, 0 after
+    total: np.ndarray  # (N,) int64 frames before the cut
+    kept: np.ndarray  # (N,) int64 frames after the cut, <= max_frames
+    rho: float  # frame-level AR(1) coefficient of the unique sequences
+    rng: np.random.Generator  # the step-7 generator
+
+    @property
+    def steps(self) -> int:
+        """Padded frame length: the longest cut sequence."""
+        return int(self.kept.max())
+
+
+def _frame_clock(
+    cfg: SyntheticConfig, events: np.ndarray, lengths: np.ndarray, rng: np.random.Generator
+) -> _FrameClock:
+    """Draw the word durations and lay the frames out (module docstring, step 7).
+
+    Parameters
+    ----------
+    cfg : SyntheticConfig
+    events : ndarray, shape (N, L, Z_s)
+        The latent event sequence ``e``.
+    lengths : ndarray, shape (N,)
+        Latent steps per sample.
+    rng : numpy.random.Generator
+        The step-7 generator (seeded ``[seed, 2]``); also kept for the frame modalities.
+
+    Returns
+    -------
+    _FrameClock
+    """
+    from scipy.special import ndtr
+
+    n, max_len = events.shape[:2]
+    valid = np.arange(max_len)[None, :] < lengths[:, None]  # (N, L)
+    direction = _unit_columns(rng.standard_normal((cfg.shared_dim, 1)))[:, 0]  # (Z_s,)
+    # e = level + event_scale * AR(1), both unit variance: the projection is standard normal
+    known = events @ direction / np.sqrt(1.0 + cfg.event_scale**2)  # (N, L)
+    z = np.sqrt(0.5) * known + np.sqrt(0.5) * rng.standard_normal((n, max_len))  # (N, L)
+    spread = cfg.frames_max - cfg.frames_min
+    extra = np.minimum(np.floor((spread + 1) * ndtr(z)), spread).astype(np.int64)  # (N, L)
+    durations = np.where(valid, cfg.frames_min + extra, 0)  # (N, L)
+    total = durations.sum(axis=1)  # (N,)
+    # scatter each sample's frames (latent step tau repeated d_tau times) into rows
+    tau_flat = np.repeat(np.tile(np.arange(max_len), n), durations.ravel())  # (sum total,)
+    rows = np.repeat(np.arange(n), total)  # (sum total,)
+    cols = np.arange(tau_flat.shape[0]) - np.repeat(np.cumsum(total) - total, total)
+    tau = np.zeros((n, int(total.max())), dtype=np.int64)  # (N, F_all)
+    tau[rows, cols] = tau_flat
+    # one mean word apart, frames correlate as adjacent words do in the aligned variant
+    rho = float(cfg.event_smoothness) ** (2.0 / (cfg.frames_min + cfg.frames_max))
+    kept = np.minimum(total, cfg.max_frames)  # (N,)
+    return _FrameClock(durations, tau, total, kept, rho, rng)
 
 
 def _carrier(unique: np.ndarray, event_scale: float) -> np.ndarray:
     """``sign(|u| - median |u|)`` of unique latents ``u`` (N, L, Z): +-1, mean 0."""
     theta = _MEDIAN_ABS_NORMAL * np.sqrt(1.0 + event_scale**2)  # u ~ N(0, 1 + scale^2)
     return np.where(np.abs(unique) > theta, 1.0, -1.0)  # (N, L, Z)
+
+
+def _time_owner(name: str) -> str:
+    """Whose time axis a latent lives on: ``"latent"`` or a modality name (its last part)."""
+    return "latent" if name == "events" or name.startswith("privileged/") else name.split("/")[-1]
 
 
 def _draw(cfg: SyntheticConfig, n: int) -> _Draw:
@@ -424,9 +615,14 @@ def _draw(cfg: SyntheticConfig, n: int) -> _Draw:
     lengths = rng.integers(cfg.min_length, max_len + 1, size=n).astype(np.int64)  # (N,)
     valid = np.arange(max_len)[None, :] < lengths[:, None]  # (N, L)
 
-    def latent(width: int, gen: np.random.Generator = rng) -> np.ndarray:
+    def latent(
+        width: int,
+        gen: np.random.Generator = rng,
+        steps: int = max_len,
+        rho: float = cfg.event_smoothness,
+    ) -> np.ndarray:
         level = gen.standard_normal((n, 1, width))  # (N, 1, Z)
-        wiggle = _ar1(gen, (n, max_len, width), cfg.event_smoothness)  # (N, L, Z)
+        wiggle = _ar1(gen, (n, steps, width), rho)  # (N, L, Z)
         return level + cfg.event_scale * wiggle  # (N, L, Z)
 
     events = latent(cfg.shared_dim)  # (N, L, Z_s), on latent time
@@ -440,30 +636,57 @@ def _draw(cfg: SyntheticConfig, n: int) -> _Draw:
     if privileged:
         for m in SYNTHETIC_MODALITIES:
             latents[f"privileged/{m}"] = latent(cfg.unique_dim, rng_priv)  # (N, L, Z_u)
+    # step 7 draws from a third stream: lengths, events and text match the aligned variant
+    clock = None
+    if cfg.unaligned:
+        clock = _frame_clock(cfg, events, lengths, np.random.default_rng([cfg.seed, 2]))
+    framed = () if clock is None else ("vision", "audio")
     features: dict[str, np.ndarray] = {}
     warps: dict[str, np.ndarray] = {}
+    own_lengths: dict[str, np.ndarray] = {}
+    step_valid = {"latent": valid}  # time axis -> (N, L_m) valid steps
     for m, width in cfg.feature_dims().items():  # loop over the three modalities
-        warp = monotone_warps(rng, lengths, max_len, cfg.warp_band, cfg.warp_strength)
-        seen = np.take_along_axis(events, warp[:, :, None], axis=1)  # (N, L, Z_s)
-        unique = latent(cfg.unique_dim)  # (N, L, Z_u)
+        if clock is not None and m in framed:
+            gen, steps = clock.rng, clock.steps
+            warp = clock.tau[:, :steps]  # (N, F), the frame's latent step
+            own_lengths[m] = clock.kept
+            # labels average the unique sequence over all frames, the cut ones included
+            full = latent(cfg.unique_dim, gen, clock.tau.shape[1], clock.rho)  # (N, F_all, Z_u)
+            full_valid = np.arange(full.shape[1])[None, :] < clock.total[:, None]  # (N, F_all)
+            unique = full[:, :steps]  # (N, F, Z_u)
+        else:
+            gen, steps = rng, max_len
+            warp = monotone_warps(rng, lengths, max_len, cfg.warp_band, cfg.warp_strength)
+            own_lengths[m] = lengths
+            full = unique = latent(cfg.unique_dim)  # (N, L, Z_u)
+            full_valid = valid
+        m_valid = np.arange(steps)[None, :] < own_lengths[m][:, None]  # (N, L_m)
+        step_valid[m] = m_valid
+        seen = np.take_along_axis(events, warp[:, :, None], axis=1)  # (N, L_m, Z_s)
         latents[f"unique/{m}"] = unique
-        hidden = np.concatenate([seen, unique], axis=2)  # (N, L, Z_s + Z_u)
-        readout = rng.standard_normal((hidden.shape[2], width)) / np.sqrt(hidden.shape[2])
-        offset = 0.5 * rng.standard_normal(width)
+        hidden = np.concatenate([seen, unique], axis=2)  # (N, L_m, Z_s + Z_u)
+        readout = gen.standard_normal((hidden.shape[2], width)) / np.sqrt(hidden.shape[2])
+        offset = 0.5 * gen.standard_normal(width)
         noise_std = getattr(cfg, f"noise_{m}")
-        signal = hidden @ readout  # (N, L, D_m)
+        signal = hidden @ readout  # (N, L_m, D_m)
         if privileged:
-            extra = _privileged_hidden(cfg, m, warp, unique, latents, rng_priv)  # (N, L, H_p)
+            extra = _privileged_hidden(cfg, m, warp, unique, latents, rng_priv)  # (N, L_m, H_p)
             total = hidden.shape[2] + extra.shape[2]
             readout_priv = rng_priv.standard_normal((extra.shape[2], width)) / np.sqrt(total)
             signal = signal * np.sqrt(hidden.shape[2] / total) + extra @ readout_priv
-        x = signal + offset + noise_std * rng.standard_normal((n, max_len, width))
-        features[m] = np.where(valid[:, :, None], x, 0.0).astype(np.float32)  # (N, L, D_m)
-        warps[m] = warp
+        # in place: frame sequences are large (the same values as signal + offset + noise)
+        signal += offset
+        noise = gen.standard_normal((n, steps, width))  # (N, L_m, D_m)
+        noise *= noise_std
+        signal += noise
+        signal[~m_valid] = 0.0  # (N, L_m) mask over (N, L_m, D_m)
+        features[m] = signal.astype(np.float32)  # (N, L_m, D_m)
+        del noise, signal, hidden
+        warps[m] = np.where(m_valid, warp, 0)  # (N, L_m)
         info = getattr(cfg, f"info_{m}")
         if cfg.unique_dim:
-            dirs = _unit_columns(rng.standard_normal((cfg.unique_dim, n_scores)))
-            score = score + info * _masked_mean(unique, valid) @ dirs  # (N, S)
+            dirs = _unit_columns(gen.standard_normal((cfg.unique_dim, n_scores)))
+            score = score + info * _masked_mean(full, full_valid) @ dirs  # (N, S)
             parts += info**2
     if privileged:
         for m in SYNTHETIC_MODALITIES:
@@ -476,9 +699,99 @@ def _draw(cfg: SyntheticConfig, n: int) -> _Draw:
     # label distribution does not depend on how many samples were drawn
     score = score / np.sqrt(parts + cfg.label_noise**2)  # (N, S)
     latents = {
-        k: np.where(valid[:, :, None], z, 0.0).astype(np.float32) for k, z in latents.items()
+        k: np.where(step_valid[_time_owner(k)][:, :, None], z, 0.0).astype(np.float32)
+        for k, z in latents.items()
     }
-    return _Draw(lengths, features, warps, score, latents)
+    durations = None if clock is None else clock.durations
+    return _Draw(own_lengths, features, warps, score, latents, durations, framed)
+
+
+def _nearest_spans(
+    pos_a: np.ndarray,
+    len_a: np.ndarray,
+    pos_b: np.ndarray,
+    len_b: np.ndarray,
+    n_latent: int,
+    exact: bool = False,
+) -> np.ndarray:
+    """For each step of ``a``, the steps of ``b`` whose latent position is nearest to its own.
+
+    The nearest steps (all ties included) form one range because ``pos_b`` is
+    non-decreasing over ``b``'s valid steps. Computed from per-sample cumulative counts of
+    ``b``'s positions, so no ``(N, L_a, L_b)`` array is built.
+
+    Parameters
+    ----------
+    pos_a : ndarray, shape (N, L_a)
+        Latent position (step) of each step of ``a``, in ``[0, n_latent)`` on valid steps.
+    len_a : ndarray, shape (N,)
+        Valid steps of ``a``.
+    pos_b : ndarray, shape (N, L_b)
+        Latent positions of ``b``, non-decreasing over its valid steps.
+    len_b : ndarray, shape (N,)
+        Valid steps of ``b``.
+    n_latent : int
+        Number of latent steps (upper bound of every position, exclusive).
+    exact : bool
+        Give ``(-1, -1)`` where no valid step of ``b`` shares the position (``b`` observes
+        every latent step, so those are cut away), instead of the nearest ones.
+
+    Returns
+    -------
+    ndarray, shape (N, L_a, 2)
+        int64 ``[start, end)``; ``(-1, -1)`` past ``len_a`` (or where unknown).
+
+    Examples
+    --------
+    >>> a = np.array([[0, 1, 3]]); b = np.array([[0, 0, 2, 3]])
+    >>> _nearest_spans(a, np.array([3]), b, np.array([4]), 4)[0].tolist()
+    [[0, 2], [0, 3], [3, 4]]
+    """
+    n, steps_a = pos_a.shape
+    steps_b = pos_b.shape[1]
+    valid_a = np.arange(steps_a)[None, :] < len_a[:, None]  # (N, L_a)
+    valid_b = np.arange(steps_b)[None, :] < len_b[:, None]  # (N, L_b)
+    # count[i, v]: valid steps of b at latent position v; le / lt: at or before / before v
+    flat = (np.arange(n)[:, None] * n_latent + pos_b)[valid_b]  # (valid steps of b,)
+    count = np.bincount(flat, minlength=n * n_latent).reshape(n, n_latent)  # (N, n_latent)
+    le = np.cumsum(count, axis=1)  # (N, n_latent)
+    lt = le - count  # (N, n_latent)
+    x = np.clip(pos_a, 0, n_latent - 1)  # (N, L_a)
+    lo = np.take_along_axis(lt, x, axis=1)  # (N, L_a), first b step at position >= x
+    hi = np.take_along_axis(le, x, axis=1)  # (N, L_a), first b step at position > x
+    hit = hi > lo  # some b step sits exactly at x
+    below = np.take_along_axis(pos_b, np.clip(lo - 1, 0, steps_b - 1), axis=1)  # (N, L_a)
+    above = np.take_along_axis(pos_b, np.clip(lo, 0, steps_b - 1), axis=1)  # (N, L_a)
+    far = 2 * n_latent  # farther than any real gap
+    gap_below = np.where(lo > 0, x - below, far)  # (N, L_a)
+    gap_above = np.where(lo < len_b[:, None], above - x, far)  # (N, L_a)
+    start = np.where(
+        gap_below <= gap_above, np.take_along_axis(lt, np.clip(below, 0, n_latent - 1), axis=1), lo
+    )
+    end = np.where(
+        gap_above <= gap_below, np.take_along_axis(le, np.clip(above, 0, n_latent - 1), axis=1), lo
+    )
+    start, end = np.where(hit, lo, start), np.where(hit, hi, end)  # (N, L_a) each
+    unknown = ~valid_a | (len_b[:, None] == 0) | (exact & ~hit)  # (N, L_a)
+    span = np.stack([start, end], axis=2)  # (N, L_a, 2)
+    return np.where(unknown[:, :, None], -1, span).astype(np.int64)  # (N, L_a, 2)
+
+
+def _truth_spans(draw: _Draw, n_latent: int) -> dict[str, np.ndarray]:
+    """``spans["<a>_<b>"]`` (N, L_a, 2) for every ordered pair of modalities (module docstring)."""
+    return {
+        f"{a}_{b}": _nearest_spans(
+            draw.warps[a],
+            draw.lengths[a],
+            draw.warps[b],
+            draw.lengths[b],
+            n_latent,
+            exact=b in draw.framed,
+        )
+        for a in SYNTHETIC_MODALITIES
+        for b in SYNTHETIC_MODALITIES
+        if a != b
+    }
 
 
 def _privileged_hidden(
@@ -530,8 +843,9 @@ def generate_synthetic(config: SyntheticConfig | None = None) -> SyntheticData:
 
     All splits are drawn together from one ``numpy.random.Generator`` seeded with
     ``config.seed`` (step 6 of the module docstring from a second one seeded with
-    ``[seed, 1]``) and then cut in order (train, valid, test), so they are identically
-    distributed.
+    ``[seed, 1]``, step 7 from a third seeded with ``[seed, 2]``) and then cut in order
+    (train, valid, test), so they are identically distributed. Every split carries the
+    ground-truth spans of every ordered modality pair (``Split.spans``).
 
     Parameters
     ----------
@@ -542,13 +856,16 @@ def generate_synthetic(config: SyntheticConfig | None = None) -> SyntheticData:
     -------
     SyntheticData
         ``dataset`` holds, per split, ``(N, L, D_m)`` float32 features (``L = max_length``)
-        with one shared ``(N,)`` length for all modalities, and labels.
+        with one shared ``(N,)`` length for all modalities, labels and spans ``(N, L, 2)``.
+        In the unaligned variant vision and audio have ``L_m`` = the longest frame
+        sequence (``<= max_frames``) and their own (shared) frame lengths.
     """
     cfg = (config or SyntheticConfig()).validate()
     sizes = {"train": cfg.n_train, "valid": cfg.n_valid, "test": cfg.n_test}
     n = sum(sizes.values())
     draw = _draw(cfg, n)
     score, lengths, features = draw.score, draw.lengths, draw.features
+    spans = _truth_spans(draw, cfg.max_length)
     if cfg.task == "regression":
         y = 3.0 * np.tanh(_TANH_GAIN * score[:, 0])
         if cfg.label_step > 0:
@@ -561,18 +878,22 @@ def generate_synthetic(config: SyntheticConfig | None = None) -> SyntheticData:
     splits: dict[str, Split] = {}
     split_warps: dict[str, dict[str, np.ndarray]] = {}
     split_latents: dict[str, dict[str, np.ndarray]] = {}
+    split_durations: dict[str, np.ndarray] = {}
     start = 0
     for s in SPLIT_NAMES:
         rows = slice(start, start + sizes[s])
         start += sizes[s]
         splits[s] = Split(
             features={m: x[rows] for m, x in features.items()},
-            lengths={m: lengths[rows].copy() for m in features},
+            lengths={m: lengths[m][rows].copy() for m in features},
             labels=labels[rows],
             ids=ids[rows],
+            spans={k: span[rows] for k, span in spans.items()},
         )
         split_warps[s] = {m: w[rows] for m, w in draw.warps.items()}
         split_latents[s] = {k: z[rows] for k, z in draw.latents.items()}
+        if draw.durations is not None:
+            split_durations[s] = draw.durations[rows]
     dataset = MultimodalDataset(
         splits=splits,
         task=cfg.task,  # type: ignore[arg-type]
@@ -580,7 +901,13 @@ def generate_synthetic(config: SyntheticConfig | None = None) -> SyntheticData:
         name=cfg.name,
         source=f"synthetic(seed={cfg.seed})",
     ).validate()
-    return SyntheticData(dataset=dataset, warps=split_warps, config=cfg, latents=split_latents)
+    return SyntheticData(
+        dataset=dataset,
+        warps=split_warps,
+        config=cfg,
+        latents=split_latents,
+        durations=split_durations,
+    )
 
 
 def make_synthetic(config: SyntheticConfig | None = None) -> MultimodalDataset:
@@ -594,13 +921,17 @@ def make_synthetic(config: SyntheticConfig | None = None) -> MultimodalDataset:
     Returns
     -------
     MultimodalDataset
-        Validated; modalities ``text``, ``vision``, ``audio`` share each sample's length.
+        Validated; modalities ``text``, ``vision``, ``audio`` share each sample's length
+        (vision and audio share their frame lengths in the unaligned variant). Splits carry
+        the ground-truth ``spans``.
 
     Examples
     --------
     >>> ds = make_synthetic(SyntheticConfig(n_train=8, n_valid=4, n_test=4))
     >>> ds.splits["train"].features["vision"].shape
     (8, 50, 20)
+    >>> ds.splits["train"].spans["audio_text"].shape
+    (8, 50, 2)
     """
     return generate_synthetic(config).dataset
 
@@ -718,11 +1049,13 @@ def _part_visibility(
     return weights, clean, seen
 
 
-def _pooled_features(features: dict[str, np.ndarray], lengths: np.ndarray, mods) -> np.ndarray:
+def _pooled_features(
+    features: dict[str, np.ndarray], lengths: dict[str, np.ndarray], mods
+) -> np.ndarray:
     """Mean and mean of squares over valid steps, per feature: ``(N, 2 * sum D_m)``."""
-    counts = lengths[:, None].astype(np.float64)  # (N, 1); padding is exactly 0
     cols = []
     for m in mods:
+        counts = lengths[m][:, None].astype(np.float64)  # (N, 1); padding is exactly 0
         x = features[m].astype(np.float64)  # (N, L, D_m)
         cols += [x.sum(axis=1) / counts, (x * x).sum(axis=1) / counts]
     return np.concatenate(cols, axis=1)  # (N, 2 * sum D_m)
@@ -753,6 +1086,12 @@ def information_budget(
     -------
     InformationBudget
 
+    Raises
+    ------
+    ConfigError
+        For the unaligned variant: its frame-level parts have other time-mean variances
+        than the formula assumes, so the budget is not defined there.
+
     Examples
     --------
     >>> cfg = SyntheticConfig(event_scale=0.0, info_vision=0.0, info_audio=0.0, label_noise=1.0)
@@ -766,6 +1105,11 @@ def information_budget(
     from sklearn.preprocessing import StandardScaler
 
     cfg = (config or SyntheticConfig()).validate()
+    if cfg.unaligned:
+        raise ConfigError(
+            "the information budget does not apply to the unaligned variant (unaligned=1): "
+            "its frame-level unique parts break the equal-variance formula; use unaligned=0."
+        )
     _check_int("n_samples", n_samples, low=8)
     variance = _time_mean_variance(cfg)
     weights, clean_by, seen_by = _part_visibility(cfg)

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmalign.ot.band import band_transpose, band_valid_mask
-from mmalign.validation import check_in
+from mmalign.ot.column_band import column_band_index, column_band_valid_mask
+from mmalign.validation import ConfigError, check_in
 
 __all__ = ["AlignmentFitter", "ot_fit_targets", "fit_loss", "banded_impute", "Convention"]
 
@@ -49,10 +50,17 @@ class AlignmentFitter(nn.Module):
         hidden = hidden or d_model
         self.window = window
         self.gru = nn.GRU(d_model, hidden, batch_first=True, bidirectional=bidirectional)
-        self.proj = nn.Linear(hidden * (2 if bidirectional else 1), 2 * window + 1)
+        # + 2 inputs: the victim step's phase and log rate on the rescaled diagonal
+        self.proj = nn.Linear(hidden * (2 if bidirectional else 1) + 2, 2 * window + 1)
 
-    def forward(self, z_source: Tensor, source_mask: Tensor) -> Tensor:
-        """Return weights of shape (B, L, W); each valid row sums to 1 over valid offsets.
+    def forward(
+        self,
+        z_source: Tensor,
+        source_mask: Tensor,
+        centres: Tensor | None = None,
+        victim_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Return weights of shape (B, M, W); each valid row sums to 1 over valid offsets.
 
         Parameters
         ----------
@@ -60,6 +68,18 @@ class AlignmentFitter(nn.Module):
             Encoded source steps (without the head token).
         source_mask : Tensor, shape (B, L)
             True on valid steps.
+        centres : Tensor, shape (B, M), optional
+            Band centre of each victim step (:func:`mmalign.ot.diagonal_centres`); default
+            the shared time axis (``M = L``, centre ``j``).
+        victim_mask : Tensor, shape (B, M), optional
+            Valid victim steps; default ``source_mask``. Required with ``centres``.
+
+        Notes
+        -----
+        Victim step ``j`` reads the GRU state at its centre ``c_j`` plus two numbers that
+        place it on the rescaled diagonal: its phase ``(j + 1/2) * n / m - c_j - 1/2`` (in
+        ``[-1/2, 1/2)``, so the steps inside one source step can be told apart) and
+        ``log(m / n)``. Both are 0 for equal lengths, where this is the paper's Eq. 12.
         """
         seq_len = z_source.shape[1]
         lengths = source_mask.sum(1).clamp(min=1).cpu()
@@ -67,9 +87,22 @@ class AlignmentFitter(nn.Module):
         packed = pack_padded_sequence(z_source, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.gru(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=seq_len)  # (B, L, h)
-        logits = self.proj(out)  # (B, L, W)
-        valid = band_valid_mask(source_mask, source_mask, self.window)  # (B, L, W)
-        logits = logits.masked_fill(~valid, float("-inf"))
+        if centres is None:
+            centres = torch.arange(seq_len, device=z_source.device).expand(z_source.shape[0], -1)
+            victim_mask = source_mask
+        elif victim_mask is None:
+            raise ConfigError("`victim_mask` is required with `centres`.")
+        n = source_mask.sum(1, keepdim=True).to(out.dtype)  # (B, 1)
+        m = victim_mask.sum(1, keepdim=True).to(out.dtype)  # (B, 1)
+        steps = torch.arange(centres.shape[1], device=out.device, dtype=out.dtype)  # (M,)
+        ratio = n / m.clamp_min(1)  # (B, 1)
+        phase = (steps + 0.5) * ratio - centres.to(out.dtype) - 0.5  # (B, M)
+        phase = phase.where(victim_mask, 0.0)
+        log_rate = torch.log(m.clamp_min(1) / n.clamp_min(1)).expand_as(phase)  # (B, M)
+        state = out.gather(1, centres[..., None].expand(-1, -1, out.shape[-1]))  # (B, M, h)
+        logits = self.proj(torch.cat([state, phase[..., None], log_rate[..., None]], -1))
+        valid = column_band_valid_mask(source_mask, victim_mask, centres, self.window)
+        logits = logits.masked_fill(~valid, float("-inf"))  # (B, M, W)
         weights = torch.softmax(logits, dim=-1)
         return torch.where(valid, weights, torch.zeros_like(weights))  # padded rows: 0, not NaN
 
@@ -78,39 +111,51 @@ def ot_fit_targets(
     plan: Tensor,
     source_mask: Tensor,
     victim_mask: Tensor,
+    centres: Tensor,
     window: int,
     convention: Convention = "column",
 ) -> tuple[Tensor, Tensor]:
-    """Turn an OT plan (row band) into fitter targets and their validity mask.
+    """Turn an OT plan (column band) into fitter targets and their validity mask.
 
     Parameters
     ----------
-    plan : Tensor, shape (B, L, W)
-        Row band from :func:`mmalign.ot.sinkhorn_banded` (source ``i``, victim ``i+k-K``).
-    source_mask, victim_mask : Tensor, shape (B, L)
-        Valid steps (one shared time axis).
+    plan : Tensor, shape (B, M, W)
+        Column band from :func:`mmalign.ot.sinkhorn_columns` (victim ``j``, source
+        ``centres[j] + k - K``).
+    source_mask : Tensor, shape (B, L)
+    victim_mask : Tensor, shape (B, M)
+    centres : Tensor, shape (B, M)
+        int64 band centres.
     window : int
         ``K``.
     convention : {"column", "row"}
         ``"column"`` (default): target for victim step ``j`` is plan column ``j`` renormalised
-        over source steps. ``"row"``: plan row ``i`` renormalised (the official code's choice).
+        over source steps. ``"row"``: plan row ``i`` renormalised (the official code's
+        choice); only defined on one shared time axis (equal lengths, centre ``j``).
 
     Returns
     -------
-    target : Tensor, shape (B, L, W)
+    target : Tensor, shape (B, M, W)
         Each valid row sums to 1 (rows without mass are 0).
-    valid : Tensor, shape (B, L, W), bool
+    valid : Tensor, shape (B, M, W), bool
         Entries that take part in the fit loss.
     """
     check_in("convention", convention, ["column", "row"])
     if convention == "column":
-        band = band_transpose(plan, window, victim_mask.shape[1])  # (B, M, W)
-        valid = band_valid_mask(victim_mask, source_mask, window)  # (B, M, W)
-    else:
         band = plan
+        valid = column_band_valid_mask(source_mask, victim_mask, centres, window)  # (B, M, W)
+    else:
+        identity = torch.arange(centres.shape[1], device=centres.device)
+        on_axis = (centres == identity) | ~victim_mask  # padded steps have centre 0
+        if source_mask.shape != victim_mask.shape or not bool(on_axis.all()):
+            raise ConfigError(
+                "`convention='row'` needs source and victim on one time axis (aligned data); "
+                "use convention='column' for unaligned data."
+            )
+        band = band_transpose(plan, window, source_mask.shape[1])  # (B, L, W) row band
         valid = band_valid_mask(source_mask, victim_mask, window)  # (B, L, W)
     band = band * valid
-    total = band.sum(-1, keepdim=True)  # (B, L, 1)
+    total = band.sum(-1, keepdim=True)  # (B, M, 1)
     target = torch.where(total > 0, band / total.clamp(min=torch.finfo(band.dtype).tiny), 0.0)
     return target, valid
 
@@ -135,8 +180,10 @@ def fit_loss(pred: Tensor, target: Tensor, valid: Tensor, normalisation: str = "
     return (per_sample * keep).sum() / keep.sum().clamp(min=1)
 
 
-def banded_impute(weights: Tensor, z_source: Tensor, window: int) -> Tensor:
-    """Eq. 14: ``zhat_j = sum_k w[j, k] * z_source[j + k - K]`` without building L x M matrices.
+def banded_impute(
+    weights: Tensor, z_source: Tensor, window: int, centres: Tensor | None = None
+) -> Tensor:
+    """Eq. 14: ``zhat_j = sum_k w[j, k] * z_source[c_j + k - K]`` without L x M matrices.
 
     Parameters
     ----------
@@ -145,6 +192,9 @@ def banded_impute(weights: Tensor, z_source: Tensor, window: int) -> Tensor:
     z_source : Tensor, shape (B, L, d)
     window : int
         ``K``.
+    centres : Tensor, shape (B, M), optional
+        int64 band centres ``c_j`` (unequal lengths); default ``c_j = j`` (one time axis),
+        which takes a faster path.
 
     Returns
     -------
@@ -161,7 +211,16 @@ def banded_impute(weights: Tensor, z_source: Tensor, window: int) -> Tensor:
     >>> torch.equal(banded_impute(w, z, 1), z)
     True
     """
-    return _BandedImpute.apply(weights, z_source, window)
+    if centres is None:
+        return _BandedImpute.apply(weights, z_source, window)
+    index, _ = column_band_index(centres, window, z_source.shape[1])  # (B, M, W)
+    width = z_source.shape[-1]
+    out = None
+    for k in range(2 * window + 1):  # loops over the W offsets, not samples
+        rows = z_source.gather(1, index[:, :, k, None].expand(-1, -1, width))  # (B, M, d)
+        term = weights[:, :, k, None] * rows
+        out = term if out is None else out + term
+    return out  # (B, M, d); invalid offsets carry zero weight
 
 
 def _pad_source(z_source: Tensor, n_out: int, window: int) -> Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import Tensor, nn
 
 from mmalign.data.batching import Batch
@@ -122,8 +123,8 @@ class MissingModalityModel(nn.Module):
         Returns
         -------
         z_source : Tensor, shape (B, 1+L, d)
-        z_victim : Tensor, shape (B, 1+L, d)
-        victim_mask : Tensor, shape (B, L)
+        z_victim : Tensor, shape (B, 1+M, d)
+        victim_mask : Tensor, shape (B, M)
         """
         z_source = self.backbone.encode_source(batch.source, batch.source_mask)
         has = batch.has_victim
@@ -137,11 +138,23 @@ class MissingModalityModel(nn.Module):
         if not bool(has.any()):
             return z_source, z_imp, imp_mask
         z_real = self.backbone.encode_victim(batch.victim, batch.victim_mask)
-        z_victim = z_real.where(has[:, None, None], z_imp)  # (B, 1+L, d)
-        mask = batch.victim_mask.where(has[:, None], imp_mask)  # (B, L)
+        # an imputation on the victim's own axis may be longer or shorter than the real one
+        length = max(z_real.shape[1], z_imp.shape[1]) - 1  # steps, without the head
+        z_real, real_mask = _pad_steps(z_real, batch.victim_mask, length)
+        z_imp, imp_mask = _pad_steps(z_imp, imp_mask, length)
+        z_victim = z_real.where(has[:, None, None], z_imp)  # (B, 1+M, d)
+        mask = real_mask.where(has[:, None], imp_mask)  # (B, M)
         return z_source, z_victim, mask
 
     def predict(self, batch: Batch) -> Tensor:
         """Predict (B, C): the real victim where ``has_victim``, the imputation elsewhere."""
         z_source, z_victim, victim_mask = self.encode_pair_or_impute(batch)
         return self.backbone.predict_fused(z_source, batch.source_mask, z_victim, victim_mask)
+
+
+def _pad_steps(z: Tensor, mask: Tensor, length: int) -> tuple[Tensor, Tensor]:
+    """Zero-pad encoded steps (B, 1+M, d) and their mask (B, M) to ``1 + length`` steps."""
+    extra = length + 1 - z.shape[1]
+    if extra <= 0:
+        return z, mask
+    return F.pad(z, (0, 0, 0, extra)), F.pad(mask, (0, extra))

@@ -20,9 +20,14 @@ from mmalign.models.adl import AlignmentFitter, Convention, banded_impute, fit_l
 from mmalign.models.backbone import Backbone
 from mmalign.models.losses import info_nce
 from mmalign.models.method import Losses, MissingModalityModel, Pass, Phase
-from mmalign.ot.cost import windowed_cosine_cost
-from mmalign.ot.sinkhorn import SinkhornResult, sinkhorn_banded
-from mmalign.validation import ConvergenceWarning
+from mmalign.models.step_space import StepSpace, step_contrastive_loss, translation_loss
+from mmalign.ot.column_band import (
+    ColumnSinkhornResult,
+    column_cosine_cost,
+    diagonal_centres,
+    sinkhorn_columns,
+)
+from mmalign.validation import ConfigError, ConvergenceWarning, check_in
 
 __all__ = ["MMAlign"]
 
@@ -36,9 +41,11 @@ class MMAlign(MissingModalityModel):
     task : str
         ``"regression"`` or ``"classification"``.
     window : int
-        ``K``: alignment only where ``abs(i - j) <= K``.
+        ``K``: victim step ``j`` aligns only with source steps ``i`` where
+        ``abs(i - c_j) <= K``, ``c_j`` the rescaled diagonal (``j`` for equal lengths).
     reg : float
-        Entropic regularisation ``mu`` of the OT problem (Eq. 8).
+        Entropic regularisation ``mu`` of the OT problem (Eq. 8); relative to each sample's
+        cost spread when ``reg_relative``.
     max_iter, tol : int, float
         Sinkhorn stopping rule.
     lambda_con, tau : float
@@ -51,6 +58,19 @@ class MMAlign(MissingModalityModel):
     single_iteration : bool
         True (Algorithm 1): one pass over each complete batch steps the fitter, then the
         backbone. False gives the "w/o SI" ablation: a fitter pass, then a backbone pass.
+    alignment_space : {"projected", "encoder"}
+        Where the OT cost compares steps: in a learned shared step space with a translator
+        for the imputation (default, :mod:`mmalign.models.step_space`), or on the raw encoder
+        outputs as in the paper.
+    reg_relative : bool
+        Scale ``reg`` by each sample's cost spread (standard deviation of its band costs).
+    source_relaxation : float
+        ``rho``, in the units of ``reg``: the source marginal is a KL penalty of that weight
+        instead of a hard ``1/n`` (semi-relaxed OT); 0 keeps the paper's balanced problem.
+    lambda_step, step_tau : float
+        Weight and temperature of the step-level InfoNCE (projected space only).
+    lambda_translate : float
+        Weight of the translation loss (projected space only).
     """
 
     group_order = ("fitter", "backbone")
@@ -69,8 +89,15 @@ class MMAlign(MissingModalityModel):
         fit_normalisation: str = ADLConfig.fit_normalisation,
         train_fitter: bool = ADLConfig.train_fitter,
         single_iteration: bool = TrainConfig.single_iteration,
+        alignment_space: str = ADLConfig.alignment_space,
+        reg_relative: bool = ADLConfig.reg_relative,
+        source_relaxation: float = ADLConfig.source_relaxation,
+        lambda_step: float = ADLConfig.lambda_step,
+        step_tau: float = ADLConfig.step_tau,
+        lambda_translate: float = ADLConfig.lambda_translate,
     ) -> None:
         super().__init__(backbone, task)
+        check_in("alignment_space", alignment_space, ["projected", "encoder"])
         self.fitter = AlignmentFitter(backbone.d_model, window)
         self.window = window
         self.reg, self.max_iter, self.tol = reg, max_iter, tol
@@ -79,6 +106,24 @@ class MMAlign(MissingModalityModel):
         self.fit_normalisation = fit_normalisation
         self.train_fitter = train_fitter
         self.single_iteration = single_iteration
+        self.alignment_space = alignment_space
+        self.reg_relative = reg_relative
+        self.source_relaxation = source_relaxation
+        self.lambda_step, self.step_tau = lambda_step, step_tau
+        self.lambda_translate = lambda_translate
+        self.step_space = StepSpace(backbone.d_model) if alignment_space == "projected" else None
+        # victim steps per source step, for the length of an imputed victim (set_victim_rate)
+        self.register_buffer("victim_rate", torch.ones(()))
+
+    def set_victim_rate(self, rate: float) -> None:
+        """Set the victim steps per source step that an imputed victim gets (see docs/method.md).
+
+        The run sets it to the median ratio ``Lv / Ls`` over the complete training samples;
+        it is 1 for aligned data, where the imputation has the source's length.
+        """
+        if not rate > 0:
+            raise ConfigError(f"`rate` must be > 0; got {rate!r}.")
+        self.victim_rate.fill_(float(rate))
 
     def epoch_passes(self, warmup: bool) -> tuple[Pass, ...]:
         """Algorithm 1, or with ``single_iteration=False`` separate fitter and backbone passes."""
@@ -87,10 +132,12 @@ class MMAlign(MissingModalityModel):
         return (Pass("complete", ("fitter",)), Pass("complete", ("backbone",)), Pass("missing"))
 
     def epoch_summary(self, record: dict) -> str:
-        """Show the main loss, fit loss and the share of samples whose Sinkhorn did not converge."""
+        """Show the main loss, fit and step losses, and the share of unconverged OT solves."""
         text = super().epoch_summary(record)
         if "complete/fitter" in record:
             text += f"  fit {record['complete/fitter']:.4f}"
+        if "complete/step" in record:
+            text += f"  step {record['complete/step']:.3f}"
         if record.get("complete/ot_unconverged", 0.0) > 0:
             text += f"  OT unconverged {100 * record['complete/ot_unconverged']:.0f}%"
         return text
@@ -103,37 +150,80 @@ class MMAlign(MissingModalityModel):
             "backbone": [p for p in self.parameters() if p.requires_grad and id(p) not in fitter],
         }
 
-    def solve_alignment(self, z_source: Tensor, z_victim: Tensor, batch: Batch) -> SinkhornResult:
-        """OT plan (row band, (B, L, W)) between encoded source and victim steps, no gradient.
+    def alignment_steps(self, z_source: Tensor, z_victim: Tensor) -> tuple[Tensor, Tensor]:
+        """Return the steps the OT cost compares: projected (default) or the raw encoder outputs."""
+        if self.step_space is None:
+            return z_source, z_victim
+        return self.step_space.project(z_source, z_victim)
 
-        Non-convergence is not warned per batch: the share of unconverged samples is
-        reported as the ``ot_unconverged`` entry of :meth:`compute_losses` and logged per epoch.
+    def solve_alignment(
+        self, p_source: Tensor, p_victim: Tensor, batch: Batch, centres: Tensor
+    ) -> ColumnSinkhornResult:
+        """OT plan (column band, (B, M, W)) between compared source and victim steps, no gradient.
+
+        With ``reg_relative`` the regularisation of each sample is ``reg`` times the standard
+        deviation of its in-window costs, so the plan's sharpness does not depend on the
+        scale of the cost. Non-convergence is not warned per batch: the share of unconverged
+        samples is the ``ot_unconverged`` entry of :meth:`compute_losses`, logged per epoch.
         """
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            cost = windowed_cosine_cost(
-                z_source, z_victim, batch.source_mask, batch.victim_mask, window=self.window
-            )  # (B, L, W)
-            return sinkhorn_banded(
+            cost = column_cosine_cost(
+                p_source, p_victim, batch.source_mask, batch.victim_mask, centres, self.window
+            )  # (B, M, W)
+            scale: float | Tensor = cost_spread(cost) if self.reg_relative else 1.0  # (B,)
+            reg = self.reg * scale
+            relaxation = None
+            if self.source_relaxation > 0:  # in reg's units: rho / (rho + reg) is scale-free
+                relaxation = self.source_relaxation * scale
+            return sinkhorn_columns(
                 cost,
                 batch.source_mask,
                 batch.victim_mask,
+                centres,
                 window=self.window,
-                reg=self.reg,
+                reg=reg,
                 max_iter=self.max_iter,
                 tol=self.tol,
+                source_relaxation=relaxation,
             )
+
+    def _impute_steps(self, steps: Tensor, weights: Tensor, centres: Tensor | None) -> Tensor:
+        """Eq. 14 on source steps (translated into the victim space when there is a translator)."""
+        if self.step_space is not None:
+            steps = self.step_space.translate(steps)
+        return banded_impute(weights, steps, self.window, centres)
+
+    def imputed_length(self, source_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Victim mask (B, M) and band centres (B, M) of an imputed victim.
+
+        Length ``max(1, round(Ls * victim_rate))`` for a non-empty source, 0 otherwise.
+        """
+        n = source_mask.sum(1)  # (B,)
+        if float(self.victim_rate) == 1.0:  # aligned: the source's own axis, centre j
+            steps = torch.arange(source_mask.shape[1], device=n.device)
+            return source_mask, steps.expand(source_mask.shape[0], -1)
+        m = torch.where(n > 0, (n * self.victim_rate).round().long().clamp_min(1), 0)  # (B,)
+        length = max(1, int(m.max()))
+        mask = torch.arange(length, device=n.device) < m[:, None]  # (B, M)
+        return mask, diagonal_centres(n, m, length)
 
     def impute_victim(self, z_source: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """Eq. 14-15: fitter weights times source steps; the head gets the initial head token."""
         steps = z_source[:, 1:]  # (B, L, d)
-        weights = self.fitter(steps, batch.source_mask)  # (B, L, W)
-        imputed = banded_impute(weights, steps, self.window)  # (B, L, d)
+        mask, centres = self.imputed_length(batch.source_mask)
+        weights = self.fitter(steps, batch.source_mask, centres, mask)  # (B, M, W)
+        imputed = self._impute_steps(steps, weights, centres)  # (B, M, d)
         head = self.backbone.victim_head_token().expand(steps.shape[0], 1, -1)  # (B, 1, d)
-        return torch.cat([head, imputed], dim=1), batch.source_mask  # (B, 1+L, d)
+        return torch.cat([head, imputed], dim=1), mask  # (B, 1+M, d)
 
     def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
-        """Algorithm 1: warm-up and complete batches (lines 2-4, 8-13), missing batches (15-17)."""
+        """Algorithm 1: warm-up and complete batches (lines 2-4, 8-13), missing batches (15-17).
+
+        On complete batches the projected variant adds the step-level InfoNCE (weight
+        ``lambda_step``) and the translation loss (``lambda_translate``) to the backbone's
+        loss; both use the OT plan that gives the fitter its targets.
+        """
         z_source = self.backbone.encode_source(batch.source, batch.source_mask)
         if phase == "missing":
             z_victim, mask = self.impute_victim(z_source, batch)
@@ -143,27 +233,67 @@ class MMAlign(MissingModalityModel):
         out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, batch.victim_mask)
         main = self.loss(out, batch)
         con = info_nce(z_source[:, 0], z_victim[:, 0], self.tau)
-        losses = Losses(
-            {"backbone": main + self.lambda_con * con}, {"main": main.detach(), "con": con.detach()}
-        )
-        if phase == "complete" and self.train_fitter:
-            ot = self.solve_alignment(z_source[:, 1:], z_victim[:, 1:], batch)
+        step = main + self.lambda_con * con
+        logged = {"main": main.detach(), "con": con.detach()}
+        if phase == "complete" and (self.train_fitter or self.step_space is not None):
+            steps_s, steps_v = z_source[:, 1:], z_victim[:, 1:]
+            centres = batch_centres(batch)
+            p_source, p_victim = self.alignment_steps(steps_s, steps_v)
+            ot = self.solve_alignment(p_source.detach(), p_victim.detach(), batch, centres)
             target, valid = ot_fit_targets(
-                ot.plan, batch.source_mask, batch.victim_mask, self.window, self.convention
-            )
-            # the fitter step updates psi only (line 11): its input is detached from theta
-            pred = self.fitter(z_source[:, 1:].detach(), batch.source_mask)  # (B, L, W)
-            losses.step["fitter"] = fit_loss(pred, target, valid, self.fit_normalisation)
-            losses.logged["ot_unconverged"] = (~ot.converged).float().mean()
-        return losses
+                ot.plan, batch.source_mask, batch.victim_mask, centres, self.window,
+                self.convention,
+            )  # fmt: skip
+            logged["ot_unconverged"] = (~ot.converged).float().mean()
+            losses = Losses({"backbone": step}, logged)
+            if self.step_space is not None:
+                col, _ = ot_fit_targets(
+                    ot.plan, batch.source_mask, batch.victim_mask, centres, self.window
+                )
+                nce = step_contrastive_loss(
+                    p_source, p_victim, batch.source_mask, batch.victim_mask, centres, col,
+                    self.window, self.step_tau,
+                )  # fmt: skip
+                imputed = self._impute_steps(steps_s, col, centres)  # (B, M, d)
+                trans = translation_loss(imputed, steps_v, batch.victim_mask)
+                losses.step["backbone"] = (
+                    step + self.lambda_step * nce + self.lambda_translate * trans
+                )
+                logged.update(step=nce.detach(), translate=trans.detach())
+            if self.train_fitter:
+                # the fitter step updates psi only (line 11): its input is detached from theta
+                pred = self.fitter(steps_s.detach(), batch.source_mask, centres, batch.victim_mask)
+                losses.step["fitter"] = fit_loss(pred, target, valid, self.fit_normalisation)
+            return losses
+        return Losses({"backbone": step}, logged)
 
     @torch.no_grad()
-    def alignments(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Predicted and OT column bands for a complete batch, both (B, L, W) (for Fig. 5)."""
+    def alignments(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Predicted and OT column bands (B, M, W) and their centres (B, M), complete batch."""
         z_source = self.backbone.encode_source(batch.source, batch.source_mask)
         z_victim = self.backbone.encode_victim(batch.victim, batch.victim_mask)
-        ot = self.solve_alignment(z_source[:, 1:], z_victim[:, 1:], batch)
+        centres = batch_centres(batch)
+        p_source, p_victim = self.alignment_steps(z_source[:, 1:], z_victim[:, 1:])
+        ot = self.solve_alignment(p_source, p_victim, batch, centres)
         target, _ = ot_fit_targets(
-            ot.plan, batch.source_mask, batch.victim_mask, self.window, self.convention
+            ot.plan, batch.source_mask, batch.victim_mask, centres, self.window, self.convention
         )
-        return self.fitter(z_source[:, 1:], batch.source_mask), target
+        predicted = self.fitter(z_source[:, 1:], batch.source_mask, centres, batch.victim_mask)
+        return predicted, target, centres
+
+
+def batch_centres(batch: Batch) -> Tensor:
+    """Band centres (B, M) of a batch's victim steps on the rescaled diagonal."""
+    return diagonal_centres(
+        batch.source_mask.sum(1), batch.victim_mask.sum(1), batch.victim_mask.shape[1]
+    )
+
+
+def cost_spread(cost: Tensor) -> Tensor:
+    """Return the standard deviation (B,) of each sample's finite band costs, at least 1e-2."""
+    finite = torch.isfinite(cost)
+    count = finite.sum((1, 2)).clamp_min(1)
+    values = torch.where(finite, cost, 0.0)
+    mean = values.sum((1, 2)) / count
+    var = torch.where(finite, (cost - mean[:, None, None]).square(), 0.0).sum((1, 2)) / count
+    return var.sqrt().clamp_min(1e-2)

@@ -68,6 +68,9 @@ class MethodSpec:
         What the method may use at test time, and so which sanity floor it is compared
         with: the source alone (LB), the source and the victim where present (imputation
         methods: the floor of the setting), or both modalities always (UB).
+    own_axis : bool
+        The method takes an unaligned victim on its own time axis (any length); False: the
+        victim is resampled onto the source's steps (one shared axis).
     """
 
     name: str
@@ -79,6 +82,7 @@ class MethodSpec:
     lr_options: Mapping[str, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
     inputs: str = "pair"
+    own_axis: bool = False
 
     def floor_key(self, setting: str) -> str:
         """Key of the run's ``floor`` this method is compared with under ``setting``.
@@ -130,6 +134,12 @@ def _mm_align(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
         fit_normalisation=a.fit_normalisation,
         train_fitter=a.train_fitter,
         single_iteration=t.single_iteration,
+        alignment_space=a.alignment_space,
+        reg_relative=a.reg_relative,
+        source_relaxation=a.source_relaxation,
+        lambda_step=a.lambda_step,
+        step_tau=a.step_tau,
+        lambda_translate=a.lambda_translate,
     )
 
 
@@ -187,7 +197,20 @@ def _modal_trans(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
     )
 
 
-_ADL_OPTIONS = ("window", "reg", "max_iter", "tol", "convention", "fit_normalisation")
+_ADL_OPTIONS = (
+    "window",
+    "reg",
+    "max_iter",
+    "tol",
+    "convention",
+    "fit_normalisation",
+    "alignment_space",
+    "reg_relative",
+    "source_relaxation",
+    "lambda_step",
+    "step_tau",
+    "lambda_translate",
+)
 
 #: Every method, in the order of the paper's tables.
 METHODS: dict[str, MethodSpec] = {
@@ -199,6 +222,7 @@ METHODS: dict[str, MethodSpec] = {
             _lb,
             "Supervised-Single: source modality only (lower bound)",
             inputs="source",
+            own_axis=True,
         ),
         MethodSpec(
             "ub",
@@ -207,6 +231,7 @@ METHODS: dict[str, MethodSpec] = {
             "Supervised-Both: both modalities always (upper bound)",
             complete_data=True,
             inputs="both",
+            own_axis=True,
         ),
         MethodSpec(
             "mfm",
@@ -235,6 +260,7 @@ METHODS: dict[str, MethodSpec] = {
             _mm_align,
             "MM-Align: OT alignment dynamics + denoising training",
             proposed=True,
+            own_axis=True,
             lr_options={"fitter": "lr_fit"},
             options=(
                 *_ADL_OPTIONS,

@@ -53,6 +53,7 @@ __all__ = [
     "load_data",
     "build_model",
     "standardize_inputs",
+    "set_victim_rate",
     "RunPlan",
     "IDENTITY_KEYS",
 ]
@@ -89,6 +90,24 @@ def standardize_inputs(
     ):
         mean, std = step_statistics(train, modality, rows)
         encoder.set_input_statistics(torch.from_numpy(mean), torch.from_numpy(std))
+
+
+def set_victim_rate(
+    model: MissingModalityModel, dataset: MultimodalDataset, plan: "RunPlan"
+) -> None:
+    """Give a model that imputes on the victim's own axis its length rule (median ``Lv / Ls``).
+
+    The ratio is taken over the complete training samples with both lengths > 0; it is 1
+    for aligned data. Models without ``set_victim_rate`` are left alone.
+    """
+    if not hasattr(model, "set_victim_rate") or not plan.method.own_axis:
+        return
+    train = dataset.splits["train"]
+    n = np.asarray(train.lengths[plan.source])[plan.complete]
+    m = np.asarray(train.lengths[plan.victim])[plan.complete]
+    keep = (n > 0) & (m > 0)
+    if keep.any():
+        model.set_victim_rate(float(np.median(m[keep] / n[keep])))
 
 
 @dataclass(frozen=True)
@@ -142,9 +161,10 @@ class RunPlan:
     def pair_data(self, dataset: MultimodalDataset, name: str, device: torch.device) -> PairData:
         """Tensors of split ``name``, the victim kept where any setting has it."""
         present = np.any([p[name] for p in self.present.values()], axis=0)
-        return PairData.from_split(dataset.splits[name], self.source, self.victim, present).to(
-            device
-        )
+        split = dataset.splits[name]
+        resample = not self.method.own_axis
+        pair = PairData.from_split(split, self.source, self.victim, present, resample=resample)
+        return pair.to(device)
 
 
 def _data_warnings(
@@ -154,6 +174,8 @@ def _data_warnings(
     if not plan.method.complete_data:
         found += check_split_sizes(len(plan.complete), len(plan.missing), config.train.batch_size)
     train = dataset.splits["train"]
+    if plan.method.own_axis:  # the victim keeps its own time axis: nothing is resampled
+        return found
     found += check_resampling(
         train.lengths[plan.source][plan.complete],
         train.lengths[plan.victim][plan.complete],
@@ -284,6 +306,7 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
     model = build_model(config, plan.dims)
     if config.model.standardize:
         standardize_inputs(model, dataset, plan)
+    set_victim_rate(model, dataset, plan)
     model = model.to(device)
     data = TrainData(
         plan.pair_data(dataset, "train", device),

@@ -18,11 +18,12 @@ import torch
 import yaml
 from torch import Tensor
 
-from mmalign.config import RunConfig, config_from_dict
+from mmalign.config import RunConfig, config_from_dict, flatten
 from mmalign.data.batching import Batch, PairData
 from mmalign.data.dataset import Split
 from mmalign.evaluate.metrics import compute_metrics
 from mmalign.models.method import MissingModalityModel, PairDims
+from mmalign.models.registry import get_method
 from mmalign.runs.device import resolve_device
 from mmalign.runs.execute import build_model
 from mmalign.runs.predictions import softmax
@@ -32,6 +33,23 @@ from mmalign.train.loop import predict_outputs
 from mmalign.validation import ConfigError, DataError, check_in
 
 __all__ = ["TrainedModel", "load_run"]
+
+
+#: What a run folder written before the shared step space meant (the paper's alignment).
+_BEFORE_STEP_SPACE = {"alignment_space": "encoder", "reg_relative": False}
+
+
+def _widen_fitter(state: dict[str, Tensor], expected: dict[str, Tensor]) -> None:
+    """Give an older fitter projection the two inputs it lacks (phase and log rate) as zeros.
+
+    Both inputs are 0 on one shared time axis, the only case older runs handled, so the
+    widened projection computes exactly what it did.
+    """
+    key = "fitter.proj.weight"
+    if key in state and key in expected:
+        old, new = state[key], expected[key]
+        if old.shape[1] + 2 == new.shape[1]:
+            state[key] = torch.cat([old, old.new_zeros(old.shape[0], 2)], dim=1)
 
 
 class TrainedModel:
@@ -76,7 +94,10 @@ class TrainedModel:
         for name in ("config.yaml", "model.json", "checkpoint.pt"):
             if not (run_dir / name).is_file():
                 raise DataError(f"{run_dir}: not a finished run folder ({name} is missing).")
-        config = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        values = flatten(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
+        for key, old in _BEFORE_STEP_SPACE.items():  # runs from before the option existed
+            values.setdefault(key, old)
+        config = config_from_dict(values)
         states, saved = load_checkpoint(run_dir / "checkpoint.pt")
         if saved.get("partial"):
             raise DataError(f"{run_dir}: the run did not finish (its checkpoint is partial).")
@@ -88,10 +109,12 @@ class TrainedModel:
         dev = resolve_device(device)
         model = build_model(config, dims)
         state = states[setting]
-        # checkpoints from before input standardisation have no input statistics: identity
+        # checkpoints from before input standardisation have no input statistics (identity)
+        # and those from before unequal lengths no victim rate (1: one shared time axis)
         for key, value in model.state_dict().items():
-            if key.endswith((".input_shift", ".input_scale")):
+            if key.endswith((".input_shift", ".input_scale")) or key == "victim_rate":
                 state.setdefault(key, value)
+        _widen_fitter(state, model.state_dict())
         model.load_state_dict(state)
         model.to(dev).eval()
         return cls(config, meta, model, setting, dev)
@@ -114,7 +137,9 @@ class TrainedModel:
                     f"trained on {width}."
                 )
         split = Split(features=features, lengths=lengths, labels=split.labels, ids=split.ids)
-        return PairData.from_split(split, self.source, self.victim, present=present).to(self.device)
+        resample = not get_method(self.meta.method).own_axis
+        pair = PairData.from_split(split, self.source, self.victim, present, resample=resample)
+        return pair.to(self.device)
 
     def predict(
         self, split: Split, present: np.ndarray | None = None, batch_size: int = 256

@@ -279,3 +279,142 @@ def test_native_class_labels_may_be_whole_number_floats(tmp_path):
         DataError, match=r"train\.npz: `labels` must be whole-number class labels; got 0\.5 at"
     ):
         load_dataset(folder)
+
+
+# --- ground-truth spans (span_<a>_<b>)
+
+
+def _with_spans(task="regression"):
+    ds = _dataset(task)
+    for split in ds.splits.values():
+        n, text_len = len(split), split.lengths["text"]
+        steps = np.arange(6)[None, :]  # text steps
+        # text step t -> gyro step min(t, 3); (-1, -1) past the text length
+        start = np.minimum(steps, 3).repeat(n, axis=0)  # (N, 6)
+        text_gyro = np.stack([start, start + 1], axis=2)  # (N, 6, 2)
+        text_gyro[steps.repeat(n, axis=0) >= text_len[:, None]] = -1
+        gyro_text = np.stack(
+            [np.zeros((n, 4), int), np.maximum(text_len, 1)[:, None].repeat(4, 1)], 2
+        )
+        split.spans = {"text_gyro": text_gyro.astype(np.int64), "gyro_text": gyro_text}
+    return ds
+
+
+def test_spans_round_trip(tmp_path):
+    original = _with_spans()
+    folder = save_native(original, tmp_path / "mine")
+    with np.load(folder / "train.npz") as z:
+        assert {"span_text_gyro", "span_gyro_text"} <= set(z.files)
+    loaded = load_dataset(folder)
+    for s in ("train", "valid", "test"):
+        a, b = original.splits[s].spans, loaded.splits[s].spans
+        assert set(b) == {"text_gyro", "gyro_text"}
+        for key in a:
+            assert b[key].dtype == np.int64
+            np.testing.assert_array_equal(a[key], b[key])
+    # files without spans load as before, with no spans
+    assert load_dataset(save_native(_dataset(), tmp_path / "plain")).splits["train"].spans == {}
+
+
+def test_synthetic_spans_round_trip_and_survive_subset(tmp_path):
+    from mmalign.data.synthetic import SyntheticConfig, make_synthetic
+
+    original = make_synthetic(SyntheticConfig(n_train=12, n_valid=4, n_test=4, max_length=12))
+    loaded = load_dataset(save_native(original, tmp_path / "syn"))
+    for s in ("train", "valid", "test"):
+        a, b = original.splits[s].spans, loaded.splits[s].spans
+        assert len(a) == 6 and set(a) == set(b)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    sub = loaded.splits["train"].subset(np.array([3, 1]))
+    np.testing.assert_array_equal(
+        sub.spans["audio_text"], original.splits["train"].spans["audio_text"][[3, 1]]
+    )
+
+
+def test_spans_with_short_modality_names_get_full_names(tmp_path):
+    out = tmp_path / "short"
+    out.mkdir()
+    for split, n in [("train", 3), ("valid", 2), ("test", 2)]:
+        frames = np.arange(4) // 2  # audio frame f belongs to word f // 2
+        np.savez(
+            out / f"{split}.npz",
+            x_t=np.ones((n, 2, 3), np.float32),
+            len_t=np.full(n, 2),
+            x_a=np.ones((n, 4, 1), np.float32),
+            len_a=np.full(n, 4),
+            span_a_t=np.repeat(np.stack([frames, frames + 1], 1)[None], n, axis=0),
+            span_text_audio=np.repeat(np.array([[[0, 2], [2, 4]]]), n, axis=0),
+            labels=np.zeros(n, np.float32),
+            ids=np.array([f"{split}{i}" for i in range(n)]),
+            task="regression",
+        )
+    spans = load_dataset(out).splits["train"].spans
+    assert set(spans) == {"audio_text", "text_audio"}
+    assert spans["audio_text"][0].tolist() == [[0, 1], [0, 1], [1, 2], [1, 2]]
+    with np.load(out / "valid.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(out / "valid.npz", span_t_text=np.zeros((2, 2, 2), int), **arrays)
+    with pytest.raises(DataError, match=r"valid\.npz: `span_t_text` names modality 'text' twice"):
+        load_dataset(out)
+    arrays["span_audio_t"] = arrays["span_a_t"]
+    np.savez(out / "valid.npz", **arrays)
+    with pytest.raises(
+        DataError, match=r"valid\.npz: spans of 'audio' onto 'text' are stored twice"
+    ):
+        load_dataset(out)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        (
+            "span_text_gyro",
+            np.zeros((5, 5, 2), np.int64),
+            r"`span_text_gyro` must have shape \(N, L_a, 2\) = \(5, 6, 2\); got \(5, 5, 2\)",
+        ),
+        (
+            "span_text_gyro",
+            np.zeros((5, 6, 2), np.float32),
+            r"`span_text_gyro` must be an integer array",
+        ),
+        (
+            "span_gyro_text",
+            np.full((5, 4, 2), 7),
+            r"`span_gyro_text` values must lie in \[-1, L_b=6\]; got range \[7, 7\]",
+        ),
+        (
+            "span_gyro_text",
+            np.full((5, 4, 2), -3),
+            r"`span_gyro_text` values must lie in \[-1, L_b=6\]",
+        ),
+        (
+            "span_gyro_text",
+            np.full((5, 4, 2), 2),
+            r"`span_gyro_text` must hold start < end on known entries; got \[2, 2\] at sample 0, step 0",
+        ),
+        (
+            "span_gyro_text",
+            np.tile([0, -1], (5, 4, 1)),
+            r"`span_gyro_text` must hold -1 in both start and end or in neither",
+        ),
+        (
+            "span_text_audio",
+            np.zeros((5, 6, 2), np.int64),
+            r"`span_text_audio`: span key 'text_audio' must be '<a>_<b>'",
+        ),
+        (
+            "span_text_text",
+            np.zeros((5, 6, 2), np.int64),
+            r"`span_text_text`: .* for two different modalities",
+        ),
+    ],
+)
+def test_bad_span_arrays(tmp_path, key, value, match):
+    save_native(_with_spans(), tmp_path)
+    with np.load(tmp_path / "train.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays[key] = value
+    np.savez(tmp_path / "train.npz", **arrays)
+    with pytest.raises(DataError, match=r"train\.npz: .*" + match):
+        load_dataset(tmp_path)

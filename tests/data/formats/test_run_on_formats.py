@@ -79,15 +79,11 @@ def test_run_on_native_format_with_custom_modality_names(tmp_path):
     ds = make_synthetic(
         SyntheticConfig(n_train=16, n_valid=8, n_test=8, min_length=4, max_length=8)
     )
+    names = {"text": "words", "vision": "imu", "audio": "gps"}
     for split in ds.splits.values():  # rename to show any modality names work
-        split.features = {
-            {"text": "words", "vision": "imu", "audio": "gps"}[k]: v
-            for k, v in split.features.items()
-        }
-        split.lengths = {
-            {"text": "words", "vision": "imu", "audio": "gps"}[k]: v
-            for k, v in split.lengths.items()
-        }
+        split.features = {names[k]: v for k, v in split.features.items()}
+        split.lengths = {names[k]: v for k, v in split.lengths.items()}
+        split.spans = {"_".join(names[m] for m in k.split("_")): v for k, v in split.spans.items()}
     save_native(ds, tmp_path / "native")
     metrics = run_cli(tmp_path / "native", tmp_path / "run", pair="imu:gps")
     assert metrics["meta"]["source"] == "imu" and metrics["meta"]["victim"] == "gps"

@@ -8,7 +8,10 @@ Each file holds, for every modality ``m`` (any name; ``t``/``v``/``a`` mean text
 audio), ``x_<m>`` float (N, L_m, D_m) with valid steps first and ``len_<m>`` int (N,); plus
 ``labels`` (N,) (float for regression, int for classification), ``ids`` (N,) str and the
 0-d ``task`` (``"regression"`` or ``"classification"``); classification also stores 0-d
-``n_classes``. Arrays are read with ``allow_pickle=False``: nothing in the file can run code.
+``n_classes``. Optionally, ``span_<a>_<b>`` int (N, L_a, 2): ground-truth alignment
+spans of modality ``a`` onto ``b`` (:attr:`~mmalign.data.dataset.Split.spans`; ``a`` and
+``b`` as in the ``x_`` keys or their full names), read into ``Split.spans["<a>_<b>"]`` with
+full names. Arrays are read with ``allow_pickle=False``: nothing in the file can run code.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from mmalign.data.dataset import (
     Split,
     TaskType,
     canonical_modality,
+    check_span,
+    span_pair,
 )
 from mmalign.data.formats._common import (
     assemble,
@@ -39,7 +44,7 @@ from mmalign.validation import DataError
 
 __all__ = ["load", "save_native", "NATIVE_KEYS", "SPLIT_STEMS", "find_layout", "split_files"]
 
-# keys other than x_<m> / len_<m> that a native file may hold
+# keys other than x_<m> / len_<m> / span_<a>_<b> that a native file may hold
 NATIVE_KEYS: tuple[str, ...] = ("labels", "ids", "task", "n_classes")
 _MODALITY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # canonical split -> file stems tried in this order (after the optional "<name>_" prefix)
@@ -165,6 +170,8 @@ def save_native(dataset: MultimodalDataset, path: str | Path) -> Path:
         for m, x in split.features.items():
             arrays[f"x_{m}"] = x.astype(np.float32)
             arrays[f"len_{m}"] = split.lengths[m].astype(np.int64)
+        for key, span in split.spans.items():
+            arrays[f"span_{key}"] = span.astype(np.int64)
         arrays["labels"] = split.labels
         arrays["ids"] = np.asarray([str(i) for i in split.ids], dtype=str)
         arrays["task"] = np.asarray(dataset.task)
@@ -186,11 +193,12 @@ def _read(file: Path) -> tuple[Split, str, int | None]:
     for key in ("labels", "ids", "task"):
         if key not in arrays:
             raise DataError(f"{where}: missing key `{key}`; found {sorted(arrays)}.")
-    unknown = [k for k in arrays if k not in NATIVE_KEYS and not k.startswith(("x_", "len_"))]
+    prefixes = ("x_", "len_", "span_")
+    unknown = [k for k in arrays if k not in NATIVE_KEYS and not k.startswith(prefixes)]
     if unknown:
         raise DataError(
             f"{where}: unknown key(s) {unknown}; expected x_<modality>, "
-            f"len_<modality> and {list(NATIVE_KEYS)}."
+            f"len_<modality>, span_<a>_<b> and {list(NATIVE_KEYS)}."
         )
     task = str(arrays["task"])
     if task not in ("regression", "classification"):
@@ -242,8 +250,50 @@ def _read(file: Path) -> tuple[Split, str, int | None]:
         lengths=lengths,
         labels=labels.astype(np.float32 if task == "regression" else np.int64),
         ids=ids,
+        spans=_read_spans(arrays, names, features, where),
     )
     return split, task, n_classes
+
+
+def _read_spans(
+    arrays: dict[str, np.ndarray],
+    names: list[str],
+    features: dict[str, np.ndarray],
+    where: str,
+) -> dict[str, np.ndarray]:
+    """Check the ``span_<a>_<b>`` arrays of a file; return them keyed ``"<a>_<b>"`` (full names).
+
+    Parameters
+    ----------
+    arrays : dict of str to ndarray
+        Every array of the file.
+    names : list of str
+        Modality names as stored (``x_<name>``).
+    features : dict of str to ndarray
+        Full modality name -> features ``(N, L_m, D_m)``, already checked.
+    where : str
+        The file, for messages.
+
+    Returns
+    -------
+    dict of str to ndarray
+        int64 arrays of shape ``(N, L_a, 2)``.
+    """
+    # a span may name modalities as stored (x_t -> span_t_a) or by their full names
+    spelled = list(dict.fromkeys([*names, *features]))
+    spans: dict[str, np.ndarray] = {}
+    for key in (k for k in arrays if k.startswith("span_")):
+        a, b = span_pair(key[5:], spelled, f"{where}: `{key}`")
+        a, b = canonical_modality(a), canonical_modality(b)
+        if a == b:  # a short and a full name of one modality, e.g. span_t_text
+            raise DataError(f"{where}: `{key}` names modality {a!r} twice; need two different.")
+        if f"{a}_{b}" in spans:
+            raise DataError(f"{where}: spans of {a!r} onto {b!r} are stored twice (`{key}`).")
+        span = arrays[key]
+        n, steps_a = features[a].shape[:2]
+        check_span(span, (n, steps_a), features[b].shape[1], where, key)
+        spans[f"{a}_{b}"] = span.astype(np.int64)
+    return spans
 
 
 def load(
