@@ -114,9 +114,12 @@ def test_plot_alignment(runs, tmp_path, capsys):
         str(npz),
     ]
     assert main(argv) == 0
-    assert "window K=2" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "window K=2" in captured.out and "fig5_samples.png" in captured.err
     image = matplotlib.image.imread(out)
     assert image.shape[:2] == (400, 900)
+    samples = matplotlib.image.imread(tmp_path / "fig5_samples.png")
+    assert samples.shape[:2] == (900, 1000)  # three samples of two panels: 10 x 9 inches
     import numpy as np
 
     saved = np.load(npz)

@@ -452,3 +452,77 @@ def run_alignment_scores(
         )
     pair = PairData.from_split(part, run.source, run.victim, resample=False).to(run.device)
     return score_alignments(run.model, pair, part.spans[key], batch_size)
+
+
+@torch.no_grad()
+def sample_alignments(
+    model, pair, rows: np.ndarray, spans: np.ndarray | None = None
+) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Dense fitter and OT alignments of single complete samples, with their truth.
+
+    Parameters
+    ----------
+    model : MMAlign
+    pair : PairData
+        The victim on its own axis (``resample=False``).
+    rows : ndarray of int
+        Samples of ``pair`` to draw (each must have both modalities).
+    spans : ndarray, shape (N, L_victim, 2), optional
+        True source spans of each victim step.
+
+    Returns
+    -------
+    list of (label, predicted (n, m), ot (n, m), truth (m, 2) or None)
+        What :func:`mmalign.evaluate.plots.plot_sample_alignments` draws.
+    """
+    from mmalign.data.batching import iterate_batches
+
+    model.eval()
+    out = []
+    for batch in iterate_batches(pair, np.asarray(rows), len(rows) or 1, shuffle=False):
+        predicted, target, centres = model.alignments(batch)
+        if model.convention == "row":
+            from mmalign.ot.band import band_transpose
+
+            target = band_transpose(target, model.window, batch.victim_mask.shape[1])
+        n_source = batch.source_mask.shape[1]
+        dense_p = column_band_to_dense(predicted, centres, model.window, n_source)
+        dense_o = column_band_to_dense(target, centres, model.window, n_source)
+        for b, row in enumerate(batch.index.tolist()):
+            n, m = int(batch.source_mask[b].sum()), int(batch.victim_mask[b].sum())
+            truth = None if spans is None else np.asarray(spans[row, :m])
+            out.append(
+                (
+                    f"sample {row} ({n} source, {m} victim steps)",
+                    dense_p[b, :n, :m].cpu().numpy(),
+                    dense_o[b, :n, :m].cpu().numpy(),
+                    truth,
+                )
+            )
+    return out
+
+
+def run_sample_alignments(
+    run_dir: str | Path,
+    *,
+    data_options: Mapping[str, Any] | None = None,
+    n_samples: int = 3,
+    setting: str = "A",
+    split: str = "test",
+    seed: int = 0,
+):
+    """Load a run of the proposed method and return :func:`sample_alignments` of ``n_samples``.
+
+    The samples are drawn (seeded) among the complete samples of the split; the truth is
+    included when the data has ``span_<victim>_<source>``.
+    """
+    from mmalign.data.batching import PairData
+
+    run, _, part = _load_alignment_run(run_dir, data_options, setting, split)
+    pair = PairData.from_split(part, run.source, run.victim, resample=False).to(run.device)
+    both = (pair.source_lengths.cpu().numpy() > 0) & (pair.victim_lengths.cpu().numpy() > 0)
+    candidates = np.flatnonzero(both)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(candidates, size=min(n_samples, candidates.size), replace=False))
+    spans = part.spans.get(f"{run.victim}_{run.source}")
+    return sample_alignments(run.model, pair, rows, spans)

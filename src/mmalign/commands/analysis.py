@@ -144,13 +144,29 @@ def run_plot_alignment(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else Path(args.run_dir) / "fig5_alignment.png"
     size = summary.predicted.shape[0]
+    data = args.data or _run_data(args.run_dir)
+    where = f"data {data}, run {args.run_dir}"
     plot_alignment_heatmaps(
         summary.predicted,
         summary.ot,
         out,
         window=summary.window,
         titles=(f"fitter (predicted), K={summary.window}", "OT plan (target)"),
+        suptitle=f"mean |alignment| over {summary.n_samples} test samples; {where}",
     )
+    if args.samples > 0:
+        from mmalign.analyses.alignment import run_sample_alignments
+        from mmalign.evaluate.plots import plot_sample_alignments
+
+        samples = run_sample_alignments(
+            args.run_dir,
+            data_options=_given(args, DATA_OPTIONS),
+            n_samples=args.samples,
+            setting=args.setting,
+        )
+        sample_out = out.with_name(f"{out.stem}_samples{out.suffix}")
+        plot_sample_alignments(samples, sample_out, suptitle=f"single test samples; {where}")
+        print(f"mmalign plot-alignment: wrote {sample_out}", file=sys.stderr)
     if args.npz:
         import numpy as np
 
@@ -221,6 +237,17 @@ def _add_grid_flags(parser: argparse.ArgumentParser, default_store: str | None) 
     parser.add_argument(
         "--split", choices=("test", "valid"), default="test", help="split to report (default test)"
     )
+
+
+def _run_data(run_dir: str) -> str:
+    """Return the ``data`` option a run folder was trained on ("?" when unreadable)."""
+    import yaml
+
+    try:
+        values = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return "?"
+    return str(values.get("data", values.get("run", {}).get("data", "?")))
 
 
 def run_score_alignment(args: argparse.Namespace) -> int:
@@ -315,6 +342,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", metavar="FILE.png", help="figure (default RUN_DIR/fig5_alignment.png)"
     )
     plot.add_argument("--npz", metavar="FILE.npz", help="also save the two (S, S) matrices")
+    plot.add_argument(
+        "--samples",
+        type=int,
+        default=3,
+        help="also draw this many single test samples, with the true alignment where the "
+        "data has it, as <out>_samples.png (default 3; 0: none)",
+    )
     plot.add_argument("--setting", choices=("A", "B"), default="A", help="which checkpoint")
     plot.add_argument("--batch-size", type=int, default=64, help="test batch size (default 64)")
     plot.set_defaults(func=run_plot_alignment)

@@ -161,6 +161,7 @@ def plot_alignment_heatmaps(
     titles: tuple[str, str] = ("predicted (fitter)", "OT plan"),
     figsize: tuple[float, float] = (9.0, 4.0),
     dpi: float = 100.0,
+    suptitle: str | None = None,
 ) -> Path:
     """Draw mean absolute alignment entries side by side (the paper's Fig. 5).
 
@@ -180,6 +181,8 @@ def plot_alignment_heatmaps(
         Panel titles.
     figsize : (float, float)
     dpi : float
+    suptitle : str, optional
+        Figure title (e.g. the data and the run).
 
     Returns
     -------
@@ -231,6 +234,58 @@ def plot_alignment_heatmaps(
         axes.set_xlabel("victim step j")
         axes.set_ylabel("source step i")
     figure.colorbar(image, ax=list(panels), label="mean |alignment entry|", shrink=0.9)
+    if suptitle:
+        figure.suptitle(suptitle, fontsize="small")
+    return _save(figure, out_path, dpi)
+
+
+def plot_sample_alignments(
+    samples: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]],
+    out_path: str | Path,
+    *,
+    suptitle: str | None = None,
+    dpi: float = 100.0,
+) -> Path:
+    """Draw the fitter's and the OT plan's alignment of single samples, with the truth.
+
+    Parameters
+    ----------
+    samples : sequence of (label, predicted, ot, truth)
+        One row per sample: ``predicted`` and ``ot`` dense ``(n, m)`` matrices (rows =
+        source step ``i``, columns = victim step ``j``); ``truth`` the ``(m, 2)`` true
+        source span ``[start, end)`` of each victim step (``-1`` unknown), or None.
+    out_path : str or Path
+    suptitle : str, optional
+    dpi : float
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    check_positive("dpi", dpi)
+    if not samples:
+        raise ConfigError("`samples` must hold at least one sample.")
+    rows = len(samples)
+    figure = Figure(figsize=(10.0, 2.8 * rows + 0.6), layout="constrained")
+    panels = np.atleast_2d(figure.subplots(rows, 2, squeeze=False))
+    for (label, predicted, ot, truth), axes_row in zip(samples, panels):
+        for axes, matrix, name in zip(axes_row, (predicted, ot), ("fitter", "OT plan")):
+            matrix = np.asarray(matrix, dtype=float)
+            axes.imshow(matrix, cmap="magma", aspect="auto", interpolation="nearest", vmin=0.0)
+            if truth is not None:
+                spans = np.asarray(truth)
+                known = spans[:, 0] >= 0
+                steps = np.flatnonzero(known)
+                middle = (spans[known, 0] + spans[known, 1] - 1) / 2.0
+                axes.plot(steps, middle, color="cyan", linewidth=0.8, label="truth")
+            axes.set_title(f"{label}: {name}", fontsize="small")
+            axes.set_xlabel("victim step j")
+            axes.set_ylabel("source step i")
+    if any(s[3] is not None for s in samples):
+        panels[0, 0].legend(loc="upper left", fontsize="x-small")
+    if suptitle:
+        figure.suptitle(suptitle, fontsize="small")
     return _save(figure, out_path, dpi)
 
 
