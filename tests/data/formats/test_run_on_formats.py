@@ -49,7 +49,8 @@ def run_cli(data, out, pair="t:v", method="mm-align", extra=()):
     "writer, kwargs, pair",
     [
         ("write_mmsa", {"aligned": True}, "t:v"),
-        ("write_mmsa", {"aligned": False}, "a:t"),  # unaligned: victim resampled onto the source
+        ("write_mmsa", {"aligned": False}, "a:t"),  # unaligned: the victim keeps its own axis
+        ("write_mmsa", {"aligned": False}, "t:a"),  # a victim of up to 375 steps, not resampled
         ("write_mult", {"aligned": True}, "t:a"),
         ("write_mult", {"aligned": False}, "v:t"),
         ("write_misa", {}, "t:v"),
@@ -65,6 +66,14 @@ def test_run_on_regression_formats(tmp_path, fmt, quiet, writer, kwargs, pair):
     metrics = run_cli(data, tmp_path / "run", pair=pair)
     for setting in ("A", "B"):
         assert np.isfinite(metrics[setting]["test"]["mae"])
+    # MM-Align aligns unequal lengths itself: nothing is resampled, nothing warned about it
+    assert "resampl" not in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_methods_without_their_own_axis_still_resample_and_say_so(tmp_path, fmt, quiet):
+    written = fmt.write_mmsa(_mkdir(tmp_path / "data"), aligned=False)[0]
+    run_cli(written, tmp_path / "run", pair="t:a", method="mfm")
+    assert "resampled onto the time axis" in (tmp_path / "run" / "train.log").read_text()
 
 
 def test_run_on_meld_classification(tmp_path, fmt, quiet):
