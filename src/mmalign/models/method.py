@@ -8,6 +8,7 @@ MM-Align (Han et al., EMNLP 2022).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -126,30 +127,64 @@ class MissingModalityModel(nn.Module):
         z_victim : Tensor, shape (B, 1+M, d)
         victim_mask : Tensor, shape (B, M)
         """
+        z_source, victims = self._encode_settings(batch, {"": batch.has_victim})
+        return (z_source, *victims[""])
+
+    def _encode_settings(
+        self, batch: Batch, has: Mapping[str, Tensor]
+    ) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
+        """Encode the source and the real victim once, impute once, mix per presence pattern.
+
+        ``has`` maps a name to a (B,) bool pattern (combined with ``batch.has_victim``).
+        Returns ``z_source`` and, per name, ``(z_victim (B, 1+M, d), mask (B, M))``.
+        """
         z_source = self.backbone.encode_source(batch.source, batch.source_mask)
-        has = batch.has_victim
-        if bool(has.all()):
-            return (
-                z_source,
-                self.backbone.encode_victim(batch.victim, batch.victim_mask),
-                batch.victim_mask,
-            )
-        z_imp, imp_mask = self.impute_victim(z_source, batch)
-        if not bool(has.any()):
-            return z_source, z_imp, imp_mask
-        z_real = self.backbone.encode_victim(batch.victim, batch.victim_mask)
-        # an imputation on the victim's own axis may be longer or shorter than the real one
-        length = max(z_real.shape[1], z_imp.shape[1]) - 1  # steps, without the head
-        z_real, real_mask = _pad_steps(z_real, batch.victim_mask, length)
-        z_imp, imp_mask = _pad_steps(z_imp, imp_mask, length)
-        z_victim = z_real.where(has[:, None, None], z_imp)  # (B, 1+M, d)
-        mask = real_mask.where(has[:, None], imp_mask)  # (B, M)
-        return z_source, z_victim, mask
+        patterns = {name: h & batch.has_victim for name, h in has.items()}
+        real = imputed = None
+        if any(bool(h.any()) for h in patterns.values()):
+            real = (self.backbone.encode_victim(batch.victim, batch.victim_mask), batch.victim_mask)
+        if any(not bool(h.all()) for h in patterns.values()):
+            imputed = self.impute_victim(z_source, batch)
+        out = {}
+        for name, h in patterns.items():
+            if imputed is None or (real is not None and bool(h.all())):
+                out[name] = real
+            elif real is None or not bool(h.any()):
+                out[name] = imputed
+            else:
+                # an imputation on the victim's own axis may be longer or shorter than the
+                # real victim: pad both to one length before mixing them row by row
+                length = max(real[0].shape[1], imputed[0].shape[1]) - 1  # steps, no head
+                z_real, real_mask = _pad_steps(*real, length)
+                z_imp, imp_mask = _pad_steps(*imputed, length)
+                z_victim = z_real.where(h[:, None, None], z_imp)  # (B, 1+M, d)
+                out[name] = (z_victim, real_mask.where(h[:, None], imp_mask))  # (B, M)
+        return z_source, out
 
     def predict(self, batch: Batch) -> Tensor:
         """Predict (B, C): the real victim where ``has_victim``, the imputation elsewhere."""
         z_source, z_victim, victim_mask = self.encode_pair_or_impute(batch)
         return self.backbone.predict_fused(z_source, batch.source_mask, z_victim, victim_mask)
+
+    def predict_settings(self, batch: Batch, has: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Predict (B, C) under several victim-presence patterns, encoding and imputing once.
+
+        Validation scores settings A and B on the same batches: the source, the real victim
+        and the imputation (for Modal-Trans, an autoregressive decode) are computed once and
+        only the fusion runs per pattern. Gives what :meth:`predict` gives for each pattern.
+
+        Parameters
+        ----------
+        batch : Batch
+            Holds the victim wherever any pattern has it.
+        has : dict[str, Tensor]
+            Name -> (B,) bool: where the victim counts as present.
+        """
+        z_source, victims = self._encode_settings(batch, has)
+        return {
+            name: self.backbone.predict_fused(z_source, batch.source_mask, *victim)
+            for name, victim in victims.items()
+        }
 
 
 def _pad_steps(z: Tensor, mask: Tensor, length: int) -> tuple[Tensor, Tensor]:

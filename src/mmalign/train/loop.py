@@ -35,6 +35,7 @@ __all__ = [
     "build_optimizers",
     "train_step",
     "predict_outputs",
+    "predict_settings",
     "selection_score",
     "fit",
 ]
@@ -118,13 +119,31 @@ def predict_outputs(
     model: MissingModalityModel, pair: PairData, present: np.ndarray, batch_size: int
 ) -> Tensor:
     """Model outputs (N, C) for a whole split, the victim present where ``present`` (N,) is True."""
+    return predict_settings(model, pair, {"": present}, batch_size)[""]
+
+
+@torch.no_grad()
+def predict_settings(
+    model: MissingModalityModel,
+    pair: PairData,
+    present: Mapping[str, np.ndarray],
+    batch_size: int,
+) -> dict[str, Tensor]:
+    """Return outputs (N, C) per setting; the settings differ only in where the victim is present.
+
+    One pass over the split: each batch is encoded and imputed once
+    (:meth:`~mmalign.models.method.MissingModalityModel.predict_settings`).
+    """
     model.eval()
-    has = torch.as_tensor(present, dtype=torch.bool, device=pair.device)
-    outputs = []
+    has = {s: torch.as_tensor(p, dtype=torch.bool, device=pair.device) for s, p in present.items()}
+    anywhere = torch.stack(list(has.values())).any(0)  # (N,)
+    outputs: dict[str, list[Tensor]] = {s: [] for s in has}
     for start in range(0, len(pair), batch_size):
         index = torch.arange(start, min(start + batch_size, len(pair)), device=pair.device)
-        outputs.append(model.predict(pair.batch(index, has[index])).float())
-    return torch.cat(outputs).cpu()
+        batch = pair.batch(index, anywhere[index])
+        for s, out in model.predict_settings(batch, {s: h[index] for s, h in has.items()}).items():
+            outputs[s].append(out.float())
+    return {s: torch.cat(o).cpu() for s, o in outputs.items()}
 
 
 def selection_score(metrics: dict[str, float], task: str) -> float:
@@ -213,8 +232,10 @@ def fit(
             record.update(_run_epoch(model, data, passes, optimizers, config, generator, bar))
         state.epoch += 1
         scores, improved = [], False
-        for setting, present in data.valid_present.items():
-            outputs = predict_outputs(model, data.valid, present, config.eval_batch_size)
+        valid_outputs = predict_settings(
+            model, data.valid, data.valid_present, config.eval_batch_size
+        )
+        for setting, outputs in valid_outputs.items():
             metrics = compute_metrics(outputs.numpy(), data.valid.labels.cpu().numpy(), model.task)
             record[f"valid_{setting}"] = metrics
             scores.append(selection_score(metrics, model.task))

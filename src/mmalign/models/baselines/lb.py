@@ -7,6 +7,8 @@ self-attention layers), so LB runs through exactly the same encoder, fusion and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from torch import Tensor
 
 from mmalign.data.batching import Batch
@@ -22,6 +24,11 @@ class SourceOnly(MissingModalityModel):
         """Predict (B, C) from the source alone, whatever ``has_victim`` says."""
         z = self.backbone.encode_source(batch.source, batch.source_mask)
         return self.backbone.predict_fused(z, batch.source_mask, z, batch.source_mask)
+
+    def predict_settings(self, batch: Batch, has: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Return the same source-only prediction for every presence pattern, computed once."""
+        out = self.predict(batch)
+        return {name: out for name in has}
 
     def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
         """Task loss on every batch, complete or missing alike."""
