@@ -37,6 +37,37 @@ def _check_window(window: int) -> int:
     return int(window)
 
 
+def _check_steps(
+    z_source: object, z_victim: object, source_mask: object, victim_mask: object
+) -> tuple[int, int, int, int]:
+    """Check step tensors (B, L, D), (B, M, D) and masks (B, L), (B, M); return B, L, M, D."""
+
+    def shape(x: object) -> str:
+        return repr(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__
+
+    if not (isinstance(z_source, Tensor) and isinstance(z_victim, Tensor)) or (
+        z_source.dim() != 3 or z_victim.dim() != 3
+    ):
+        raise ConfigError(
+            "`z_source` and `z_victim` must have shapes (B, L, D) and (B, M, D); "
+            f"got {shape(z_source)} and {shape(z_victim)}."
+        )
+    n_batch, n_rows, dim = z_source.shape
+    n_cols = z_victim.shape[1]
+    if z_victim.shape[0] != n_batch or z_victim.shape[2] != dim:
+        raise ConfigError(
+            f"`z_victim` must have shape ({n_batch}, M, {dim}) to match `z_source`; "
+            f"got {shape(z_victim)}."
+        )
+    for name, mask, size in (
+        ("source_mask", source_mask, n_rows),
+        ("victim_mask", victim_mask, n_cols),
+    ):
+        if not isinstance(mask, Tensor) or tuple(mask.shape) != (n_batch, size):
+            raise ConfigError(f"`{name}` must have shape ({n_batch}, {size}); got {shape(mask)}.")
+    return n_batch, n_rows, n_cols, dim
+
+
 def _check_band(band: Tensor, window: int) -> None:
     width = 2 * window + 1
     if band.dim() != 3 or band.shape[-1] != width:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mmalign.ot.band import _check_window
+from mmalign.ot.band import _check_steps, _check_window
 from mmalign.ot.sinkhorn import _check_int, _log_uniform, _marginal_error
 from mmalign.validation import ConfigError, ConvergenceWarning, check_positive
 
@@ -436,27 +436,7 @@ def column_cosine_cost(
     """
     window = _check_window(window)
     eps = float(check_positive("eps", eps))
-    if (
-        not isinstance(z_source, Tensor)
-        or not isinstance(z_victim, Tensor)
-        or z_source.dim() != 3
-        or z_victim.dim() != 3
-    ):
-        raise ConfigError(
-            "`z_source` and `z_victim` must have shapes (B, L, D) and (B, M, D); "
-            f"got {_describe(z_source)} and {_describe(z_victim)}."
-        )
-    n_batch, n_rows, dim = z_source.shape
-    if z_victim.shape[0] != n_batch or z_victim.shape[2] != dim:
-        raise ConfigError(
-            f"`z_victim` must have shape ({n_batch}, M, {dim}) to match `z_source`; "
-            f"got {tuple(z_victim.shape)!r}."
-        )
-    n_cols = z_victim.shape[1]
-    if not isinstance(source_mask, Tensor) or tuple(source_mask.shape) != (n_batch, n_rows):
-        raise ConfigError(
-            f"`source_mask` must have shape ({n_batch}, {n_rows}); got {_describe(source_mask)}."
-        )
+    n_batch, _, n_cols, _ = _check_steps(z_source, z_victim, source_mask, victim_mask)
     _check_centres(centres, n_batch, n_cols)
     _check_masks(source_mask, victim_mask, n_batch, n_cols)
     # the (B, M, W) int64 index lives only while the bool mask is built

@@ -13,8 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mmalign.ot.band import _check_window, band_valid_mask
-from mmalign.validation import ConfigError
+from mmalign.ot.band import _check_steps, _check_window, band_valid_mask
 
 __all__ = ["windowed_cosine_cost"]
 
@@ -69,28 +68,7 @@ def windowed_cosine_cost(
     [[inf, 0.0, 1.0], [1.0, 0.0, inf]]
     """
     window = _check_window(window)
-    if z_source.dim() != 3 or z_victim.dim() != 3:
-        raise ConfigError(
-            "`z_source` and `z_victim` must have shapes (B, L, D) and (B, M, D); "
-            f"got {tuple(z_source.shape)!r} and {tuple(z_victim.shape)!r}."
-        )
-    n_batch, n_rows, dim = z_source.shape
-    if z_victim.shape[0] != n_batch or z_victim.shape[2] != dim:
-        raise ConfigError(
-            f"`z_victim` must have shape ({n_batch}, M, {dim}) to match `z_source`; "
-            f"got {tuple(z_victim.shape)!r}."
-        )
-    n_cols = z_victim.shape[1]
-    if tuple(source_mask.shape) != (n_batch, n_rows):
-        raise ConfigError(
-            f"`source_mask` must have shape ({n_batch}, {n_rows}); "
-            f"got {tuple(source_mask.shape)!r}."
-        )
-    if tuple(victim_mask.shape) != (n_batch, n_cols):
-        raise ConfigError(
-            f"`victim_mask` must have shape ({n_batch}, {n_cols}); "
-            f"got {tuple(victim_mask.shape)!r}."
-        )
+    n_batch, n_rows, n_cols, dim = _check_steps(z_source, z_victim, source_mask, victim_mask)
     width = 2 * window + 1
     unit_source = z_source / z_source.norm(dim=-1, keepdim=True).clamp_min(eps)  # (B, L, D)
     unit_victim = z_victim / z_victim.norm(dim=-1, keepdim=True).clamp_min(eps)  # (B, M, D)
