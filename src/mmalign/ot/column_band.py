@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from mmalign.ot.band import _check_steps, _check_window
-from mmalign.ot.sinkhorn import _check_int, _log_uniform, _marginal_error
+from mmalign.ot.sinkhorn import SinkhornResult, _check_int, _log_uniform, _marginal_error
 from mmalign.validation import ConfigError, ConvergenceWarning, check_positive
 
 __all__ = [
@@ -456,32 +456,14 @@ def column_cosine_cost(
 
 
 @dataclass(frozen=True)
-class ColumnSinkhornResult:
-    """Output of :func:`sinkhorn_columns`.
+class ColumnSinkhornResult(SinkhornResult):
+    """Output of :func:`sinkhorn_columns`, with the fields of :class:`SinkhornResult`.
 
-    Attributes
-    ----------
-    plan : Tensor, shape (B, M, W)
-        Column band of the transport plan, ``plan[b, j, k] = A[b, c[b, j] + k - K, j]``;
-        exactly 0 outside the window and on padded source or victim steps.
-    log_u : Tensor, shape (B, L)
-        Log source scaling (``f / reg`` for the dual potential ``f``); 0 on padded steps.
-    log_v : Tensor, shape (B, M)
-        Log victim scaling (``g / reg``); 0 on padded steps.
-    n_iter : int
-        Number of iterations run (one iteration = one source and one victim update).
-    converged : Tensor, shape (B,), bool
-        True where ``marginal_error <= tol`` at the last check.
-    marginal_error : Tensor, shape (B,)
-        L1 error of the source marginal plus L1 error of the victim marginal of ``plan``.
+    But ``plan`` (B, M, W) is the *column* band ``plan[b, j, k] = A[b, c[b, j] + k - K, j]``
+    (0 outside the window and on padded steps), ``log_u`` (B, L) the source scaling and
+    ``log_v`` (B, M) the victim scaling; ``marginal_error`` adds the source error (the
+    fixed-point residual when the source marginal is relaxed) and the victim error.
     """
-
-    plan: Tensor
-    log_u: Tensor
-    log_v: Tensor
-    n_iter: int
-    converged: Tensor
-    marginal_error: Tensor
 
 
 def _check_reg(reg: float | Tensor, n_batch: int, like: Tensor, name: str = "reg") -> Tensor:
