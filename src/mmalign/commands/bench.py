@@ -20,10 +20,12 @@ BENCHMARKS: tuple[str, ...] = (
     "adl_stage",
     "ot_solver",
     "ot_memory",
+    "ot_unequal_memory",
     "train_step",
     "inference",
     "imputation_time",
     "epoch_profile",
+    "validation_pass",
 )
 
 
