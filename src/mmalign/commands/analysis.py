@@ -1,12 +1,13 @@
-"""Analysis commands: ``ablate``, ``sweep-window``, ``plot-alignment``, ``score-alignment``, ``time``.
+"""Analysis commands: ablation, window sweep, alignment plots and scores, timings.
 
-They reproduce the paper's Table 5, Fig. 4, Fig. 5 and Table 8 respectively
-(:mod:`mmalign.analyses`).
+``ablate``, ``sweep-window``, ``plot-alignment`` and ``time`` reproduce the paper's Table 5,
+Fig. 4, Fig. 5 and Table 8 respectively (:mod:`mmalign.analyses`); ``score-alignment``
+scores a run's alignment against the data's ground truth.
 
 ``ablate`` and ``sweep-window`` are grids of runs of the proposed method: they share the grid
 flags, the results store and the engines of ``mmalign benchmark``
 (:mod:`mmalign.commands.grid_flags`; finished runs are skipped when the command runs again).
-``plot-alignment`` reads one finished run folder; ``time`` measures per-batch training steps
+``plot-alignment`` and ``score-alignment`` read one finished run folder; ``time`` measures per-batch training steps
 in this process. Heavy modules (torch, matplotlib, the analyses) are imported inside the
 command functions, so the command line starts fast.
 """

@@ -4,9 +4,9 @@
 features of samples that lack the victim overwritten by zeros at construction (so no later
 code can read them). For unaligned data the victim either keeps its own time axis (methods
 that align unequal lengths, such as MM-Align) or is resampled onto the source's time steps
-(methods that need one shared axis). :meth:`PairData.batch` is an index gather plus a trim to the longest source in the
-batch; :func:`iterate_batches` cuts an index array into such batches. Nothing loops over
-samples.
+(methods that need one shared axis). :meth:`PairData.batch` is an index gather plus a trim
+to the longest sequences in the batch; :func:`iterate_batches` cuts an index array into such
+batches. Nothing loops over samples.
 """
 
 from __future__ import annotations

@@ -3,8 +3,7 @@
 Why: MM-Align (Han et al., EMNLP 2022, Eq. 7) computes the OT cost ``1 - cos`` on the raw
 encoder outputs, and only the head tokens are tied across modalities (Eq. 16-17). Measured
 on our synthetic data, encoded source and victim steps are then nearly orthogonal, the cost
-is flat and the plan is noise around uniform (``docs/method.md``, "A step space for the
-cost").
+is flat and the plan is noise around uniform (``docs/method.md``, "Alignment").
 
 What: two projection heads map each modality's encoded steps into one space of width
 ``d``; the OT cost is ``1 - cos`` there. On complete batches the heads and encoders are

@@ -589,8 +589,8 @@ def sinkhorn_columns(
     check_every : int, default 10
         Check the marginal error every ``check_every`` iterations (and at ``max_iter``).
     source_relaxation : float or Tensor of shape (B,), optional
-        ``rho > 0`` (one value or one per sample, like ``reg``): replace the source constraint ``A 1 = a`` by the penalty
-        ``rho * KL(A 1 | a)`` (semi-relaxed, unbalanced OT: Chizat, Peyré, Schmitzer &
+        ``rho > 0`` (one value or one per sample, like ``reg``): replace the source
+        constraint ``A 1 = a`` by the penalty ``rho * KL(A 1 | a)`` (semi-relaxed, unbalanced OT: Chizat, Peyré, Schmitzer &
         Vialard, Math. Comp. 2018; Frogner et al., NeurIPS 2015). Each victim step keeps
         mass ``1/m``, but a source step may receive more or less than ``1/n``: a word that
         lasts 19 frames can take all of them. The source update becomes
