@@ -25,6 +25,7 @@ BENCHMARKS: tuple[str, ...] = (
     "inference",
     "imputation_time",
     "epoch_profile",
+    "epoch_ratio",
     "validation_pass",
 )
 
