@@ -24,6 +24,8 @@ import torch
 from benchmarks._timing import format_table, set_threads
 from mmalign.config import RunConfig, apply_overrides
 from mmalign.data.spec import DataSpec
+from mmalign.models.registry import options_for
+from mmalign.options import parse_assignments
 from mmalign.runs.execute import RunPlan, build_model, standardize_inputs
 from mmalign.train.loop import TrainData, fit
 
@@ -32,11 +34,13 @@ __all__ = ["main"]
 METHODS = ("mm-align", "modal-trans")
 
 
-def _setup(name: str, dataset, device: torch.device):
+def _setup(name: str, dataset, device: torch.device, options: dict[str, str]):
+    base = {"pair": "t:v", "p": 0.1, "seed": 0, "epochs": 1, "warmup_epochs": 0}
+    # options that do not apply to a method (e.g. MM-Align's for Modal-Trans) are left out
+    mine = options_for(name, options)
     config = apply_overrides(
-        RunConfig(), {"method": name, "pair": "t:v", "p": 0.1, "seed": 0, "epochs": 1,
-                      "warmup_epochs": 0, "progress": False}
-    ).validate()  # fmt: skip
+        RunConfig(), {**base, **mine, "method": name, "progress": False}
+    ).validate()
     plan = RunPlan.make(config, dataset)
     model = build_model(config, plan.dims)
     standardize_inputs(model, dataset, plan)
@@ -56,17 +60,23 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="an option for every method it applies to (e.g. alignment_space=encoder)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    options = parse_assignments("set", args.set)
     threads = set_threads(args.threads)
     before = os.getloadavg()[0]
     device = torch.device(args.device)
     dataset = DataSpec.parse("synthetic").load()
     methods = args.methods.split(",")
-    setups = {m: _setup(m, dataset, device) for m in methods}
+    setups = {m: _setup(m, dataset, device, options) for m in methods}
     initial = {m: copy.deepcopy(s[2].state_dict()) for m, s in setups.items()}
     print(
         f"torch {torch.__version__}, device {args.device}, threads {threads}, load before "
-        f"{before:.2f}; default synthetic data, T->V, p = 0.1, one epoch per repeat"
+        f"{before:.2f}; default synthetic data, T->V, p = 0.1, one epoch per repeat, "
+        f"options {options or 'default'}"
     )
     times: dict[str, list[float]] = {m: [] for m in methods}
     for _ in range(args.repeats):
