@@ -178,9 +178,11 @@ class TrainedModel:
 
         Returns
         -------
-        z_victim : Tensor, shape (B, L, d)
-            The imputed victim steps (without the head token).
-        mask : Tensor, shape (B, L), bool
+        z_victim : Tensor, shape (B, M, d)
+            The imputed victim steps (without the head token). ``M = L`` for aligned data;
+            MM-Align trained on unaligned data gives ``round(Ls * victim_rate)`` steps
+            (docs/method.md, "Alignment").
+        mask : Tensor, shape (B, M), bool
         """
         x = torch.as_tensor(np.asarray(source, np.float32), device=self.device)
         n = torch.as_tensor(np.asarray(lengths), device=self.device)
