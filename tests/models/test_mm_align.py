@@ -56,7 +56,8 @@ def test_solver_output_carries_no_gradient(batch_factory):
     batch = batch_factory()
     z = model.backbone.encode_source(batch.source, batch.source_mask)[:, 1:]
     zv = model.backbone.encode_victim(batch.victim, batch.victim_mask)[:, 1:]
-    result = model.solve_alignment(z, zv, batch, batch_centres(batch))
+    centres = batch_centres(batch)
+    result = model.solve_alignment(model.alignment_cost(z, zv, batch, centres), batch, centres)
     assert not result.plan.requires_grad
     assert torch.isfinite(result.plan).all()
 

@@ -12,7 +12,7 @@ registry (:func:`~mmalign.models.registry.proposed_method`) learns alignments.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from mmalign.evaluate.alignment_score import AlignmentScore
-from mmalign.ot.band import band_to_dense
+from mmalign.ot.band import band_to_dense, band_transpose
 from mmalign.ot.column_band import column_band_to_dense
 from mmalign.validation import ConfigError, DataError, check_in
 
@@ -52,12 +52,15 @@ class AlignmentSummary:
         Samples averaged (those of length ``>= S``).
     window : int
         Window radius ``K`` of the model.
+    data : str
+        The ``data`` option the alignments were computed on ("" when not from a run).
     """
 
     predicted: np.ndarray
     ot: np.ndarray
     n_samples: int
     window: int
+    data: str = ""
 
     def _outside(self) -> np.ndarray:
         size = self.predicted.shape[0]
@@ -307,9 +310,10 @@ def run_alignment_summary(
     """
     from mmalign.data.batching import PairData
 
-    run, _, part = _load_alignment_run(run_dir, data_options, setting, split)
+    run, config, part = _load_alignment_run(run_dir, data_options, setting, split)
     pair = PairData.from_split(part, run.source, run.victim, resample=False).to(run.device)
-    return mean_abs_alignment(run.model, pair, min_length, batch_size)
+    summary = mean_abs_alignment(run.model, pair, min_length, batch_size)
+    return replace(summary, data=config.data)
 
 
 @dataclass(frozen=True)
@@ -359,6 +363,18 @@ class AlignmentScores:
 PREDICTORS = ("fitter", "ot", "uniform", "diagonal")
 
 
+def _column_alignments(model, batch) -> tuple[Tensor, Tensor, Tensor]:
+    """``model.alignments(batch)`` with the OT targets as column bands whatever the convention.
+
+    Targets of the ``"row"`` convention are row bands on one time axis; scores and single
+    sample plots read victim rows, so they are transposed.
+    """
+    predicted, target, centres = model.alignments(batch)  # (B, M, W), (B, M)
+    if model.convention == "row":
+        target = band_transpose(target, model.window, batch.victim_mask.shape[1])
+    return predicted, target, centres
+
+
 @torch.no_grad()
 def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> AlignmentScores:
     """Score the model's alignments on the complete samples of ``pair`` against ``spans``.
@@ -388,7 +404,6 @@ def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> Al
         diagonal_band,
         uniform_band,
     )
-    from mmalign.ot.band import band_transpose
     from mmalign.ot.column_band import column_band_valid_mask
 
     rows = np.flatnonzero(
@@ -401,10 +416,8 @@ def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> Al
     model.eval()
     all_spans = torch.as_tensor(np.asarray(spans, dtype=np.int64))
     for batch in iterate_batches(pair, rows, batch_size, shuffle=False):
-        predicted, target, centres = model.alignments(batch)  # (B, M, W), (B, M)
+        predicted, target, centres = _column_alignments(model, batch)  # (B, M, W), (B, M)
         n_victim = batch.victim_mask.shape[1]
-        if model.convention == "row":  # targets are row bands on one axis: take columns
-            target = band_transpose(target, window, n_victim)
         valid = column_band_valid_mask(batch.source_mask, batch.victim_mask, centres, window)
         truth = all_spans[batch.index.cpu(), :n_victim].to(centres.device)  # (B, M, 2)
         bands = {
@@ -480,11 +493,7 @@ def sample_alignments(
     model.eval()
     out = []
     for batch in iterate_batches(pair, np.asarray(rows), len(rows) or 1, shuffle=False):
-        predicted, target, centres = model.alignments(batch)
-        if model.convention == "row":
-            from mmalign.ot.band import band_transpose
-
-            target = band_transpose(target, model.window, batch.victim_mask.shape[1])
+        predicted, target, centres = _column_alignments(model, batch)
         n_source = batch.source_mask.shape[1]
         dense_p = column_band_to_dense(predicted, centres, model.window, n_source)
         dense_o = column_band_to_dense(target, centres, model.window, n_source)

@@ -145,8 +145,7 @@ def run_plot_alignment(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else Path(args.run_dir) / "fig5_alignment.png"
     size = summary.predicted.shape[0]
-    data = args.data or _run_data(args.run_dir)
-    where = f"data {data}, run {args.run_dir}"
+    where = f"data {summary.data}, run {args.run_dir}"
     plot_alignment_heatmaps(
         summary.predicted,
         summary.ot,
@@ -238,17 +237,6 @@ def _add_grid_flags(parser: argparse.ArgumentParser, default_store: str | None) 
     parser.add_argument(
         "--split", choices=("test", "valid"), default="test", help="split to report (default test)"
     )
-
-
-def _run_data(run_dir: str) -> str:
-    """Return the ``data`` option a run folder was trained on ("?" when unreadable)."""
-    import yaml
-
-    try:
-        values = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return "?"
-    return str(values.get("data", values.get("run", {}).get("data", "?")))
 
 
 def run_score_alignment(args: argparse.Namespace) -> int:

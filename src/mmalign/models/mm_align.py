@@ -156,10 +156,20 @@ class MMAlign(MissingModalityModel):
             return z_source, z_victim
         return self.step_space.project(z_source, z_victim)
 
-    def solve_alignment(
+    def alignment_cost(
         self, p_source: Tensor, p_victim: Tensor, batch: Batch, centres: Tensor
-    ) -> ColumnSinkhornResult:
-        """OT plan (column band, (B, M, W)) between compared source and victim steps, no gradient.
+    ) -> Tensor:
+        """Cosine cost (column band, (B, M, W)) between compared steps (:meth:`alignment_steps`).
+
+        In the projected space the cost keeps its gradient: the step InfoNCE is built on it,
+        and the solver reads it detached, so it is computed once per complete batch.
+        """
+        return column_cosine_cost(
+            p_source, p_victim, batch.source_mask, batch.victim_mask, centres, self.window
+        )
+
+    def solve_alignment(self, cost: Tensor, batch: Batch, centres: Tensor) -> ColumnSinkhornResult:
+        """OT plan (column band, (B, M, W)) for a band of costs, no gradient.
 
         With ``reg_relative`` the regularisation of each sample is ``reg`` times the standard
         deviation of its in-window costs, so the plan's sharpness does not depend on the
@@ -168,11 +178,8 @@ class MMAlign(MissingModalityModel):
         """
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            cost = column_cosine_cost(
-                p_source, p_victim, batch.source_mask, batch.victim_mask, centres, self.window
-            )  # (B, M, W)
+            cost = cost.detach()
             scale: float | Tensor = cost_spread(cost) if self.reg_relative else 1.0  # (B,)
-            reg = self.reg * scale
             relaxation = None
             if self.source_relaxation > 0:  # in reg's units: rho / (rho + reg) is scale-free
                 relaxation = self.source_relaxation * scale
@@ -182,7 +189,7 @@ class MMAlign(MissingModalityModel):
                 batch.victim_mask,
                 centres,
                 window=self.window,
-                reg=reg,
+                reg=self.reg * scale,
                 max_iter=self.max_iter,
                 tol=self.tol,
                 source_relaxation=relaxation,
@@ -238,21 +245,20 @@ class MMAlign(MissingModalityModel):
         if phase == "complete" and (self.train_fitter or self.step_space is not None):
             steps_s, steps_v = z_source[:, 1:], z_victim[:, 1:]
             centres = batch_centres(batch)
-            p_source, p_victim = self.alignment_steps(steps_s, steps_v)
-            ot = self.solve_alignment(p_source.detach(), p_victim.detach(), batch, centres)
-            target, valid = ot_fit_targets(
-                ot.plan, batch.source_mask, batch.victim_mask, centres, self.window,
-                self.convention,
-            )  # fmt: skip
+            # no gradient is needed through the paper's cost: nothing is trained on it
+            with torch.set_grad_enabled(self.step_space is not None and torch.is_grad_enabled()):
+                p_source, p_victim = self.alignment_steps(steps_s, steps_v)
+                cost = self.alignment_cost(p_source, p_victim, batch, centres)  # (B, M, W)
+            ot = self.solve_alignment(cost, batch, centres)
+            masks = (batch.source_mask, batch.victim_mask, centres, self.window)
+            target, valid = ot_fit_targets(ot.plan, *masks, self.convention)
             logged["ot_unconverged"] = (~ot.converged).float().mean()
             losses = Losses({"backbone": step}, logged)
             if self.step_space is not None:
-                col, _ = ot_fit_targets(
-                    ot.plan, batch.source_mask, batch.victim_mask, centres, self.window
-                )
+                col = target if self.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]
                 nce = step_contrastive_loss(
-                    p_source, p_victim, batch.source_mask, batch.victim_mask, centres, col,
-                    self.window, self.step_tau,
+                    cost, p_source, p_victim, batch.source_mask, batch.victim_mask, centres,
+                    col, self.window, self.step_tau,
                 )  # fmt: skip
                 imputed = self._impute_steps(steps_s, col, centres)  # (B, M, d)
                 trans = translation_loss(imputed, steps_v, batch.victim_mask)
@@ -274,7 +280,8 @@ class MMAlign(MissingModalityModel):
         z_victim = self.backbone.encode_victim(batch.victim, batch.victim_mask)
         centres = batch_centres(batch)
         p_source, p_victim = self.alignment_steps(z_source[:, 1:], z_victim[:, 1:])
-        ot = self.solve_alignment(p_source, p_victim, batch, centres)
+        cost = self.alignment_cost(p_source, p_victim, batch, centres)
+        ot = self.solve_alignment(cost, batch, centres)
         target, _ = ot_fit_targets(
             ot.plan, batch.source_mask, batch.victim_mask, centres, self.window, self.convention
         )

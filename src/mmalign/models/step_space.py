@@ -70,6 +70,7 @@ class StepSpace(nn.Module):
 
 
 def step_contrastive_loss(
+    cost: Tensor,
     p_source: Tensor,
     p_victim: Tensor,
     source_mask: Tensor,
@@ -84,8 +85,11 @@ def step_contrastive_loss(
 
     Parameters
     ----------
+    cost : Tensor, shape (B, M, W)
+        Cosine cost between ``p_source`` and ``p_victim`` on the band (the one the OT plan was
+        solved on, with its gradient): the positives' logits are ``(1 - cost) / tau``.
     p_source : Tensor, shape (B, L, d)
-        Projected source steps.
+        Projected source steps (the negatives come from other samples' bands).
     p_victim : Tensor, shape (B, M, d)
         Projected victim steps.
     source_mask : Tensor, shape (B, L)
@@ -107,10 +111,7 @@ def step_contrastive_loss(
         Scalar: mean over victim steps whose target row has mass; 0 if there is none.
     """
     n_batch = p_source.shape[0]
-    logits = [
-        (1 - column_cosine_cost(p_source, p_victim, source_mask, victim_mask, centres, window))
-        / tau
-    ]
+    logits = [(1 - cost) / tau]  # (B, M, W); +inf cost -> -inf logit
     n_source = source_mask.sum(1)  # (B,)
     n_victim = victim_mask.sum(1)  # (B,)
     for shift in range(1, min(n_negatives, n_batch - 1) + 1):

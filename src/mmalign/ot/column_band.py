@@ -28,15 +28,20 @@ Every function works on the whole padded batch with index arithmetic (``gather``
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from mmalign.ot.band import _check_steps, _check_window
-from mmalign.ot.sinkhorn import SinkhornResult, _check_int, _log_uniform, _marginal_error
-from mmalign.validation import ConfigError, ConvergenceWarning, check_positive
+from mmalign.ot.sinkhorn import (
+    SinkhornResult,
+    _check_int,
+    _log_uniform,
+    _marginal_error,
+    _warn_unconverged,
+)
+from mmalign.validation import ConfigError, check_positive
 
 __all__ = [
     "diagonal_centres",
@@ -662,19 +667,10 @@ def sinkhorn_columns(
         exponent,
     )  # fmt: skip
     converged = error <= tol
-    if not bool(converged.all()):
-        if isinstance(reg, Tensor):
-            reg_text = f"reg in [{float(reg.min()):g}, {float(reg.max()):g}] per sample"
-        else:
-            reg_text = f"reg={float(reg):g}"
-        warnings.warn(
-            f"sinkhorn_columns did not reach tol={tol:g} within max_iter={max_iter} "
-            f"iterations ({reg_text}) for {int((~converged).sum())} of {n_batch} samples; "
-            f"largest marginal error {float(error.max()):.3g}. Increase `max_iter` or `reg`, "
-            "or check that the window reaches every source step (K too small for m < n).",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+    _warn_unconverged(
+        "sinkhorn_columns", converged, error, tol, max_iter, reg,
+        "check that the window reaches every source step (K too small for m < n)",
+    )  # fmt: skip
     return ColumnSinkhornResult(
         plan=plan,
         log_u=log_u,

@@ -79,6 +79,31 @@ def _log_uniform(mask: Tensor, dtype: torch.dtype) -> Tensor:
     return log_weight.masked_fill(~mask, -math.inf)
 
 
+def _warn_unconverged(
+    solver: str,
+    converged: Tensor,
+    error: Tensor,
+    tol: float,
+    max_iter: int,
+    reg: float | Tensor,
+    hint: str,
+) -> None:
+    """Warn (ConvergenceWarning) when some sample's marginal error is still above ``tol``."""
+    if bool(converged.all()):
+        return
+    if isinstance(reg, Tensor):  # one value per sample
+        reg_text = f"reg in [{float(reg.min()):g}, {float(reg.max()):g}] per sample"
+    else:
+        reg_text = f"reg={float(reg):g}"
+    warnings.warn(
+        f"{solver} did not reach tol={tol:g} within max_iter={max_iter} iterations "
+        f"({reg_text}) for {int((~converged).sum())} of {converged.numel()} samples; largest "
+        f"marginal error {float(error.max()):.3g}. Increase `max_iter` or `reg`, or {hint}.",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
 def sinkhorn_banded(
     cost: Tensor,
     source_mask: Tensor,
@@ -211,15 +236,10 @@ def sinkhorn_banded(
             cost, source_mask, victim_mask, window, reg, max_iter, tol, check_every, overrelaxation
         )
     converged = error <= tol
-    if not bool(converged.all()):
-        warnings.warn(
-            f"sinkhorn_banded did not reach tol={tol:g} within max_iter={max_iter} iterations "
-            f"(reg={reg:g}) for {int((~converged).sum())} of {n_batch} samples; largest "
-            f"marginal error {float(error.max()):.3g}. Increase `max_iter` or `reg`, or check "
-            "that the window can match the valid lengths.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+    _warn_unconverged(
+        "sinkhorn_banded", converged, error, tol, max_iter, reg,
+        "check that the window can match the valid lengths",
+    )  # fmt: skip
     return SinkhornResult(
         plan=plan,
         log_u=log_u,
