@@ -272,13 +272,15 @@ def test_interrupt_stops_workers_and_cleans_up(tmp_path, how):
         sent = time.monotonic()
         os.kill(child.pid, getattr(signal, how))  # the driver only, as `kill -INT PID` does
         # stderr reaches EOF once every process holding it (workers, resource tracker) is gone
-        _, err = child.communicate(timeout=10)
+        # a hang guard, not a timing: on a loaded 2-core machine the workers (torch imports)
+        # took over 10 s to wind down once, so the bounds are generous
+        _, err = child.communicate(timeout=60)
         took = time.monotonic() - sent
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait(10)
-    assert took < 5, f"exit took {took:.1f} s"
+    assert took < 30, f"exit took {took:.1f} s"
     assert child.returncode == 130, err
     assert "interrupted" in err and "leaked semaphore" not in err and "Traceback" not in err, err
     assert not [pid for pid in workers if _alive(pid)]
