@@ -201,15 +201,16 @@ class MMAlign(MissingModalityModel):
             steps = self.step_space.translate(steps)
         return banded_impute(weights, steps, self.window, centres)
 
-    def imputed_length(self, source_mask: Tensor) -> tuple[Tensor, Tensor]:
+    def imputed_length(self, source_mask: Tensor) -> tuple[Tensor, Tensor | None]:
         """Victim mask (B, M) and band centres (B, M) of an imputed victim.
 
-        Length ``max(1, round(Ls * victim_rate))`` for a non-empty source, 0 otherwise.
+        Length ``max(1, round(Ls * victim_rate))`` for a non-empty source, 0 otherwise. For
+        aligned data (rate 1) the victim is on the source's own axis and the centres are
+        None (centre ``j``): the fitter and the imputation then take their faster paths.
         """
         n = source_mask.sum(1)  # (B,)
-        if float(self.victim_rate) == 1.0:  # aligned: the source's own axis, centre j
-            steps = torch.arange(source_mask.shape[1], device=n.device)
-            return source_mask, steps.expand(source_mask.shape[0], -1)
+        if float(self.victim_rate) == 1.0:
+            return source_mask, None
         m = torch.where(n > 0, (n * self.victim_rate).round().long().clamp_min(1), 0)  # (B,)
         length = max(1, int(m.max()))
         mask = torch.arange(length, device=n.device) < m[:, None]  # (B, M)
