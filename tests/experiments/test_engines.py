@@ -247,7 +247,11 @@ def test_interrupt_stops_workers_and_cleans_up(tmp_path, how):
     pids_dir = tmp_path / "pids"
     pids_dir.mkdir()
     store_path, out_dir = tmp_path / "runs.sqlite", tmp_path / "grid"
+    # a job started in the background by a non-interactive shell (a CI script, `cmd &`)
+    # inherits SIGINT ignored, and Python keeps it so: give the driver Ctrl-C's default
+    # handler, as in a terminal, or the SIGINT below is never seen
     code = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
         f"import sys; sys.path.insert(0, {str(HERE)!r}); import grid_fakes; "
         f"grid_fakes.interrupt_me_grid({str(store_path)!r}, {str(out_dir)!r}, {str(pids_dir)!r})"
     )
