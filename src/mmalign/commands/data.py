@@ -84,7 +84,9 @@ def register(subparsers: Any) -> None:
         "describe",
         help="load a data file or folder and summarise it",
         description="Load PATH (any supported format, see docs/data.md) and print per-split "
-        "sample counts, feature widths, lengths, label statistics and cleaning counts.",
+        "sample counts, feature widths, lengths, label statistics, cleaning counts and the "
+        "missingness already in the file (zero-length and all-zero sequences, runs of >= 3 "
+        "all-zero steps inside a sequence).",
         allow_abbrev=False,
     )
     describe.add_argument(

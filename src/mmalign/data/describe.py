@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mmalign.data.dataset import MultimodalDataset, Split
+from mmalign.validation import ConfigError
 
 if TYPE_CHECKING:
     from mmalign.data.synthetic import InformationBudget
 
-__all__ = ["budget_note", "describe", "label_summary", "length_summary", "synthetic_budget"]
+__all__ = [
+    "Missingness",
+    "budget_note",
+    "describe",
+    "describe_missingness",
+    "label_summary",
+    "length_summary",
+    "missingness_table",
+    "modality_missingness",
+    "synthetic_budget",
+    "zero_runs",
+    "zero_steps",
+]
 
 
 def length_summary(lengths: np.ndarray) -> str:
@@ -56,6 +70,235 @@ def _split_lines(name: str, split: Split, task: str, n_classes: int | None) -> l
     if split.spans:
         lines.append("    truth spans: " + ", ".join(split.spans))
     return lines
+
+
+@dataclass(frozen=True)
+class Missingness:
+    """Missingness already in the file for one modality of one split.
+
+    The three kinds are disjoint per sample: a zero-length sample is not all-zero, and zero
+    runs are searched only in samples that are neither.
+
+    Attributes
+    ----------
+    split, modality : str
+    n_samples : int
+        ``N``, samples in the split.
+    n_zero_length : int
+        Samples with length 0.
+    n_all_zero : int
+        Samples with length > 0 whose valid steps are all exactly zero.
+    n_with_zero_run : int
+        Other samples with at least one run of ``>= min_run`` consecutive all-zero valid steps.
+    n_run_steps : int
+        Valid steps that lie in such runs.
+    n_searched_steps : int
+        Valid steps of the samples searched for runs (neither zero-length nor all-zero).
+    longest_run : int
+        Longest such run in steps; 0 when there is none.
+    min_run : int
+        Shortest run counted.
+    """
+
+    split: str
+    modality: str
+    n_samples: int
+    n_zero_length: int
+    n_all_zero: int
+    n_with_zero_run: int
+    n_run_steps: int
+    n_searched_steps: int
+    longest_run: int
+    min_run: int
+
+    @property
+    def share_zero_length(self) -> float:
+        """Share of samples with length 0."""
+        return _share(self.n_zero_length, self.n_samples)
+
+    @property
+    def share_all_zero(self) -> float:
+        """Share of samples whose valid steps are all zero."""
+        return _share(self.n_all_zero, self.n_samples)
+
+    @property
+    def share_with_zero_run(self) -> float:
+        """Share of samples with at least one zero run."""
+        return _share(self.n_with_zero_run, self.n_samples)
+
+    @property
+    def share_run_steps(self) -> float:
+        """Share of the searched valid steps that lie in zero runs."""
+        return _share(self.n_run_steps, self.n_searched_steps)
+
+
+def _share(count: int, total: int) -> float:
+    return count / total if total else 0.0
+
+
+def zero_steps(features: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Mark the valid steps whose every feature is exactly 0 (padding is never marked).
+
+    Parameters
+    ----------
+    features : ndarray, shape (N, L, D)
+        Valid steps first; NaN and inf count as non-zero.
+    lengths : ndarray, shape (N,)
+
+    Returns
+    -------
+    ndarray of bool, shape (N, L)
+
+    >>> x = np.array([[[0.0], [1.0], [0.0], [0.0]]], np.float32)
+    >>> zero_steps(x, np.array([3])).astype(int).tolist()
+    [[1, 0, 1, 0]]
+    """
+    valid = np.arange(features.shape[1]) < lengths[:, None]  # (N, L)
+    # np.any reduces in buffered chunks: no (N, L, D) temporary, unlike `features != 0`
+    return valid & ~np.any(features, axis=2)  # (N, L)
+
+
+def zero_runs(zero: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Find the maximal runs of ``True`` along each row.
+
+    Parameters
+    ----------
+    zero : ndarray of bool, shape (N, L)
+
+    Returns
+    -------
+    rows : ndarray of int, shape (R,)
+        The row of each run (``R`` runs in all, ordered by row then position).
+    run_lengths : ndarray of int, shape (R,)
+
+    >>> rows, run_lengths = zero_runs(np.array([[1, 1, 0, 1], [0, 0, 0, 0]], bool))
+    >>> rows.tolist(), run_lengths.tolist()
+    ([0, 0], [2, 1])
+    """
+    padded = np.pad(zero, ((0, 0), (1, 1))).astype(np.int8)  # (N, L + 2)
+    # +1 where a run starts, -1 just after it ends; in row-major order the k-th start and
+    # the k-th end belong to the same run
+    edges = np.diff(padded, axis=1)  # (N, L + 1)
+    rows, starts = np.nonzero(edges == 1)
+    _, ends = np.nonzero(edges == -1)
+    return rows, ends - starts
+
+
+def modality_missingness(
+    split: str, modality: str, features: np.ndarray, lengths: np.ndarray, min_run: int = 3
+) -> Missingness:
+    """Count zero-length, all-zero samples and long zero runs of one modality.
+
+    Parameters
+    ----------
+    split, modality : str
+        Names recorded in the result.
+    features : ndarray, shape (N, L, D)
+    lengths : ndarray, shape (N,)
+    min_run : int
+        Shortest run of consecutive all-zero valid steps that counts.
+
+    Returns
+    -------
+    Missingness
+    """
+    zero = zero_steps(features, lengths)  # (N, L)
+    n_zero = zero.sum(axis=1)  # (N,)
+    empty = lengths == 0
+    all_zero = ~empty & (n_zero == lengths)
+    searched = ~empty & ~all_zero
+    rows, run_lengths = zero_runs(zero & searched[:, None])  # (R,), (R,)
+    long = run_lengths >= min_run
+    return Missingness(
+        split=split,
+        modality=modality,
+        n_samples=int(lengths.shape[0]),
+        n_zero_length=int(empty.sum()),
+        n_all_zero=int(all_zero.sum()),
+        n_with_zero_run=int(np.unique(rows[long]).size),
+        n_run_steps=int(run_lengths[long].sum()),
+        n_searched_steps=int(lengths[searched].sum()),
+        longest_run=int(run_lengths[long].max(initial=0)),
+        min_run=min_run,
+    )
+
+
+def describe_missingness(dataset: MultimodalDataset, min_run: int = 3) -> list[Missingness]:
+    """Report the missingness already in the file, per split and modality.
+
+    Real feature files mark missing data with zeros rather than lengths: COVAREP audio and
+    Facet vision hold samples whose whole sequence is zero, samples of length 0, and long
+    stretches of all-zero steps inside a sequence (a step is zero when all its features are).
+
+    Parameters
+    ----------
+    dataset : MultimodalDataset
+    min_run : int, default 3
+        Shortest run of consecutive all-zero valid steps reported (shorter runs are
+        ordinary silence or lost frames).
+
+    Returns
+    -------
+    list of Missingness
+        One per split and modality, in the dataset's order.
+
+    Raises
+    ------
+    ConfigError
+        ``min_run`` is not an integer >= 1.
+    """
+    if isinstance(min_run, bool) or not isinstance(min_run, (int, np.integer)) or min_run < 1:
+        raise ConfigError(f"`min_run` must be an integer >= 1; got {min_run!r}.")
+    return [
+        modality_missingness(name, m, x, split.lengths[m], int(min_run))
+        for name, split in dataset.splits.items()
+        for m, x in split.features.items()
+    ]
+
+
+def missingness_table(rows: Sequence[Missingness]) -> str:
+    """Format :func:`describe_missingness` as a compact text table.
+
+    Parameters
+    ----------
+    rows : sequence of Missingness
+
+    Returns
+    -------
+    str
+        A title line and one line per row (no trailing newline).
+    """
+    min_run = rows[0].min_run if rows else 3
+    title = (
+        f"missingness in the file (zero run: >= {min_run} consecutive all-zero valid steps "
+        "in a sequence not all zero)"
+    )
+    width_split = max([len("split"), *(len(r.split) for r in rows)])
+    width_modality = max([len("modality"), *(len(r.modality) for r in rows)])
+    head = ("split", "modality", "length 0", "all zero", "with run", "run steps", "longest")
+    lines = [title, _table_line(head, width_split, width_modality)]
+    for r in rows:
+        cells = (
+            r.split,
+            r.modality,
+            _count(r.n_zero_length, r.share_zero_length),
+            _count(r.n_all_zero, r.share_all_zero),
+            _count(r.n_with_zero_run, r.share_with_zero_run),
+            f"{r.share_run_steps * 100:.1f}%",
+            str(r.longest_run),
+        )
+        lines.append(_table_line(cells, width_split, width_modality))
+    return "\n".join(lines)
+
+
+def _count(count: int, share: float) -> str:
+    return f"{count} ({share * 100:.1f}%)"
+
+
+def _table_line(cells: Sequence[str], width_split: int, width_modality: int) -> str:
+    split, modality, *rest = cells
+    counts = "".join(f"{c:<14}" for c in rest[:3])
+    return f"  {split:<{width_split}}  {modality:<{width_modality}}  {counts}{rest[3]:<11}{rest[4]}"
 
 
 def synthetic_budget(data: str, task: str | None = None) -> InformationBudget | None:
@@ -113,8 +356,9 @@ def describe(
     dataset: MultimodalDataset,
     budget: InformationBudget | None = None,
     notes: Sequence[str] = (),
+    min_run: int = 3,
 ) -> str:
-    """Summarise a dataset: per split counts, modalities, lengths, labels, spans, cleaning.
+    """Summarise a dataset: counts, modalities, lengths, labels, spans, cleaning, missingness.
 
     Parameters
     ----------
@@ -124,6 +368,8 @@ def describe(
         label share each modality subset can reach.
     notes : sequence of str
         Lines appended at the end (e.g. :func:`budget_note`).
+    min_run : int, default 3
+        Shortest zero run in the missingness table (see :func:`describe_missingness`).
 
     Returns
     -------
@@ -144,6 +390,7 @@ def describe(
         lines.append(f"non-finite values (NaN/inf) replaced by 0 at load: {detail}")
     else:
         lines.append("non-finite values (NaN/inf): none")
+    lines.append(missingness_table(describe_missingness(dataset, min_run=min_run)))
     if budget is not None:
         lines.append(budget.table())
     lines.extend(notes)
