@@ -34,6 +34,7 @@ __all__ = [
     "execution_options",
     "apply_overrides",
     "check_option",
+    "check_protocol",
     "config_to_dict",
     "config_from_dict",
     "load_config",
@@ -233,6 +234,21 @@ class RunConfig:
     seed: int = option(
         0, "split seed (also seeds initialisation and batch order)", check="non_negative"
     )
+    missing_rate: float | None = option(
+        None,
+        "random-missing protocol: each (sample, modality) is missing with this probability, "
+        "in [0, 1), at least one modality kept (replaces --pair and --p)",
+        check="fraction",
+        kind=float,
+    )
+    frame_drop: float = option(
+        0.0,
+        "random-missing protocol: share of the steps dropped in every present modality, in [0, 1)",
+        check="fraction",
+    )
+    drop_burst: float = option(
+        3.0, "mean length in steps of a burst of dropped steps (>= 1)", check="positive"
+    )
     method: str = option(
         "mm-align",
         "method: a registered method (mmalign run --help lists them)",
@@ -260,11 +276,23 @@ class RunConfig:
             validate_fields(getattr(self, section))
         check_in("device", self.device.split(":")[0], ["auto", "cpu", "cuda", "mps"])
         split_pair(self.pair)
+        if self.drop_burst < 1:
+            raise ConfigError(f"`drop_burst` must be >= 1 step; got {self.drop_burst!r}.")
+        if self.frame_drop > 0 and self.missing_rate is None:
+            raise ConfigError(
+                f"`frame_drop` needs the random-missing protocol; got frame_drop={self.frame_drop!r}"
+                " without missing_rate (use --missing-rate 0 to drop frames only)."
+            )
         if self.model.d_model % self.model.n_heads:
             raise ConfigError(
                 f"`d_model` must be divisible by n_heads={self.model.n_heads}; got {self.model.d_model}."
             )
         return self
+
+    @property
+    def random_missing(self) -> bool:
+        """True for the random-missing protocol (``missing_rate`` set), False for the pair one."""
+        return self.missing_rate is not None
 
     @property
     def source_victim(self) -> tuple[str, str]:
@@ -359,11 +387,36 @@ def check_option(name: str, value: Any) -> Any:
         raise ConfigError(f"unknown option {name!r}; valid options are {sorted(fields)}.")
     f = fields[name][1]
     value = coerce(f, value)
+    if value is None and f.metadata.get("kind") is not None:
+        return None  # an optional option that is off
     if f.metadata.get("choices"):
         check_in(name, value, f.metadata["choices"])
     if f.metadata.get("check"):
         CHECKS[f.metadata["check"]](name, value)
     return value
+
+
+def check_protocol(given: Mapping[str, Any]) -> None:
+    """Refuse options of the pair protocol given together with a ``missing_rate``.
+
+    ``given`` maps flat option names to what a user set (flags, YAML, ``--set``). The
+    random-missing protocol has no source:victim pair and no survival rate.
+
+    >>> check_protocol({"missing_rate": 0.3, "frame_drop": 0.2})
+    >>> check_protocol({"missing_rate": 0.3, "pair": "t:v"})
+    Traceback (most recent call last):
+    ...
+    mmalign.validation.ConfigError: `pair` cannot be combined with `missing_rate` (the random-missing protocol draws every modality's presence); drop pair.
+    """
+    flat = flatten(given)
+    if flat.get("missing_rate") is None:
+        return
+    for name in ("pair", "p"):
+        if flat.get(name) is not None:
+            raise ConfigError(
+                f"`{name}` cannot be combined with `missing_rate` (the random-missing protocol "
+                f"draws every modality's presence); drop {name}."
+            )
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

@@ -68,6 +68,7 @@ def option(
     choices: Sequence[str] | None = None,
     normalise: str | None = None,
     execution: bool = False,
+    kind: type | None = None,
 ) -> Any:
     """Make a dataclass field that carries its help text and constraint.
 
@@ -86,6 +87,8 @@ def option(
     execution : bool
         The option chooses where or how a run executes, not what it computes (device,
         threads, progress display): results stores leave it out of a run's fingerprint.
+    kind : type, optional
+        The type of an option whose default is ``None`` (off); ``None`` stays allowed.
     """
     if check is not None and check not in CHECKS:
         raise ConfigError(f"`check` must be one of {list(CHECKS)}; got {check!r}.")
@@ -95,6 +98,7 @@ def option(
         "choices": tuple(choices) if choices else None,
         "normalise": normalise,
         "execution": execution,
+        "kind": kind,
     }
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -112,6 +116,8 @@ def validate_fields(obj: Any) -> None:
     """Check every field of dataclass instance ``obj`` against its declared constraint."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
+        if value is None and f.metadata.get("kind") is not None:
+            continue  # an optional option that is off
         if f.metadata.get("choices"):
             check_in(f.name, value, f.metadata["choices"])
         if f.metadata.get("check"):
@@ -137,6 +143,10 @@ def parse_bool(name: str, value: Any) -> bool:
 def coerce(f: dataclasses.Field, value: Any) -> Any:
     """Read ``value`` as the type of field ``f`` (from its default), normalised; or raise."""
     name, default = f.name, field_default(f)
+    if default is None and f.metadata.get("kind") is not None:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            return None
+        default = f.metadata["kind"]()  # read the value as the option's type
     if isinstance(default, bool):
         return parse_bool(name, value)
     try:
@@ -242,6 +252,14 @@ def add_field_flags(
     for f in fields:
         default = field_default(f)
         kwargs: dict[str, Any] = {"dest": dest_prefix + f.name, "default": None}
+        if default is None and f.metadata.get("kind") is not None:
+            kwargs["metavar"] = f.metadata["kind"].__name__.upper()
+            parser.add_argument(
+                "--" + f.name.replace("_", "-"),
+                help=f.metadata.get("help", "") + " (default: off)",
+                **kwargs,
+            )
+            continue
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, (int, float, str)):

@@ -56,7 +56,13 @@ def config_from_args(args: argparse.Namespace):
     Options given as flags that do not apply to the chosen method are refused (e.g.
     ``--window`` with ``--method lb``).
     """
-    from mmalign.config import RunConfig, apply_overrides, load_config, load_yaml_options
+    from mmalign.config import (
+        RunConfig,
+        apply_overrides,
+        check_protocol,
+        load_config,
+        load_yaml_options,
+    )
     from mmalign.models.registry import check_options_apply
     from mmalign.validation import ConfigError
 
@@ -64,9 +70,10 @@ def config_from_args(args: argparse.Namespace):
     if resume and not (Path(resume) / "config.yaml").is_file():
         raise ConfigError(f"`--resume` must name a run folder; {resume!r} has no config.yaml.")
     config = load_config(Path(resume) / "config.yaml") if resume else RunConfig()
-    if getattr(args, "config", None):
-        config = apply_overrides(config, load_yaml_options(args.config))
+    from_file = load_yaml_options(args.config) if getattr(args, "config", None) else {}
+    config = apply_overrides(config, from_file)
     given = given_options(args)
+    check_protocol({**from_file, **given})
     config = apply_overrides(config, given).validate()
     check_options_apply(config.method, given)
     return config

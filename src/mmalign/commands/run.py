@@ -10,16 +10,39 @@ from mmalign.commands.option_flags import add_config_flags, config_from_args
 __all__ = ["register", "format_metrics_table"]
 
 
+def _metric_names(task: str) -> list[str]:
+    if task == "regression":
+        return ["mae", "corr", "acc2_nonzero", "f1_nonzero", "acc2_haszero", "acc7"]
+    return ["acc", "f1_weighted", "f1_macro"]
+
+
+def format_pattern_table(result) -> str:
+    """Random-missing run: test metrics per pattern (with its sample count) and overall."""
+    names = _metric_names(result.meta.task)
+    lines = ["pattern      n  " + "  ".join(f"{n:>12}" for n in names)]
+    order = [k for k in result.patterns if k != "overall"] + ["overall"]
+    for key in order:
+        res = result.patterns[key]
+        row = "  ".join(f"{res.metrics.get(n, float('nan')):>12.4f}" for n in names)
+        lines.append(f"{key:<8} {res.n:>5}  {row}")
+    ref = result.floor.get("random", {})
+    if isinstance(ref, dict) and "test" in ref:
+        row = "  ".join(f"{ref['test'].get(n, float('nan')):>12.4f}" for n in names)
+        lines.append(f"{'floor':<8} {'':>5}  {row}")
+        lines.append(
+            "(floor: ridge/logistic on time-pooled readable features of the present modalities)"
+        )
+    return "\n".join(lines)
+
+
 def format_metrics_table(result) -> str:
     """Test metrics per setting, with the sanity floor of the same setting, as a text table."""
     from mmalign.evaluate.metrics import PRIMARY_METRIC
 
+    if result.patterns:
+        return format_pattern_table(result)
     task = result.meta.task
-    names = (
-        ["mae", "corr", "acc2_nonzero", "f1_nonzero", "acc2_haszero", "acc7"]
-        if task == "regression"
-        else ["acc", "f1_weighted", "f1_macro"]
-    )
+    names = _metric_names(task)
     lines = ["setting  " + "  ".join(f"{n:>12}" for n in names)]
     for setting, res in result.settings.items():
         lines.append(
@@ -54,9 +77,11 @@ def _run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", DataQualityWarning)
         result = run(config, args.resume or args.out, resume=bool(args.resume))
     meta = result.meta
-    print(
-        f"test metrics ({meta.method}, {meta.source}->{meta.victim}, p={meta.p:g}, seed={meta.seed}):"
-    )
+    if meta.protocol == "random":
+        what = f"random missing rate={meta.missing_rate:g}, frame_drop={meta.frame_drop:g}"
+    else:
+        what = f"{meta.source}->{meta.victim}, p={meta.p:g}"
+    print(f"test metrics ({meta.method}, {what}, seed={meta.seed}):")
     print(format_metrics_table(result))
     print(f"run folder: {result.run_dir}", file=sys.stderr)
     return 0
@@ -69,7 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train and evaluate one method (settings A and B from one training run)",
         description="Train one method for one source:victim pair, survival rate p and split seed; "
         "select on the validation set; report test metrics for settings A and B beside the "
-        "linear sanity floor. Every option is also a YAML key of --config.",
+        "linear sanity floor. With --missing-rate R (and --frame-drop F) the random-missing "
+        "protocol instead: every modality missing at random, test metrics per pattern of present "
+        "modalities (lb, ub, mm-align). Every option is also a YAML key of --config.",
         allow_abbrev=False,
     )
     parser.add_argument(

@@ -10,7 +10,7 @@ __all__ = ["step_statistics"]
 
 
 def step_statistics(
-    split: Split, modality: str, rows: np.ndarray | None = None
+    split: Split, modality: str, rows: np.ndarray | None = None, valid: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of each feature over the valid steps of ``rows``.
 
@@ -21,6 +21,10 @@ def step_statistics(
     rows : ndarray of int, optional
         Samples to use (default: all). A run passes the training samples that hold the
         modality, so no statistic comes from validation, test or absent data.
+    valid : ndarray of bool, shape (N, L), optional
+        The steps to use, for all ``N`` samples of the split (default: the steps inside each
+        length). The random-missing protocol passes its readable steps: no statistic comes
+        from an absent modality or a dropped step.
 
     Returns
     -------
@@ -35,10 +39,11 @@ def step_statistics(
     [[2.0], [1.0]]
     """
     x = split.features[modality]  # (N, L, D)
-    lengths = split.lengths[modality]  # (N,)
+    if valid is None:
+        lengths = split.lengths[modality]  # (N,)
+        valid = np.arange(x.shape[1])[None, :] < lengths[:, None]  # (N, L)
     if rows is not None:
-        x, lengths = x[rows], lengths[rows]
-    valid = np.arange(x.shape[1])[None, :] < lengths[:, None]  # (N, L)
+        x, valid = x[rows], valid[rows]
     steps = x[valid].astype(np.float64)  # (S, D)
     if steps.shape[0] == 0:
         return np.zeros(x.shape[2], np.float32), np.ones(x.shape[2], np.float32)

@@ -59,6 +59,7 @@ class AlignmentFitter(nn.Module):
         source_mask: Tensor,
         centres: Tensor | None = None,
         victim_mask: Tensor | None = None,
+        source_valid: Tensor | None = None,
     ) -> Tensor:
         """Return weights of shape (B, M, W); each valid row sums to 1 over valid offsets.
 
@@ -73,6 +74,10 @@ class AlignmentFitter(nn.Module):
             the shared time axis (``M = L``, centre ``j``).
         victim_mask : Tensor, shape (B, M), optional
             Valid victim steps; default ``source_mask``. Required with ``centres``.
+        source_valid : Tensor, shape (B, L), optional
+            Source steps a weight may fall on, when some steps inside the length are
+            dropped (default ``source_mask``). ``source_mask`` must then be the contiguous
+            in-length mask: it sets the GRU's lengths and the diagonal.
 
         Notes
         -----
@@ -101,7 +106,8 @@ class AlignmentFitter(nn.Module):
         log_rate = torch.log(m.clamp_min(1) / n.clamp_min(1)).expand_as(phase)  # (B, M)
         state = out.gather(1, centres[..., None].expand(-1, -1, out.shape[-1]))  # (B, M, h)
         logits = self.proj(torch.cat([state, phase[..., None], log_rate[..., None]], -1))
-        valid = column_band_valid_mask(source_mask, victim_mask, centres, self.window)
+        reach = source_mask if source_valid is None else source_valid
+        valid = column_band_valid_mask(reach, victim_mask, centres, self.window)
         logits = logits.masked_fill(~valid, float("-inf"))  # (B, M, W)
         weights = torch.softmax(logits, dim=-1)
         return torch.where(valid, weights, torch.zeros_like(weights))  # padded rows: 0, not NaN

@@ -188,28 +188,31 @@ class CrossModalFusion(nn.Module):
         if self.pooling == "head":
             return torch.cat([self.norm(z12[:, 0]), self.norm(z21[:, 0])], dim=-1)  # (B, 2d)
         return torch.cat(
-            [_masked_mean(self.norm(z12), source_mask), _masked_mean(self.norm(z21), victim_mask)],
+            [masked_mean(self.norm(z12), source_mask), masked_mean(self.norm(z21), victim_mask)],
             dim=-1,
         )  # (B, 2d)
 
 
-def _masked_mean(z: Tensor, mask: Tensor) -> Tensor:
+def masked_mean(z: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``z`` (B, T, d) over positions where ``mask`` (B, T) is True -> (B, d)."""
     weights = mask.to(z.dtype)[..., None]  # (B, T, 1)
     return (z * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, d)
 
 
 class OutputHead(nn.Module):
-    """Eq. 4: ``W2 tanh(W1 [z0_12, z0_21] + b1) + b2`` -> (B, C)."""
+    """Eq. 4: ``W2 tanh(W1 [z0_12, z0_21] + b1) + b2`` -> (B, C).
 
-    def __init__(self, d_model: int, output_dim: int, dropout: float) -> None:
+    ``parts`` pooled vectors of width ``d`` are concatenated at the input (2 for a pair).
+    """
+
+    def __init__(self, d_model: int, output_dim: int, dropout: float, parts: int = 2) -> None:
         super().__init__()
-        self.hidden = nn.Linear(2 * d_model, 2 * d_model)
-        self.out = nn.Linear(2 * d_model, output_dim)
+        self.hidden = nn.Linear(parts * d_model, parts * d_model)
+        self.out = nn.Linear(parts * d_model, output_dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, fused: Tensor) -> Tensor:
-        """Map fused head tokens (B, 2d) to outputs (B, C)."""
+        """Map fused head tokens (B, parts * d) to outputs (B, C)."""
         return self.out(self.dropout(torch.tanh(self.hidden(fused))))
 
 

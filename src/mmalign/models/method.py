@@ -21,8 +21,9 @@ from mmalign.models.losses import task_loss
 
 __all__ = ["Phase", "Pass", "Losses", "PairDims", "MissingModalityModel"]
 
-# warmup: complete batches before Algorithm 1's main loop; complete / missing: the two splits
-Phase = Literal["warmup", "complete", "missing"]
+# warmup: complete batches before Algorithm 1's main loop; complete / missing: the two splits;
+# mixed: the random-missing protocol's batches, each sample with its own pattern
+Phase = Literal["warmup", "complete", "missing", "mixed"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class Pass:
 
     Attributes
     ----------
-    phase : {"warmup", "complete", "missing"}
-        Which split the pass iterates (``warmup`` and ``complete`` use the complete split).
+    phase : {"warmup", "complete", "missing", "mixed"}
+        Which split the pass iterates (``warmup`` and ``complete`` use the complete split,
+        ``mixed`` every training row of the random-missing protocol).
     groups : tuple of str, optional
         Optimiser groups stepped in this pass (``None``: every group that has a loss).
     """

@@ -176,24 +176,11 @@ class MMAlign(MissingModalityModel):
         scale of the cost. Non-convergence is not warned per batch: the share of unconverged
         samples is the ``ot_unconverged`` entry of :meth:`compute_losses`, logged per epoch.
         """
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            cost = cost.detach()
-            scale: float | Tensor = cost_spread(cost) if self.reg_relative else 1.0  # (B,)
-            relaxation = None
-            if self.source_relaxation > 0:  # in reg's units: rho / (rho + reg) is scale-free
-                relaxation = self.source_relaxation * scale
-            return sinkhorn_columns(
-                cost,
-                batch.source_mask,
-                batch.victim_mask,
-                centres,
-                window=self.window,
-                reg=self.reg * scale,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                source_relaxation=relaxation,
-            )
+        return solve_band(
+            cost, batch.source_mask, batch.victim_mask, centres, window=self.window,
+            reg=self.reg, max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
+            source_relaxation=self.source_relaxation,
+        )  # fmt: skip
 
     def _impute_steps(self, steps: Tensor, weights: Tensor, centres: Tensor | None) -> Tensor:
         """Eq. 14 on source steps (translated into the victim space when there is a translator)."""
@@ -295,6 +282,37 @@ def batch_centres(batch: Batch) -> Tensor:
     return diagonal_centres(
         batch.source_mask.sum(1), batch.victim_mask.sum(1), batch.victim_mask.shape[1]
     )
+
+
+def solve_band(
+    cost: Tensor,
+    source_mask: Tensor,
+    victim_mask: Tensor,
+    centres: Tensor,
+    *,
+    window: int,
+    reg: float,
+    max_iter: int,
+    tol: float,
+    reg_relative: bool,
+    source_relaxation: float,
+) -> ColumnSinkhornResult:
+    """OT plan (B, M, W) of a cost band, no gradient, per-batch warnings silenced.
+
+    ``reg`` (and ``source_relaxation``, in reg's units; 0 = balanced) is scaled per sample
+    by :func:`cost_spread` when ``reg_relative``. See :meth:`MMAlign.solve_alignment`.
+    """
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cost = cost.detach()
+        scale: float | Tensor = cost_spread(cost) if reg_relative else 1.0  # (B,)
+        relaxation = None
+        if source_relaxation > 0:  # in reg's units: rho / (rho + reg) is scale-free
+            relaxation = source_relaxation * scale
+        return sinkhorn_columns(
+            cost, source_mask, victim_mask, centres, window=window, reg=reg * scale,
+            max_iter=max_iter, tol=tol, source_relaxation=relaxation,
+        )  # fmt: skip
 
 
 def cost_spread(cost: Tensor) -> Tensor:

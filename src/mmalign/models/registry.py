@@ -24,6 +24,8 @@ from mmalign.validation import ConfigError, check_in
 if TYPE_CHECKING:
     from mmalign.models.backbone import Backbone
     from mmalign.models.method import MissingModalityModel, PairDims
+    from mmalign.models.pattern_backbone import PatternBackbone
+    from mmalign.models.pattern_method import PatternDims, PatternModel
 
 __all__ = [
     "MethodSpec",
@@ -36,6 +38,7 @@ __all__ = [
     "check_options_apply",
     "options_for",
     "build_backbone",
+    "build_pattern_backbone",
 ]
 
 
@@ -71,6 +74,11 @@ class MethodSpec:
     own_axis : bool
         The method takes an unaligned victim on its own time axis (any length); False: the
         victim is resampled onto the source's steps (one shared axis).
+    build_patterns : callable, optional
+        ``build_patterns(dims, config) -> PatternModel`` for the random-missing protocol
+        (any subset of modalities, dropped steps); None where the method does not take it.
+    patterns_note : str
+        Why a method without ``build_patterns`` does not take the random-missing protocol.
     """
 
     name: str
@@ -83,6 +91,8 @@ class MethodSpec:
     options: tuple[str, ...] = ()
     inputs: str = "pair"
     own_axis: bool = False
+    build_patterns: Callable[["PatternDims", RunConfig], "PatternModel"] | None = None
+    patterns_note: str = ""
 
     def floor_key(self, setting: str) -> str:
         """Key of the run's ``floor`` this method is compared with under ``setting``.
@@ -120,20 +130,27 @@ def build_backbone(dims: "PairDims", config: RunConfig) -> "Backbone":
 def _mm_align(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
     from mmalign.models.mm_align import MMAlign
 
-    a, t = config.adl, config.train
     return MMAlign(
         build_backbone(dims, config),
         dims.task,
+        single_iteration=config.train.single_iteration,
+        **_alignment_options(config),
+    )
+
+
+def _alignment_options(config: RunConfig) -> dict[str, Any]:
+    """MM-Align's alignment and contrastive options, as keyword arguments of its models."""
+    a, t = config.adl, config.train
+    return dict(
         window=a.window,
         reg=a.reg,
         max_iter=a.max_iter,
         tol=a.tol,
         lambda_con=t.lambda_con,
         tau=t.tau,
-        convention=a.convention,  # type: ignore[arg-type]
+        convention=a.convention,
         fit_normalisation=a.fit_normalisation,
         train_fitter=a.train_fitter,
-        single_iteration=t.single_iteration,
         alignment_space=a.alignment_space,
         reg_relative=a.reg_relative,
         source_relaxation=a.source_relaxation,
@@ -141,6 +158,38 @@ def _mm_align(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
         step_tau=a.step_tau,
         lambda_translate=a.lambda_translate,
     )
+
+
+def build_pattern_backbone(dims: "PatternDims", config: RunConfig) -> "PatternBackbone":
+    """Build the K-modality backbone of the random-missing protocol, sized by ``config.model``."""
+    from mmalign.models.pattern_backbone import PatternBackbone
+
+    m = config.model
+    return PatternBackbone(
+        dims.input_dims,
+        dims.output_dim,
+        d_model=m.d_model,
+        n_heads=m.n_heads,
+        n_layers=m.n_layers,
+        n_fusion_layers=m.n_fusion_layers,
+        dropout=m.dropout,
+        ff_mult=m.ff_mult,
+        pooling=m.pooling,
+    )
+
+
+def _mm_align_patterns(dims: "PatternDims", config: RunConfig) -> "PatternModel":
+    from mmalign.models.mm_align_patterns import MMAlignPatterns
+
+    return MMAlignPatterns(
+        build_pattern_backbone(dims, config), dims.task, **_alignment_options(config)
+    )
+
+
+def _present_only(dims: "PatternDims", config: RunConfig) -> "PatternModel":
+    from mmalign.models.baselines.present_only import PresentOnly
+
+    return PresentOnly(build_pattern_backbone(dims, config), dims.task)
 
 
 def _lb(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
@@ -212,6 +261,11 @@ _ADL_OPTIONS = (
     "lambda_translate",
 )
 
+_PAIR_GENERATOR = (
+    "it is built for one source and one victim ({what}); any subset of three modalities would "
+    "need one per ordered pair and a rule to combine them, which its paper does not give"
+)
+
 #: Every method, in the order of the paper's tables.
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
@@ -223,6 +277,7 @@ METHODS: dict[str, MethodSpec] = {
             "Supervised-Single: source modality only (lower bound)",
             inputs="source",
             own_axis=True,
+            build_patterns=_present_only,
         ),
         MethodSpec(
             "ub",
@@ -232,6 +287,7 @@ METHODS: dict[str, MethodSpec] = {
             complete_data=True,
             inputs="both",
             own_axis=True,
+            build_patterns=_present_only,
         ),
         MethodSpec(
             "mfm",
@@ -239,6 +295,7 @@ METHODS: dict[str, MethodSpec] = {
             _mfm,
             "MFM: factorised shared/specific factors, victim generated from the source",
             options=("recon_weight", "mfm_factor_dim"),
+            patterns_note=_PAIR_GENERATOR.format(what="its generator of the victim factors"),
         ),
         MethodSpec(
             "smil",
@@ -246,6 +303,7 @@ METHODS: dict[str, MethodSpec] = {
             _smil,
             "SMIL: victim as weighted cluster centres with learned Gaussian noise",
             options=("recon_weight", "smil_clusters", "smil_decay", "smil_kl_weight"),
+            patterns_note=_PAIR_GENERATOR.format(what="its cluster prior of the victim"),
         ),
         MethodSpec(
             "modal-trans",
@@ -253,6 +311,7 @@ METHODS: dict[str, MethodSpec] = {
             _modal_trans,
             "Modal-Trans: cyclic transformer translation, autoregressive decoding",
             options=("recon_weight", "cycle_weight", "mt_layers"),
+            patterns_note=_PAIR_GENERATOR.format(what="its cyclic source-to-victim translator"),
         ),
         MethodSpec(
             "mm-align",
@@ -261,6 +320,7 @@ METHODS: dict[str, MethodSpec] = {
             "MM-Align: OT alignment dynamics + denoising training",
             proposed=True,
             own_axis=True,
+            build_patterns=_mm_align_patterns,
             lr_options={"fitter": "lr_fit"},
             options=(
                 *_ADL_OPTIONS,

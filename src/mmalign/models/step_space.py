@@ -35,7 +35,12 @@ from torch import Tensor, nn
 
 from mmalign.ot.column_band import column_cosine_cost, diagonal_centres
 
-__all__ = ["StepSpace", "step_contrastive_loss", "translation_loss"]
+__all__ = ["StepSpace", "ModalityStepSpace", "step_contrastive_loss", "translation_loss"]
+
+
+def _head(d_model: int) -> nn.Module:
+    """Build a projection head into the step space: ``Linear -> GELU -> Linear``, width ``d``."""
+    return nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, d_model))
 
 
 class StepSpace(nn.Module):
@@ -49,12 +54,8 @@ class StepSpace(nn.Module):
 
     def __init__(self, d_model: int) -> None:
         super().__init__()
-        self.source_head = nn.Sequential(
-            nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, d_model)
-        )
-        self.victim_head = nn.Sequential(
-            nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, d_model)
-        )
+        self.source_head = _head(d_model)
+        self.victim_head = _head(d_model)
         self.translator = nn.Linear(d_model, d_model)
         with torch.no_grad():  # start as the paper's choice: the source steps themselves
             self.translator.weight.copy_(torch.eye(d_model))
@@ -67,6 +68,41 @@ class StepSpace(nn.Module):
     def translate(self, z_source: Tensor) -> Tensor:
         """(B, L, d) source steps -> (B, L, d) in the victim encoder's space."""
         return self.translator(z_source)
+
+
+class ModalityStepSpace(nn.Module):
+    """One step space for K modalities: a projection head per modality, a translator per pair.
+
+    The K-modality form of :class:`StepSpace` for the random-missing protocol: every ordered
+    pair ``(source, victim)`` compares steps in the same space, so a modality's head is
+    trained by every pair it takes part in.
+
+    Parameters
+    ----------
+    modalities : tuple of str
+    d_model : int
+    """
+
+    def __init__(self, modalities: tuple[str, ...], d_model: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict({m: _head(d_model) for m in modalities})
+        self.translators = nn.ModuleDict()
+        for s in modalities:
+            for v in modalities:
+                if s != v:
+                    layer = nn.Linear(d_model, d_model)
+                    with torch.no_grad():  # start as the paper's choice: the source steps
+                        layer.weight.copy_(torch.eye(d_model))
+                        layer.bias.zero_()
+                    self.translators[f"{s}>{v}"] = layer
+
+    def project(self, modality: str, z: Tensor) -> Tensor:
+        """(B, L, d) encoded steps of ``modality`` -> (B, L, d) in the step space."""
+        return self.heads[modality](z)
+
+    def translate(self, source: str, victim: str, z_source: Tensor) -> Tensor:
+        """(B, L, d) source steps -> (B, L, d) in the victim encoder's space."""
+        return self.translators[f"{source}>{victim}"](z_source)
 
 
 def step_contrastive_loss(

@@ -20,7 +20,13 @@ import numpy as np
 import torch
 import yaml
 
-from mmalign.config import RunConfig, apply_overrides, config_from_dict, config_to_dict
+from mmalign.config import (
+    RunConfig,
+    apply_overrides,
+    check_protocol,
+    config_from_dict,
+    config_to_dict,
+)
 from mmalign.data.batching import PairData
 from mmalign.data.checks import (
     DataQualityWarning,
@@ -39,9 +45,11 @@ from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from mmalign.models.method import MissingModalityModel, PairDims
 from mmalign.models.registry import MethodSpec, get_method, options_for
 from mmalign.runs.device import apply_threads, resolve_device
-from mmalign.runs.folder import RunFolder, default_run_dir
+from mmalign.runs.folder import RunFolder, default_random_run_dir, default_run_dir
 from mmalign.runs.log import RunLog
 from mmalign.runs.predictions import predictions_csv
+from mmalign.runs.random_missing import RandomMissingPlan
+from mmalign.runs.random_missing import train_and_test as train_random
 from mmalign.runs.result import RunMeta, RunResult, SettingResult
 from mmalign.train.checkpoint import load_checkpoint, save_checkpoint
 from mmalign.train.loop import TrainData, fit, predict_outputs
@@ -59,7 +67,10 @@ __all__ = [
 ]
 
 #: Options a resumed run must share with the run it continues.
-IDENTITY_KEYS = ("data", "format", "task", "label_key", "pair", "p", "seed", "method")
+IDENTITY_KEYS = (
+    "data", "format", "task", "label_key", "pair", "p", "seed", "method",
+    "missing_rate", "frame_drop", "drop_burst",
+)  # fmt: skip
 
 
 def load_data(config: RunConfig) -> MultimodalDataset:
@@ -264,22 +275,27 @@ def run(
     -------
     RunResult
     """
+    check_protocol(options)
     config = apply_overrides(config or RunConfig(), options).validate()
     started = time.perf_counter()
     apply_threads(config.threads)
     dataset = dataset if dataset is not None else load_data(config)
-    plan = RunPlan.make(config, dataset)
-    folder = RunFolder(
-        out or default_run_dir(plan.method.name, plan.source, plan.victim, config.p, config.seed),
-        resume=resume,
-    )
+    if config.random_missing:
+        plan: Any = RandomMissingPlan.make(config, dataset)
+        default = default_random_run_dir(plan.method.name, config.missing_rate, config.seed)
+        train_and_test: Callable[..., RunResult] = train_random
+    else:
+        plan = RunPlan.make(config, dataset)
+        default = default_run_dir(plan.method.name, plan.source, plan.victim, config.p, config.seed)
+        train_and_test = _train_and_test
+    folder = RunFolder(out or default, resume=resume)
     try:
         saved = _resume_state(folder, config) if resume else None
         echo = log or (lambda s: print(s, file=sys.stderr))
         with RunLog(
             folder.path, echo=echo, resume=resume, resume_epoch=saved and saved["epoch"]
         ) as runlog:
-            result = _train_and_test(config, dataset, plan, folder, runlog, saved, started)
+            result = train_and_test(config, dataset, plan, folder, runlog, saved, started)
     except BaseException:
         folder.discard_if_unused()
         raise
@@ -302,7 +318,7 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
         f"{dataset.name}: {len(plan.complete)} complete / {len(plan.missing)} missing training "
         f"samples, device {device}, {torch.get_num_threads()} thread(s)"
     )
-    _report(before, runlog)
+    runlog.warn(before)
     model = build_model(config, plan.dims)
     if config.model.standardize:
         standardize_inputs(model, dataset, plan)
@@ -346,7 +362,7 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
         last.get("complete/ot_unconverged", 0.0), config.adl.reg, config.adl.max_iter
     )
     after += _floor_warnings(settings, floor, plan, dataset.task)
-    _report(after, runlog)
+    runlog.warn(after)
     meta = RunMeta(
         **{
             **meta.to_dict(),
@@ -363,12 +379,6 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
     return result
 
 
-def _report(found: list[DataWarning], runlog: RunLog) -> None:
-    for w in found:
-        runlog.line(f"warning: {w.message}")
-        warnings.warn(w.message, DataQualityWarning, stacklevel=3)
-
-
 def run_spec(spec: Any, run_dir: Path, threads: int) -> dict[str, Any]:
     """Grid runner: run one :class:`~mmalign.experiments.spec.RunSpec` into ``run_dir``.
 
@@ -376,18 +386,11 @@ def run_spec(spec: Any, run_dir: Path, threads: int) -> dict[str, Any]:
     Returns the ``metrics.json`` dict.
     """
     # options that do not apply to this method (a grid-wide --set window=4 for LB) are dropped
-    config = apply_overrides(
-        config_from_dict(options_for(spec.method, dict(spec.config or {}))),
-        {
-            "data": spec.data,
-            "method": spec.method,
-            "pair": f"{spec.source}:{spec.victim}",
-            "p": spec.p,
-            "seed": spec.seed,
-            "progress": False,
-            "threads": threads,
-        },
-    )
+    config = config_from_dict(options_for(spec.method, dict(spec.config or {})))
+    identity = {"data": spec.data, "method": spec.method, "seed": spec.seed}
+    if not config.random_missing:  # the random-missing protocol has no pair and no p
+        identity.update(pair=f"{spec.source}:{spec.victim}", p=spec.p)
+    config = apply_overrides(config, {**identity, "progress": False, "threads": threads})
     with warnings.catch_warnings():  # recorded in metrics.json's "warnings" instead
         warnings.simplefilter("ignore", DataQualityWarning)
         return run(config, run_dir, log=lambda s: None).to_dict()

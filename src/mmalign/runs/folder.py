@@ -14,7 +14,7 @@ from pathlib import Path
 from mmalign.train.checkpoint import atomic_write_bytes
 from mmalign.validation import ConfigError
 
-__all__ = ["RunFolder", "default_run_dir", "RUN_MARKERS"]
+__all__ = ["RunFolder", "default_run_dir", "default_random_run_dir", "RUN_MARKERS"]
 
 #: Files whose presence means a folder already holds a run.
 RUN_MARKERS = ("config.yaml", "model.json", "metrics.json", "checkpoint.pt", "resume.pt")
@@ -24,6 +24,12 @@ def default_run_dir(method: str, source: str, victim: str, p: float, seed: int) 
     """``runs/<method>_<src>-<victim>_p<p>_s<seed>_<timestamp>``."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{method}_{source[0]}-{victim[0]}_p{p:g}_s{seed}_{stamp}"
+
+
+def default_random_run_dir(method: str, missing_rate: float, seed: int) -> Path:
+    """``runs/<method>_r<missing rate>_s<seed>_<timestamp>`` (random-missing protocol)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{method}_r{missing_rate:g}_s{seed}_{stamp}"
 
 
 class RunFolder:

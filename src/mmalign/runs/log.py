@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+from mmalign.data.checks import DataQualityWarning, DataWarning
 from mmalign.validation import ConfigError, DataError
 
 __all__ = ["RunLog", "LOG_NAME", "HISTORY_NAME"]
@@ -121,6 +123,12 @@ class RunLog:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._file is None
+
+    def warn(self, found: "list[DataWarning]") -> None:
+        """Log each data or training warning and raise it as a :class:`DataQualityWarning`."""
+        for w in found:
+            self.line(f"warning: {w.message}")
+            warnings.warn(w.message, DataQualityWarning, stacklevel=3)
 
     def line(self, text: str) -> None:
         """Append ``text`` to ``train.log`` now (timestamped, flushed) and echo it.

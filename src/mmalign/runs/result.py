@@ -2,7 +2,9 @@
 
 :meth:`RunResult.to_dict` is the JSON layout of ``metrics.json`` and of the grid runner
 contract (``docs/experiments.md``): ``{"A": {"valid", "test", "best_epoch"}, "B": {...},
-"floor": {...}, "meta": {...}, "warnings": [...]}``.
+"floor": {...}, "meta": {...}, "warnings": [...]}``. A run of the random-missing protocol
+has the one setting ``"random"`` and adds ``"test": {"overall": {"n", <metrics>},
+"patterns": {<pattern>: {"n", <metrics>}}}`` (patterns such as ``t``, ``tv``, ``tva``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import Any
 
 from mmalign.validation import DataError
 
-__all__ = ["SettingResult", "RunMeta", "RunResult"]
+__all__ = ["SettingResult", "PatternResult", "RunMeta", "RunResult", "RESULT_SETTINGS"]
+
+#: Settings a result may hold: the pair protocol's A and B, the random-missing protocol's one.
+RESULT_SETTINGS: tuple[str, ...] = ("A", "B", "random")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,31 @@ class SettingResult:
     valid: dict[str, float]
     test: dict[str, float]
     best_epoch: int
+
+
+@dataclass(frozen=True)
+class PatternResult:
+    """Test metrics over the samples of one missingness pattern (or over all of them).
+
+    Attributes
+    ----------
+    n : int
+        Test samples with that pattern.
+    metrics : dict[str, float]
+        NaN where a metric is undefined for so few samples (e.g. a correlation of one).
+    """
+
+    n: int
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"n": n, <metric>: value, ...}``."""
+        return {"n": self.n, **self.metrics}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "PatternResult":
+        """Inverse of :meth:`to_dict`."""
+        return cls(int(values["n"]), {k: float(v) for k, v in values.items() if k != "n"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +87,15 @@ class RunMeta:
     wall_s : float
     device : str
     torch_threads : int
+    protocol : {"pair", "random"}
+        The paper's pair protocol or the random-missing protocol (then ``source`` and
+        ``victim`` are empty and ``p`` is 0).
+    missing_rate, frame_drop : float
+        The random-missing protocol's options (0 for the pair protocol).
+    modalities : tuple of str
+        The modalities a random-missing model was built for, in order.
+    input_dims : tuple of int
+        Their feature widths.
     """
 
     method: str
@@ -75,10 +114,17 @@ class RunMeta:
     wall_s: float = 0.0
     device: str = "cpu"
     torch_threads: int = 1
+    protocol: str = "pair"
+    missing_rate: float = 0.0
+    frame_drop: float = 0.0
+    modalities: tuple[str, ...] = ()
+    input_dims: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict."""
-        return dataclasses.asdict(self)
+        """Plain JSON-able dict (tuples as lists, as JSON reads them back)."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunMeta":
@@ -88,6 +134,9 @@ class RunMeta:
         read too.
         """
         values = {**values, **values.get("dims", {})}
+        for key in ("modalities", "input_dims"):  # JSON lists
+            if key in values:
+                values[key] = tuple(values[key])
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
@@ -100,12 +149,16 @@ class RunResult:
     ----------
     run_dir : Path
     settings : dict[str, SettingResult]
-        ``"A"`` and ``"B"`` (the upper bound reports its one setting under both).
+        ``"A"`` and ``"B"`` (the upper bound reports its one setting under both); the
+        random-missing protocol's ``"random"``.
     floor : dict
         The ridge/logistic sanity floor (``docs/metrics.md``).
     meta : RunMeta
     warnings : tuple of str
         Warnings raised while the run went (also in ``train.log``).
+    patterns : dict[str, PatternResult]
+        Random-missing protocol: test metrics per pattern (``"tv"``...) and ``"overall"``;
+        empty for the pair protocol.
     """
 
     run_dir: Path
@@ -113,6 +166,7 @@ class RunResult:
     floor: dict[str, Any]
     meta: RunMeta
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    patterns: dict[str, PatternResult] = field(default_factory=dict)
 
     def test(self, setting: str = "A") -> dict[str, float]:
         """Test metrics of ``setting``."""
@@ -121,6 +175,10 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         """Return the ``metrics.json`` layout (also the grid runner's return value)."""
         out: dict[str, Any] = {s: dataclasses.asdict(r) for s, r in self.settings.items()}
+        if self.patterns:
+            overall = self.patterns["overall"].to_dict()
+            groups = {k: r.to_dict() for k, r in self.patterns.items() if k != "overall"}
+            out["test"] = {"overall": overall, "patterns": groups}
         out.update(floor=self.floor, meta=self.meta.to_dict(), warnings=list(self.warnings))
         return out
 
@@ -134,14 +192,20 @@ class RunResult:
         settings = {
             s: SettingResult(v["valid"], v["test"], int(v["best_epoch"]))
             for s, v in values.items()
-            if s in ("A", "B")
+            if s in RESULT_SETTINGS
         }
+        patterns = {}
+        if "test" in values:
+            patterns = {"overall": PatternResult.from_dict(values["test"]["overall"])}
+            for name, v in values["test"]["patterns"].items():
+                patterns[name] = PatternResult.from_dict(v)
         return cls(
             Path(run_dir),
             settings,
             values.get("floor", {}),
             RunMeta.from_dict(values["meta"]),
             tuple(values.get("warnings", ())),
+            patterns,
         )
 
     @classmethod

@@ -24,8 +24,10 @@ from tqdm.auto import tqdm
 
 from mmalign.config import TrainConfig
 from mmalign.data.batching import PairData, iterate_batches
+from mmalign.data.pattern_batching import PatternData
 from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from mmalign.models.method import Losses, MissingModalityModel, Pass
+from mmalign.models.pattern_method import PatternModel
 from mmalign.train.state import TrainState
 from mmalign.validation import MMAlignError
 
@@ -51,19 +53,22 @@ class TrainData:
 
     Attributes
     ----------
-    train : PairData
-        Training split (victim zeroed where absent).
+    train : PairData or PatternData
+        Training split (victim zeroed where absent; for the random-missing protocol every
+        modality, each sample with its own pattern).
     complete_index, missing_index : ndarray of int
-        Rows of the complete and the missing training split.
-    valid : PairData
+        Rows of the complete and the missing training split (random-missing protocol: every
+        training row is "complete", the ``mixed`` passes visit them, none is "missing").
+    valid : PairData or PatternData
     valid_present : dict[str, ndarray]
-        Setting -> (N_valid,) bool, where the victim is present under that setting.
+        Setting -> (N_valid,) bool, where the victim is present under that setting (the
+        random-missing protocol's one setting: the samples carry their own presence).
     """
 
-    train: PairData
+    train: PairData | PatternData
     complete_index: np.ndarray
     missing_index: np.ndarray
-    valid: PairData
+    valid: PairData | PatternData
     valid_present: dict[str, np.ndarray]
 
     def rows(self, p: Pass) -> np.ndarray:
@@ -72,7 +77,7 @@ class TrainData:
 
 
 def build_optimizers(
-    model: MissingModalityModel,
+    model: MissingModalityModel | PatternModel,
     learning_rates: Mapping[str, float],
     weight_decay: float = 0.0,
     log: Callable[[str], None] = print,
@@ -93,7 +98,7 @@ def build_optimizers(
 
 
 def train_step(
-    model: MissingModalityModel,
+    model: MissingModalityModel | PatternModel,
     losses: Losses,
     optimizers: dict[str, torch.optim.Optimizer],
     groups: tuple[str, ...] | None,
@@ -116,7 +121,7 @@ def train_step(
 
 @torch.no_grad()
 def predict_outputs(
-    model: MissingModalityModel, pair: PairData, present: np.ndarray, batch_size: int
+    model: MissingModalityModel | PatternModel, pair: PairData, present: np.ndarray, batch_size: int
 ) -> Tensor:
     """Model outputs (N, C) for a whole split, the victim present where ``present`` (N,) is True."""
     return predict_settings(model, pair, {"": present}, batch_size)[""]
@@ -124,8 +129,8 @@ def predict_outputs(
 
 @torch.no_grad()
 def predict_settings(
-    model: MissingModalityModel,
-    pair: PairData,
+    model: MissingModalityModel | PatternModel,
+    pair: PairData | PatternData,
     present: Mapping[str, np.ndarray],
     batch_size: int,
 ) -> dict[str, Tensor]:
@@ -189,7 +194,7 @@ def _run_epoch(model, data, passes, optimizers, config, generator, bar) -> dict[
 
 
 def fit(
-    model: MissingModalityModel,
+    model: MissingModalityModel | PatternModel,
     data: TrainData,
     config: TrainConfig,
     learning_rates: Mapping[str, float],

@@ -10,7 +10,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-
 import mmalign
 from mmalign.data.checks import DataQualityWarning
 

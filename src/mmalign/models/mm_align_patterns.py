@@ -1,0 +1,344 @@
+"""MM-Align for any missing pattern: every absent modality and every dropped step imputed.
+
+Extends MM-Align (Han et al., EMNLP 2022, sections 3.3-3.5, Eq. 7-17; :mod:`mmalign.models.mm_align`)
+from one (source, victim) pair to K modalities with any subset present and steps dropped
+inside present ones. What we added (``docs/method.md``, "Random missing"):
+
+* **Alignment per ordered pair.** Each ordered pair ``s -> v`` has its own alignment fitter
+  (Eq. 12) and translator; the step space has one projection head per modality. On every
+  training batch, each pair learns from the samples that hold both modalities: the OT plan
+  between their readable steps gives the fitter its targets (Eq. 13), the step InfoNCE and
+  the translation loss (as in the pair model), and the head tokens' InfoNCE (Eq. 16-17).
+* **Imputation by fusion of sources.** Target ``v`` of a sample gets, on its own time axis,
+  the mean over its present sources ``s`` of Eq. 14's reweighting of ``s``'s (translated)
+  steps by the fitter of ``s -> v``. An absent modality is replaced whole (its length is the
+  first present source's length times the training median ``L_v / L_s``, the head is the
+  learned head token, Eq. 15); a present one gets its dropped steps filled, when another
+  modality is present. The mean, not a choice of one source, because every present source
+  carries evidence and the fitters are trained on every pair alike.
+* **Denoising training in one pass.** Each batch mixes patterns: the task loss is computed
+  on the imputed inputs of every sample, so the backbone learns on imputations (Algorithm 1's
+  missing phase) while the pairs that are complete in the batch train the alignment (its
+  complete phase). The fitter reads the encoders' steps detached and the imputation reads
+  the fitter's weights detached, so the fitter is trained by the fit loss alone (line 11)
+  and the task loss reaches the encoders through the reweighted steps.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mmalign.config import ADLConfig, TrainConfig
+from mmalign.data.pattern_batching import PatternBatch
+from mmalign.models.adl import AlignmentFitter, Convention, banded_impute, fit_loss, ot_fit_targets
+from mmalign.models.method import Losses, Phase
+from mmalign.models.mm_align import solve_band
+from mmalign.models.pattern_backbone import PatternBackbone
+from mmalign.models.pattern_method import PatternModel
+from mmalign.models.step_space import ModalityStepSpace, step_contrastive_loss, translation_loss
+from mmalign.ot.column_band import column_cosine_cost, diagonal_centres
+from mmalign.validation import ConfigError, check_in
+
+__all__ = ["MMAlignPatterns", "Imputed"]
+
+
+class Imputed:
+    """What the fusion reads for one target modality after imputation.
+
+    Attributes
+    ----------
+    z : Tensor, shape (B, 1+M, d)
+        Real encoded steps where readable, imputed ones elsewhere; head first.
+    mask : Tensor, shape (B, M)
+        Steps the fusion may read.
+    weights : dict[str, Tensor]
+        Source -> fitter weights (B, M, W) of the pair ``source -> target`` (with gradient
+        to the fitter, for the fit loss).
+    centres : dict[str, Tensor]
+        Source -> band centres (B, M) of that pair.
+    """
+
+    __slots__ = ("z", "mask", "weights", "centres")
+
+    def __init__(self, z: Tensor, mask: Tensor, weights: dict, centres: dict) -> None:
+        self.z, self.mask, self.weights, self.centres = z, mask, weights, centres
+
+
+class MMAlignPatterns(PatternModel):
+    """MM-Align over K modalities with any missing pattern (module docstring).
+
+    Parameters
+    ----------
+    backbone : PatternBackbone
+    task : str
+    window, reg, max_iter, tol, lambda_con, tau, convention, fit_normalisation,
+    train_fitter, alignment_space, reg_relative, source_relaxation, lambda_step, step_tau,
+    lambda_translate
+        As for :class:`~mmalign.models.mm_align.MMAlign`.
+    """
+
+    group_order = ("fitter", "backbone")
+
+    def __init__(
+        self,
+        backbone: PatternBackbone,
+        task: str,
+        window: int = ADLConfig.window,
+        reg: float = ADLConfig.reg,
+        max_iter: int = ADLConfig.max_iter,
+        tol: float = ADLConfig.tol,
+        lambda_con: float = TrainConfig.lambda_con,
+        tau: float = TrainConfig.tau,
+        convention: Convention = ADLConfig.convention,  # type: ignore[assignment]
+        fit_normalisation: str = ADLConfig.fit_normalisation,
+        train_fitter: bool = ADLConfig.train_fitter,
+        alignment_space: str = ADLConfig.alignment_space,
+        reg_relative: bool = ADLConfig.reg_relative,
+        source_relaxation: float = ADLConfig.source_relaxation,
+        lambda_step: float = ADLConfig.lambda_step,
+        step_tau: float = ADLConfig.step_tau,
+        lambda_translate: float = ADLConfig.lambda_translate,
+    ) -> None:
+        super().__init__(backbone, task)
+        check_in("alignment_space", alignment_space, ["projected", "encoder"])
+        modalities = backbone.modalities
+        self.pairs = tuple((s, v) for v in modalities for s in modalities if s != v)
+        d = backbone.d_model
+        self.fitters = nn.ModuleDict(
+            {f"{s}>{v}": AlignmentFitter(d, window) for s, v in self.pairs}
+        )
+        self.step_space = (
+            ModalityStepSpace(modalities, d) if alignment_space == "projected" else None
+        )
+        self.window, self.reg, self.max_iter, self.tol = window, reg, max_iter, tol
+        self.lambda_con, self.tau = lambda_con, tau
+        self.convention, self.fit_normalisation = convention, fit_normalisation
+        self.train_fitter, self.reg_relative = train_fitter, reg_relative
+        self.source_relaxation = source_relaxation
+        self.lambda_step, self.step_tau = lambda_step, step_tau
+        self.lambda_translate = lambda_translate
+        # target steps per source step of each ordered pair (set_victim_rates)
+        self.register_buffer("victim_rates", torch.ones(len(self.pairs)))
+        # every modality on one time axis with equal lengths (aligned data): faster paths
+        self.shared_axis = False
+
+    # -- lengths -------------------------------------------------------------------------
+    def set_victim_rates(
+        self, rates: dict[tuple[str, str], float], shared_axis: bool = False
+    ) -> None:
+        """Set ``L_v / L_s`` per ordered pair (the run uses training medians; 1 when aligned).
+
+        ``shared_axis``: every sample has one length for all its modalities (aligned data),
+        so the band centres are the identity and the fitter and the imputation take their
+        faster paths.
+        """
+        for (s, v), rate in rates.items():
+            if not rate > 0:
+                raise ConfigError(f"`rates[{s!r}, {v!r}]` must be > 0; got {rate!r}.")
+            self.victim_rates[self.pairs.index((s, v))] = float(rate)
+        self.shared_axis = bool(shared_axis) and bool((self.victim_rates == 1).all())
+
+    def _rate(self, source: str, target: str) -> Tensor:
+        return self.victim_rates[self.pairs.index((source, target))]
+
+    def _target_lengths(self, batch: PatternBatch, target: str) -> Tensor:
+        """(B,) steps of ``target``: its own length where present, else from the first source."""
+        k = batch.modalities.index(target)
+        own = batch.steps[target].sum(1)  # (B,)
+        guess = torch.zeros_like(own)
+        for s in batch.modalities:  # first present source wins; loops over modalities
+            if s == target:
+                continue
+            n = batch.steps[s].sum(1)  # (B,)
+            scaled = (n * self._rate(s, target)).round().long().clamp_min(1)
+            guess = torch.where((guess == 0) & (n > 0), scaled, guess)
+        return torch.where(batch.present[:, k], own, guess)
+
+    # -- imputation ------------------------------------------------------------------------
+    def _impute(self, z: dict[str, Tensor], batch: PatternBatch, target: str) -> Imputed:
+        """Fill ``target``'s absent samples and dropped steps from the present other modalities."""
+        k = batch.modalities.index(target)
+        m = self._target_lengths(batch, target)  # (B,)
+        real = z[target]  # (B, 1+L_v, d)
+        width = max(real.shape[1] - 1, int(m.max()) if m.numel() else 0, 1)
+        axis = torch.arange(width, device=m.device) < m[:, None]  # (B, M)
+        total = real.new_zeros(real.shape[0], width, real.shape[-1])  # (B, M, d)
+        count = m.new_zeros(m.shape, dtype=real.dtype)  # (B,)
+        weights, centres = {}, {}
+        for s in batch.modalities:  # loops over the K - 1 sources
+            if s == target:
+                continue
+            j = batch.modalities.index(s)
+            steps = z[s][:, 1:]  # (B, L_s, d)
+            n = batch.steps[s].sum(1)  # (B,) in-length steps (dropped ones too)
+            c = diagonal_centres(n, m, width)  # (B, M)
+            fast = self.shared_axis and width == steps.shape[1]  # centres are the identity
+            w = self.fitters[f"{s}>{target}"](
+                steps.detach(), batch.steps[s], None if fast else c, axis,
+                source_valid=batch.masks[s],
+            )  # fmt: skip
+            values = (
+                steps if self.step_space is None else self.step_space.translate(s, target, steps)
+            )
+            part = banded_impute(w.detach(), values, self.window, None if fast else c)
+            has = batch.present[:, j] & batch.masks[s].any(1)  # (B,)
+            total = total + torch.where(has[:, None, None], part, torch.zeros_like(part))
+            count = count + has.to(count.dtype)
+            weights[s], centres[s] = w, c
+        imputed = total / count.clamp_min(1)[:, None, None]  # (B, M, d) mean over sources
+        present = batch.present[:, k]  # (B,)
+        readable = _pad(batch.masks[target], width)  # (B, M)
+        in_length = _pad(batch.steps[target], width)  # (B, M)
+        steps_real = nn.functional.pad(real[:, 1:], (0, 0, 0, width - real.shape[1] + 1))
+        use_real = present[:, None] & readable  # (B, M)
+        steps_out = torch.where(use_real[..., None], steps_real, imputed)  # (B, M, d)
+        filled = (count > 0)[:, None]  # (B, 1) some source to impute from
+        mask = torch.where(present[:, None], readable | (in_length & filled), axis & filled)
+        head = torch.where(
+            present[:, None], real[:, 0], self.backbone.head_token(target).expand_as(real[:, 0])
+        )  # (B, d)
+        return Imputed(torch.cat([head[:, None], steps_out], 1), mask, weights, centres)
+
+    def complete(
+        self, batch: PatternBatch, z: dict[str, Tensor] | None = None
+    ) -> dict[str, Imputed]:
+        """Impute every modality of ``batch`` (encoding it first unless ``z`` is given)."""
+        z = self.backbone.encode(batch.features, batch.masks) if z is None else z
+        return {v: self._impute(z, batch, v) for v in batch.modalities}
+
+    def predict(self, batch: PatternBatch) -> Tensor:
+        """Predict (B, C) from the real and imputed modalities."""
+        filled = self.complete(batch)
+        return self._fuse(filled, batch)
+
+    def _fuse(self, filled: dict[str, Imputed], batch: PatternBatch) -> Tensor:
+        z = {v: f.z for v, f in filled.items()}
+        masks = {v: f.mask for v, f in filled.items()}
+        present = torch.stack([masks[v].any(1) for v in batch.modalities], 1)  # (B, K)
+        present = present | batch.present
+        return self.backbone.predict_fused(z, masks, present)
+
+    # -- training --------------------------------------------------------------------------
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """``fitter`` = every pair's GRU and projection (psi); ``backbone`` = the rest (theta)."""
+        fitter = {id(p) for p in self.fitters.parameters()}
+        return {
+            "fitter": [p for p in self.fitters.parameters() if p.requires_grad],
+            "backbone": [p for p in self.parameters() if p.requires_grad and id(p) not in fitter],
+        }
+
+    def epoch_summary(self, record: dict) -> str:
+        """Show the main loss, fit and step losses, and the share of unconverged OT solves."""
+        text = super().epoch_summary(record)
+        if "mixed/fitter" in record:
+            text += f"  fit {record['mixed/fitter']:.4f}"
+        if "mixed/step" in record:
+            text += f"  step {record['mixed/step']:.3f}"
+        if record.get("mixed/ot_unconverged", 0.0) > 0:
+            text += f"  OT unconverged {100 * record['mixed/ot_unconverged']:.0f}%"
+        return text
+
+    def compute_losses(self, batch: PatternBatch, phase: Phase) -> Losses:
+        """Task loss on the imputed inputs, plus every pair's alignment losses (module docstring)."""
+        z = self.backbone.encode(batch.features, batch.masks)
+        filled = self.complete(batch, z)
+        main = self.loss(self._fuse(filled, batch), batch)
+        parts: dict[str, list[Tensor]] = {k: [] for k in ("fit", "con", "step", "trans", "ot")}
+        for s, v in self.pairs:
+            self._pair_losses(z, batch, s, v, filled[v], parts)
+        mean = {k: torch.stack(x).mean() if x else main.new_zeros(()) for k, x in parts.items()}
+        step = main + self.lambda_con * mean["con"]
+        if self.step_space is not None:
+            step = step + self.lambda_step * mean["step"] + self.lambda_translate * mean["trans"]
+        logged = {"main": main.detach(), "con": mean["con"].detach()}
+        logged["ot_unconverged"] = mean["ot"]
+        if self.step_space is not None:
+            logged.update(step=mean["step"].detach(), translate=mean["trans"].detach())
+        losses = Losses({"backbone": step}, logged)
+        if self.train_fitter and parts["fit"]:
+            losses.step["fitter"] = mean["fit"]
+        return losses
+
+    def _pair_losses(
+        self,
+        z: dict[str, Tensor],
+        batch: PatternBatch,
+        s: str,
+        v: str,
+        target: Imputed,
+        parts: dict[str, list[Tensor]],
+    ) -> None:
+        """Append the alignment losses of ``s -> v`` on the samples that hold both."""
+        i, j = batch.modalities.index(s), batch.modalities.index(v)
+        both = batch.present[:, i] & batch.present[:, j]  # (B,)
+        source_mask = batch.masks[s] & both[:, None]  # (B, L_s) readable steps only
+        length = batch.masks[v].shape[1]
+        victim_mask = batch.masks[v] & both[:, None]  # (B, L_v)
+        centres = target.centres[s][:, :length]  # on v's own axis where v is present
+        steps_s, steps_v = z[s][:, 1:], z[v][:, 1:]
+        with torch.set_grad_enabled(self.step_space is not None and torch.is_grad_enabled()):
+            if self.step_space is None:
+                p_s, p_v = steps_s, steps_v
+            else:
+                p_s, p_v = self.step_space.project(s, steps_s), self.step_space.project(v, steps_v)
+            cost = column_cosine_cost(p_s, p_v, source_mask, victim_mask, centres, self.window)
+        ot = solve_band(
+            cost, source_mask, victim_mask, centres, window=self.window, reg=self.reg,
+            max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
+            source_relaxation=self.source_relaxation,
+        )  # fmt: skip
+        masks = (source_mask, victim_mask, centres, self.window)
+        fit_target, valid = ot_fit_targets(ot.plan, *masks, self.convention)
+        rows = both.sum()
+        parts["ot"].append((~ot.converged & both).sum() / rows.clamp_min(1))
+        if self.train_fitter:
+            pred = target.weights[s][:, :length]  # (B, L_v, W)
+            parts["fit"].append(fit_loss(pred, fit_target, valid, self.fit_normalisation))
+        if i < j:  # the head tokens' InfoNCE once per unordered pair, over the rows with both
+            heads_s = torch.where(both[:, None], z[s][:, 0], 0.0)
+            parts["con"].append(_masked_info_nce(heads_s, z[v][:, 0], both, self.tau))
+        if self.step_space is not None:
+            column = (
+                fit_target if self.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]
+            )
+            parts["step"].append(
+                step_contrastive_loss(
+                    cost,
+                    p_s,
+                    p_v,
+                    source_mask,
+                    victim_mask,
+                    centres,
+                    column,
+                    self.window,
+                    self.step_tau,
+                )  # fmt: skip
+            )
+            values = self.step_space.translate(s, v, steps_s)
+            fast = self.shared_axis and steps_s.shape[1] == length
+            imputed = banded_impute(column, values, self.window, None if fast else centres)
+            parts["trans"].append(translation_loss(imputed, steps_v, victim_mask))
+
+
+def _pad(mask: Tensor, width: int) -> Tensor:
+    """Pad a step mask (B, L) with False to (B, width)."""
+    return nn.functional.pad(mask, (0, width - mask.shape[1]))
+
+
+def _masked_info_nce(a: Tensor, b: Tensor, rows: Tensor, tau: float) -> Tensor:
+    """Eq. 16-17 InfoNCE between ``a`` (B, d) and ``b`` (B, d) over the rows where ``rows``.
+
+    Rows outside ``rows`` are neither anchors nor negatives (their logits are -inf); 0 when
+    fewer than two rows remain (one row has no negative).
+    """
+    a = nn.functional.normalize(a, dim=-1)
+    b = nn.functional.normalize(b, dim=-1)
+    logits = (a @ b.T / tau).masked_fill(~rows[None, :], float("-inf"))  # (B, B)
+    logits = torch.where(rows[:, None], logits, torch.zeros_like(logits))  # no NaN in unused rows
+    loss = nn.functional.cross_entropy(
+        logits, torch.arange(a.shape[0], device=a.device), reduction="none"
+    )  # (B,)
+    n = rows.sum()
+    total = torch.where(rows, loss, torch.zeros_like(loss)).sum()
+    return torch.where(n >= 2, total / n.clamp_min(1), torch.zeros_like(total))
