@@ -245,8 +245,10 @@ class MMAlignPatterns(PatternModel):
         filled = self.complete(batch, z)
         main = self.loss(self._fuse(filled, batch), batch)
         parts: dict[str, list[Tensor]] = {k: [] for k in ("fit", "con", "step", "trans", "ot")}
+        # steps in the space the OT cost compares, once per modality (each is in 2(K-1) pairs)
+        projected = {m: self.alignment_steps(m, x[:, 1:]) for m, x in z.items()}
         for s, v in self.pairs:
-            self._pair_losses(z, batch, s, v, filled[v], parts)
+            self._pair_losses(z, projected, batch, s, v, filled[v], parts)
         mean = {k: torch.stack(x).mean() if x else main.new_zeros(()) for k, x in parts.items()}
         step = main + self.lambda_con * mean["con"]
         if self.step_space is not None:
@@ -260,9 +262,16 @@ class MMAlignPatterns(PatternModel):
             losses.step["fitter"] = mean["fit"]
         return losses
 
+    def alignment_steps(self, modality: str, steps: Tensor) -> Tensor:
+        """Return the steps (B, L, d) the OT cost compares: projected (default) or as encoded."""
+        if self.step_space is None:
+            return steps
+        return self.step_space.project(modality, steps)
+
     def _pair_losses(
         self,
         z: dict[str, Tensor],
+        projected: dict[str, Tensor],
         batch: PatternBatch,
         s: str,
         v: str,
@@ -277,11 +286,9 @@ class MMAlignPatterns(PatternModel):
         victim_mask = batch.masks[v] & both[:, None]  # (B, L_v)
         centres = target.centres[s][:, :length]  # on v's own axis where v is present
         steps_s, steps_v = z[s][:, 1:], z[v][:, 1:]
+        p_s, p_v = projected[s], projected[v]
+        # no gradient is needed through the paper's cost: nothing is trained on it
         with torch.set_grad_enabled(self.step_space is not None and torch.is_grad_enabled()):
-            if self.step_space is None:
-                p_s, p_v = steps_s, steps_v
-            else:
-                p_s, p_v = self.step_space.project(s, steps_s), self.step_space.project(v, steps_v)
             cost = column_cosine_cost(p_s, p_v, source_mask, victim_mask, centres, self.window)
         ot = solve_band(
             cost, source_mask, victim_mask, centres, window=self.window, reg=self.reg,
