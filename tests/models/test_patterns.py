@@ -211,3 +211,20 @@ def test_present_only_ignores_the_modalities_a_sample_lacks(dataset):
         after = model.predict(batch)
     moved = (before - after).abs().squeeze(-1) > 1e-6
     assert torch.equal(moved, batch.present[:, k])
+
+
+def test_targets_take_turns_and_the_turn_is_kept_in_the_state_dict(dataset):
+    seen = _draw(dataset, seed=8).splits["train"]
+    batch = PatternData.from_split(dataset.splits["train"], seen).batch(torch.arange(16))
+    model = _model("mm-align", dataset)
+    targets = []
+    for _ in range(4):
+        targets.append(model.alignment_target())
+        model.compute_losses(batch, "mixed")
+    assert targets == ["text", "vision", "audio", "text"]
+    model.eval()
+    model.compute_losses(batch, "mixed")  # evaluation does not advance the turn
+    assert model.turn == 4
+    other = _model("mm-align", dataset)
+    other.load_state_dict(model.state_dict())
+    assert other.turn == 4 and other.alignment_target() == "vision"

@@ -5,10 +5,14 @@ from one (source, victim) pair to K modalities with any subset present and steps
 inside present ones. What we added (``docs/method.md``, "Random missing"):
 
 * **Alignment per ordered pair.** Each ordered pair ``s -> v`` has its own alignment fitter
-  (Eq. 12) and translator; the step space has one projection head per modality. On every
-  training batch, each pair learns from the samples that hold both modalities: the OT plan
-  between their readable steps gives the fitter its targets (Eq. 13), the step InfoNCE and
-  the translation loss (as in the pair model), and the head tokens' InfoNCE (Eq. 16-17).
+  (Eq. 12) and translator; the step space has one projection head per modality. A pair
+  learns from the samples of a batch that hold both modalities: the OT plan between their
+  readable steps gives the fitter its targets (Eq. 13), the step InfoNCE and the translation
+  loss (as in the pair model), and the head tokens' InfoNCE (Eq. 16-17). The target
+  modalities take turns: one training batch learns the K - 1 pairs into one target. With K
+  = 3 and R = 0.3 each pair then learns from about 0.16 N samples per epoch, as many as the
+  pair protocol's complete split at p = 0.16, at a third of the cost of all six pairs on
+  every batch (``benchmarks/pattern_batch_cost.py``).
 * **Imputation by fusion of sources.** Target ``v`` of a sample gets, on its own time axis,
   the mean over its present sources ``s`` of Eq. 14's reweighting of ``s``'s (translated)
   steps by the fitter of ``s -> v``. An absent modality is replaced whole (its length is the
@@ -122,6 +126,8 @@ class MMAlignPatterns(PatternModel):
         self.register_buffer("victim_rates", torch.ones(len(self.pairs)))
         # every modality on one time axis with equal lengths (aligned data): faster paths
         self.shared_axis = False
+        # training batches seen (kept in the state dict): one target's alignment per batch
+        self.turn = 0
 
     # -- lengths -------------------------------------------------------------------------
     def set_victim_rates(
@@ -245,10 +251,14 @@ class MMAlignPatterns(PatternModel):
         filled = self.complete(batch, z)
         main = self.loss(self._fuse(filled, batch), batch)
         parts: dict[str, list[Tensor]] = {k: [] for k in ("fit", "con", "step", "trans", "ot")}
-        # steps in the space the OT cost compares, once per modality (each is in 2(K-1) pairs)
-        projected = {m: self.alignment_steps(m, x[:, 1:]) for m, x in z.items()}
-        for s, v in self.pairs:
+        target = self.alignment_target()
+        pairs = [(s, v) for s, v in self.pairs if v == target]
+        # steps in the space the OT cost compares, once per modality
+        projected = {m: self.alignment_steps(m, z[m][:, 1:]) for m in batch.modalities}
+        for s, v in pairs:
             self._pair_losses(z, projected, batch, s, v, filled[v], parts)
+        if self.training:
+            self.turn += 1
         mean = {k: torch.stack(x).mean() if x else main.new_zeros(()) for k, x in parts.items()}
         step = main + self.lambda_con * mean["con"]
         if self.step_space is not None:
@@ -261,6 +271,19 @@ class MMAlignPatterns(PatternModel):
         if self.train_fitter and parts["fit"]:
             losses.step["fitter"] = mean["fit"]
         return losses
+
+    def alignment_target(self) -> str:
+        """Return the modality whose alignment the next training batch learns (in turn)."""
+        modalities = self.backbone.modalities
+        return modalities[self.turn % len(modalities)]
+
+    def get_extra_state(self) -> dict:
+        """Keep the alignment turn in checkpoints, so a resumed run continues it."""
+        return {"turn": self.turn}
+
+    def set_extra_state(self, state: dict) -> None:
+        """Restore the alignment turn of :meth:`get_extra_state`."""
+        self.turn = int(state["turn"])
 
     def alignment_steps(self, modality: str, steps: Tensor) -> Tensor:
         """Return the steps (B, L, d) the OT cost compares: projected (default) or as encoded."""
@@ -302,9 +325,9 @@ class MMAlignPatterns(PatternModel):
         if self.train_fitter:
             pred = target.weights[s][:, :length]  # (B, L_v, W)
             parts["fit"].append(fit_loss(pred, fit_target, valid, self.fit_normalisation))
-        if i < j:  # the head tokens' InfoNCE once per unordered pair, over the rows with both
-            heads_s = torch.where(both[:, None], z[s][:, 0], 0.0)
-            parts["con"].append(_masked_info_nce(heads_s, z[v][:, 0], both, self.tau))
+        # the head tokens' InfoNCE (Eq. 16-17), over the rows with both
+        heads_s = torch.where(both[:, None], z[s][:, 0], 0.0)
+        parts["con"].append(_masked_info_nce(heads_s, z[v][:, 0], both, self.tau))
         if self.step_space is not None:
             column = (
                 fit_target if self.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]

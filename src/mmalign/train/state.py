@@ -10,6 +10,7 @@ not stopped. Introduced for this toolkit (2026).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +21,12 @@ from torch import Tensor, nn
 __all__ = ["TrainState", "cpu_state"]
 
 
-def cpu_state(model: nn.Module) -> dict[str, Tensor]:
-    """Copy ``model`` state dict to the CPU, detached."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+def cpu_state(model: nn.Module) -> dict[str, Any]:
+    """Copy ``model`` state dict to the CPU, detached (extra state, such as a counter, copied)."""
+    return {
+        k: v.detach().cpu().clone() if isinstance(v, Tensor) else copy.deepcopy(v)
+        for k, v in model.state_dict().items()
+    }
 
 
 @dataclass
