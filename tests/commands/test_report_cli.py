@@ -268,3 +268,109 @@ def test_floor_csv_and_latex(store_path, tmp_path, capsys):
     assert r"floor (source only) & 1.360 $\pm$ 0.010 & 1.360 $\pm$ 0.010 \\" in text
     assert r"floor (both) & 1.050 $\pm$ 0.000 & 1.050 $\pm$ 0.000 \\" in text
     assert "% warning: LB is worse than its linear floor in A→T setting A" in text
+
+
+# test MAE of the random-missing runs over seeds 0..2: MM-Align 1.0 + 0.01 seed on every
+# pattern, LB 1.2 + 0.01 seed; UB 0.9; no run has pattern "a"
+RANDOM_MAE = {"lb": 1.2, "ub": 0.9, "mm-align": 1.0}
+RANDOM_PATTERNS = ("tva", "t", "va", "tv")
+
+
+def _random_result(method, seed):
+    mae = RANDOM_MAE[method] + seed / 100
+    metrics = {"n": 10, "mae": mae, "acc2_nonzero": 0.5, "corr": 0.1}
+    patterns = {p: dict(metrics) for p in RANDOM_PATTERNS}
+    patterns["t"]["corr"] = float("nan")  # too few samples
+    return {
+        "random": {"valid": {"mae": mae}, "test": {"mae": mae}, "best_epoch": 2},
+        "test": {"overall": {**metrics, "n": 40}, "patterns": patterns},
+        "floor": {"random": {"test": {"mae": 1.1, "acc2_nonzero": 0.5}, "alpha": 1.0}},
+        "meta": {"protocol": "random", "missing_rate": 0.3, "frame_drop": 0.2},
+        "warnings": [],
+    }
+
+
+def _add_random_runs(path, config=None):
+    store = ResultStore(path)
+    config = config or {"missing_rate": 0.3, "frame_drop": 0.2}
+    for method in RANDOM_MAE:
+        for seed in range(3):
+            spec = RunSpec.random_missing("synthetic:n_train=8", method, seed, config)
+            store.put(spec, _random_result(method, seed), 1.0)
+
+
+@pytest.fixture
+def random_store(tmp_path):
+    path = tmp_path / "random.sqlite"
+    _add_random_runs(path)
+    return path
+
+
+def test_report_patterns(random_store, capsys):
+    assert main(["report", "--store", str(random_store), "--patterns"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == (
+        "**synthetic:n_train=8: test MAE↓ per pattern of present modalities, missing rate 30%, "
+        "frame drop 20%**"
+    )
+    assert "| Method | {T} | {T,V} | {V,A} | {T,V,A} | Overall |" in lines
+    assert "| LB | 1.210 ± 0.010 | 1.210 ± 0.010 |" in out
+    assert "| MM-Align | **1.010 ± 0.010†** | **1.010 ± 0.010†** |" in out
+    assert "| floor (present modalities) | – | – | – | – | 1.100 ± 0.000 |" in lines
+    assert "| n (test samples) | 10 | 10 | 10 | 10 | 40 |" in lines
+    assert "warning: LB is worse than its linear floor in Overall (MAE 1.210 vs 1.100)" in lines
+    assert "test Acc-2↑ per pattern" in out  # the second default metric
+    assert main(["report", "--store", str(random_store), "--patterns", "--no-floor"]) == 0
+    assert "floor" not in capsys.readouterr().out.lower()
+
+
+def test_report_patterns_csv_metric_and_nan(random_store, capsys):
+    argv = ["report", "--store", str(random_store), "--patterns", "--metrics", "corr"]
+    assert main([*argv, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# synthetic:n_train=8: test Corr↑ per pattern")
+    rows = list(csv.DictReader(io.StringIO("\n".join(lines[1:]))))
+    t = [r for r in rows if r["pattern"] == "t" and not r["method"].startswith("samples")]
+    assert {r["mean"] for r in t} == {"nan"} and {r["n"] for r in t} == {"0"}
+    assert main([*argv, "--format", "latex"]) == 0
+    assert r"\multicolumn{5}{c}{Corr$\uparrow$}" in capsys.readouterr().out
+
+
+def test_plain_report_of_random_runs_says_patterns(random_store, capsys):
+    assert main(["report", "--store", str(random_store)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmalign: error: ") and len(err.strip().splitlines()) == 1
+    assert "holds only random-missing runs" in err and "--patterns" in err
+
+
+def test_mixed_store(store_path, capsys):
+    _add_random_runs(store_path)
+    assert main(["report", "--store", str(store_path), "--p", "0.1"]) == 0
+    captured = capsys.readouterr()
+    assert "A→T Setting A" in captured.out and "pattern" not in captured.out
+    assert "also holds 9 random-missing run(s); --patterns shows" in captured.err
+    assert main(["report", "--store", str(store_path), "--patterns"]) == 0
+    out = capsys.readouterr().out
+    assert "Modal-Trans" not in out and "| MM-Align | **1.010 ± 0.010†** |" in out
+
+
+def test_report_patterns_errors(store_path, random_store, capsys):
+    assert main(["report", "--store", str(store_path), "--patterns"]) == 2
+    assert "holds no random-missing runs" in capsys.readouterr().err
+    for flags, match in [
+        (["--pairs", "t:v"], "`--pairs` must not be given with --patterns"),
+        (["--by", "p"], "`--by` must not be given with --patterns"),
+        (["--p", "0.1"], "`--p` must not be given with --patterns"),
+        (["--split", "valid"], "`--split` must be 'test' with --patterns"),
+    ]:
+        assert main(["report", "--store", str(random_store), "--patterns", *flags]) == 2
+        assert match in capsys.readouterr().err
+    # two missing rates in one store: two configs, pick one
+    _add_random_runs(random_store, {"missing_rate": 0.5})
+    assert main(["report", "--store", str(random_store), "--patterns"]) == 2
+    assert "were made under 2 configs" in capsys.readouterr().err
+    config = _hash({"missing_rate": 0.5})[:10]
+    argv = ["report", "--store", str(random_store), "--patterns", "--config-hash", config]
+    assert main(argv) == 0
+    assert "missing rate 50%**" in capsys.readouterr().out

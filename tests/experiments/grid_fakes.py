@@ -50,6 +50,38 @@ def fake_runner(spec, run_dir, threads):
     return _finish(run_dir, {"A": block, "B": block, "meta": {"pid": os.getpid()}})
 
 
+PATTERNS = ("t", "v", "a", "tv", "ta", "va", "tva")
+
+
+def fake_random_result(method, seed, *, missing=(), floor_mae=1.1):
+    """A random-missing result: test MAE per pattern = method's MAE + seed offset + 0.1 per
+    absent modality; 20 + seed test samples per pattern; ``missing`` patterns left out."""
+    base = METHOD_MAE.get(method, 1.3) + SEED_OFFSETS[seed % 5]
+    patterns = {}
+    for pattern in PATTERNS:
+        if pattern in missing:
+            continue
+        mae = round(base + 0.1 * (3 - len(pattern)), 6)
+        patterns[pattern] = {"n": 20 + seed, "mae": mae, "acc2_nonzero": round(1.5 - mae, 6)}
+    overall = {"n": 140 + 7 * seed, "mae": round(base, 6), "acc2_nonzero": round(1.5 - base, 6)}
+    floor = {"test": {"mae": floor_mae, "acc2_nonzero": 0.6}, "valid": {"mae": 1.0}, "alpha": 1.0}
+    return {
+        "random": {"valid": {"mae": base}, "test": {"mae": base}, "best_epoch": 3},
+        "test": {"overall": overall, "patterns": patterns},
+        "floor": {"random": floor},
+        "meta": {"protocol": "random", "modalities": ["text", "vision", "audio"]},
+        "warnings": [],
+    }
+
+
+def fake_random_runner(spec, run_dir, threads):
+    """A random-missing run: refuse a pair spec, return :func:`fake_random_result`."""
+    if spec.config.get("missing_rate") is None or spec.source is not None:
+        raise RuntimeError(f"not a random-missing spec: {spec}")
+    _log_call(spec, run_dir)
+    return _finish(run_dir, fake_random_result(spec.method, spec.seed))
+
+
 def failing_runner(spec, run_dir, threads):
     """Fail on seed 1, succeed otherwise."""
     if spec.seed == 1:

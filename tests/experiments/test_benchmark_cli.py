@@ -96,3 +96,76 @@ def test_yaml_and_set_merge(tmp_path):
         "lr_main": 0.01,
         "train_fitter": False,
     }
+
+
+def _random_argv(store, *extra):
+    return [
+        "benchmark",
+        "--data",
+        "synthetic:n_train=8",
+        "--seeds",
+        "3",
+        "--set",
+        "missing_rate=0.3",
+        "--set",
+        "frame_drop=0.2",
+        "--engine",
+        "serial",
+        "--runner",
+        "grid_fakes:fake_random_runner",
+        "--store",
+        str(store),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_benchmark_random_missing_runs_methods_x_seeds(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(HERE))
+    store = tmp_path / "bench.sqlite"
+    # no --methods: the methods that take the random-missing protocol
+    assert main(_random_argv(store)) == 0
+    captured = capsys.readouterr()
+    rows = ResultStore(store).rows()
+    assert sorted((r["method"], r["seed"]) for r in rows) == sorted(
+        (m, s) for m in ("lb", "ub", "mm-align") for s in range(3)
+    )
+    assert {(r["source"], r["victim"], r["p"]) for r in rows} == {("", "", 1.0)}
+    assert (tmp_path / "grid" / "mm-align" / "random").is_dir()
+    assert "9 runs done, 0 already in the store" in captured.err
+    # the per-pattern tables (MAE, then Acc-2), not the paper layout
+    assert "per pattern of present modalities, missing rate 30%, frame drop 20%" in captured.out
+    assert (
+        "| Method | {T} | {V} | {A} | {T,V} | {T,A} | {V,A} | {T,V,A} | Overall |" in captured.out
+    )
+    assert "Setting A" not in captured.out and captured.out.count("**synthetic") == 2
+    assert main(_random_argv(store, "--methods", "lb,mm-align")) == 0
+    assert "0 runs done, 6 already in the store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (["--pairs", "t:v"], "`--pairs` must not be given with missing_rate=0.3"),
+        (["--ps", "0.5"], "`--ps` must not be given with missing_rate=0.3"),
+        (["--methods", "lb,smil"], r"`method` must be one of \['lb', 'ub', 'mm-align'\]"),
+    ],
+)
+def test_benchmark_random_missing_refuses_pair_flags(tmp_path, capsys, flags, match):
+    import re
+
+    assert main(_random_argv(tmp_path / "s.sqlite", *flags)) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_random_missing_from_a_config_file_refuses_pairs(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("missing_rate: 0.4\n")
+    argv = ["benchmark", "--data", "synthetic", "--config", str(config), "--pairs", "all"]
+    assert main([*argv, "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert "the random-missing protocol draws every modality" in capsys.readouterr().err
+    assert grid_overrides(str(config), ["frame_drop=0.1"]) == {
+        "missing_rate": 0.4,
+        "frame_drop": 0.1,
+    }

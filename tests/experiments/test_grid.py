@@ -98,3 +98,32 @@ def test_run_dirs_are_unique_and_prepared(tmp_path):
     prepare_run_dir(run_dir, spec, "abc")
     assert sorted(p.name for p in run_dir.iterdir()) == ["spec.json"]
     assert json.loads((run_dir / "spec.json").read_text())["fingerprint"] == "abc"
+
+
+def test_random_grid_is_methods_x_seeds(tmp_path):
+    from mmalign.experiments.grid import expand_random_grid
+
+    config = {"missing_rate": 0.3, "frame_drop": 0.2}
+    specs = expand_random_grid("synthetic", "lb,ub,mm-align", 3, config)
+    assert [(s.method, s.seed) for s in specs] == [
+        (m, seed) for m in ("lb", "ub", "mm-align") for seed in range(3)
+    ]
+    assert all((s.source, s.victim, s.p, s.config) == (None, None, None, config) for s in specs)
+    assert len({s.fingerprint() for s in specs}) == 9
+    dirs = {run_dir_for(tmp_path, s, s.fingerprint()) for s in specs}
+    assert len(dirs) == 9
+    spec = specs[0]
+    expected = tmp_path / "lb" / "random" / f"r0.3_f0.2_seed0_{spec.fingerprint()}"
+    assert run_dir_for(tmp_path, spec, spec.fingerprint()) == expected
+
+
+def test_random_grid_errors():
+    from mmalign.experiments.grid import expand_random_grid, random_missing_methods
+
+    assert random_missing_methods() == ("lb", "ub", "mm-align")
+    with pytest.raises(ConfigError, match=r"one of \['lb', 'ub', 'mm-align'\].*got 'mfm'"):
+        expand_random_grid("synthetic", "lb,mfm", 1, {"missing_rate": 0.3})
+    with pytest.raises(ConfigError, match="must set missing_rate"):
+        expand_random_grid("synthetic", "lb", 1, {"epochs": 2})
+    with pytest.raises(ConfigError, match="`pairs` and `ps` do not apply"):
+        expand_grid("synthetic", "lb", "t:v", [0.5], 1, {"missing_rate": 0.3})

@@ -129,3 +129,107 @@ def test_data_spec_rejects_bad_knob():
         DataSpec.parse("synthetic:n=4")
     assert run_fingerprint(make()) == make().fingerprint()
     assert spec_module.FINGERPRINT_LENGTH == 16
+
+
+# Fingerprints and the default config hash of pair-protocol specs as computed before the
+# random-missing protocol (issue 12) added `missing_rate`, `frame_drop` and `drop_burst` to the
+# option table: existing stores keep their rows only while these stay as they are.
+PAIR_FINGERPRINTS_BEFORE_ISSUE_12 = [
+    (("synthetic", "lb", "text", "vision", 0.1, 0, {}), "2f43415246b01e14"),
+    (("synthetic", "mm-align", "text", "vision", 0.1, 0, {}), "8686bd19f3f8bc49"),
+    (
+        (
+            "synthetic:n_train=64,seed=1",
+            "mm-align",
+            "audio",
+            "text",
+            0.5,
+            3,
+            {"epochs": 5, "window": 4},
+        ),
+        "394cfc6cd92248f4",
+    ),
+    (
+        ("synthetic", "ub", "vision", "audio", 1.0, 2, {"epochs": 2, "lr_main": 0.01}),
+        "9bae37423f9aa128",
+    ),
+    (("synthetic", "mfm", "text", "audio", 0.5, 1, {"dropout": 0.1}), "3c983374bc87fca2"),
+]
+DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12 = (
+    "5f2b4f778c0cdc06faf7b6313a1d03f65ac10f1fc7d60783be645adf9e8ab652"
+)
+
+
+@pytest.mark.parametrize("fields, fingerprint", PAIR_FINGERPRINTS_BEFORE_ISSUE_12)
+def test_pair_fingerprints_are_unchanged_by_the_random_missing_options(fields, fingerprint):
+    assert RunSpec(*fields).fingerprint() == fingerprint
+    # the new options at the values that reproduce earlier runs are the same run
+    data, method, source, victim, p, seed, config = fields
+    neutral = {**config, "missing_rate": None, "frame_drop": 0.0, "drop_burst": 3.0}
+    assert RunSpec(data, method, source, victim, p, seed, neutral).fingerprint() == fingerprint
+
+
+def test_default_config_hash_is_unchanged():
+    assert config_hash({}) == DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12
+    assert config_hash({"drop_burst": 4.0}) != config_hash({})
+
+
+def random_spec(**changes):
+    values = dict(data="synthetic", method="mm-align", seed=0)
+    values.update(changes)
+    config = values.pop("config", {"missing_rate": 0.3, "frame_drop": 0.2})
+    return RunSpec.random_missing(values["data"], values["method"], values["seed"], config)
+
+
+def test_random_missing_spec_fields():
+    spec = random_spec()
+    assert (spec.source, spec.victim, spec.p) == (None, None, None)
+    assert spec.protocol == "random" and spec.missing_rate == 0.3
+    assert spec.label == "mm-align random missing_rate=0.3 seed=0"
+    assert make().protocol == "pair" and make().missing_rate is None
+    assert RunSpec.from_dict(spec.to_dict()) == spec
+    # the same spec built by hand, and with a dotted key
+    assert RunSpec("synthetic", "mm-align", None, None, None, 0, spec.config) == spec
+    dotted = RunSpec("synthetic", "lb", None, None, None, 0, {"run.missing_rate": 0.3})
+    assert dotted.protocol == "random"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"method": "lb"},
+        {"seed": 1},
+        {"config": {"missing_rate": 0.5, "frame_drop": 0.2}},
+        {"config": {"missing_rate": 0.3}},
+        {"config": {"missing_rate": 0.3, "frame_drop": 0.2, "drop_burst": 5.0}},
+        {"data": "synthetic:n_train=10"},
+    ],
+)
+def test_random_fingerprint_changes_with_every_field(change):
+    assert random_spec(**change).fingerprint() != random_spec().fingerprint()
+
+
+def test_random_fingerprint_differs_from_every_pair_run():
+    rate_zero = random_spec(config={"missing_rate": 0.0}).fingerprint()
+    pairs = {make(p=p, config={}).fingerprint() for p in (0.1, 1.0)}
+    assert rate_zero not in pairs and random_spec().fingerprint() not in pairs
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        (("text", None, None, {"missing_rate": 0.3}), "`source` must be None in the random"),
+        ((None, None, 0.5, {"missing_rate": 0.3}), "`p` must be None in the random"),
+        ((None, None, None, {"missing_rate": 1.5}), "`missing_rate` must be"),
+        ((None, None, None, {}), "`source` must be a non-empty string"),
+    ],
+)
+def test_random_spec_validation(fields, match):
+    source, victim, p, config = fields
+    with pytest.raises(ConfigError, match=match):
+        RunSpec("synthetic", "lb", source, victim, p, 0, config)
+
+
+def test_random_missing_needs_a_rate():
+    with pytest.raises(ConfigError, match="must set missing_rate"):
+        RunSpec.random_missing("synthetic", "lb", 0, {"epochs": 2})

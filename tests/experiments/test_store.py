@@ -166,3 +166,95 @@ def test_configs_leave_out_defaults(tmp_path):
     s = RunSpec("synthetic", "mm-align", "text", "vision", 0.1, 0, {"window": 8, "epochs": 3})
     store.put(s, RESULT, 1.0)
     assert store.configs()[0]["options"] == {"epochs": 3}
+
+
+def random_spec(seed=0, method="mm-align"):
+    config = {"missing_rate": 0.3, "frame_drop": 0.2}
+    return RunSpec.random_missing("synthetic:n_train=8", method, seed, config)
+
+
+def test_random_missing_round_trip(tmp_path):
+    from grid_fakes import fake_random_result
+
+    store = ResultStore(tmp_path / "runs.sqlite")
+    result = fake_random_result("mm-align", 1, missing=("va",))
+    random_run, pair_run = random_spec(1), spec()
+    fp = store.put(random_run, result, 2.0)
+    store.put(pair_run, RESULT, 1.0)  # a pair run beside it
+    assert fp == random_run.fingerprint() and store.has(fp) and len(store) == 2
+    (row,) = store.rows(fingerprint=fp)
+    assert (row["source"], row["victim"], row["p"], row["seed"]) == ("", "", 1.0, 1)
+    assert row["result"] == result and row["config"] == random_run.config
+    # the pair tables' records hold the pair run only
+    assert {r["fingerprint"] for r in store.to_records()} == {pair_run.fingerprint()}
+    assert store.floor_records() == []
+    records = store.pattern_records()
+    assert {r["fingerprint"] for r in records} == {fp}
+    patterns = {r["pattern"] for r in records}
+    assert patterns == {"overall", "t", "v", "a", "tv", "ta", "tva"}  # "va" was absent
+    tv_mae = [r for r in records if (r["pattern"], r["metric"]) == ("tv", "mae")]
+    assert tv_mae[0]["value"] == result["test"]["patterns"]["tv"]["mae"]
+    assert (tv_mae[0]["missing_rate"], tv_mae[0]["frame_drop"], tv_mae[0]["method"]) == (
+        0.3,
+        0.2,
+        "mm-align",
+    )
+    floors = store.pattern_floor_records()
+    assert {(f["pattern"], f["metric"]) for f in floors} == {
+        ("overall", "mae"),
+        ("overall", "acc2_nonzero"),
+    }
+    summary = {c["config_hash"]: c for c in store.configs()}[row["config_hash"]]
+    assert summary["options"] == {"frame_drop": 0.2, "missing_rate": 0.3}
+
+
+def test_random_floor_patterns_and_nan_values(tmp_path):
+    from grid_fakes import fake_random_result
+
+    store = ResultStore(tmp_path / "runs.sqlite")
+    result = fake_random_result("lb", 0)
+    result["test"]["patterns"]["a"]["corr"] = float("nan")  # one sample: no correlation
+    result["floor"]["random"]["patterns"] = {"tv": {"mae": 0.7}}
+    store.put(random_spec(0, "lb"), result, 1.0)
+    corr = [r for r in store.pattern_records() if r["metric"] == "corr"]
+    assert len(corr) == 1 and corr[0]["value"] != corr[0]["value"]  # NaN kept
+    floors = {(f["pattern"], f["metric"]): f["value"] for f in store.pattern_floor_records()}
+    assert floors[("tv", "mae")] == 0.7 and floors[("overall", "mae")] == 1.1
+    result["floor"] = {"random": {"error": "LinAlgError: singular"}}
+    store.put(random_spec(1, "lb"), result, 1.0)
+    assert {f["seed"] for f in store.pattern_floor_records()} == {0}
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"random": {"test": {}}}, r"`result\['test'\]` must be a dict with an 'overall'"),
+        ({"random": {}, "test": {}}, r"`result\['random'\]` must be a dict with a 'test'"),
+        (
+            {"random": {"test": {}}, "test": {"overall": {"mae": "x"}, "patterns": {}}},
+            r"`result\['test'\]\['overall'\]\['mae'\]` must be a number",
+        ),
+        (
+            {"random": {"test": {}}, "test": {"overall": {}, "patterns": {"tv": 1.0}}},
+            r"`result\['test'\]\['patterns'\]\['tv'\]` must be a dict",
+        ),
+        (
+            {"random": {"test": {}}, "test": {"overall": {}, "patterns": {"t": {"n": None}}}},
+            r"\['patterns'\]\['t'\]\['n'\]` must be a number",
+        ),
+    ],
+)
+def test_validate_random_result_errors(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_result(bad)
+
+
+def test_layout_must_match_the_protocol(tmp_path):
+    from grid_fakes import fake_random_result
+
+    store = ResultStore(tmp_path / "runs.sqlite")
+    with pytest.raises(ConfigError, match="layout of the run's random protocol"):
+        store.put(random_spec(), RESULT, 1.0)
+    with pytest.raises(ConfigError, match="layout of the run's pair protocol"):
+        store.put(spec(), fake_random_result("lb", 0), 1.0)
+    assert len(store) == 0

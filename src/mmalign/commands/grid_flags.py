@@ -12,7 +12,13 @@ from typing import Any
 
 from mmalign.validation import ConfigError
 
-__all__ = ["add_engine_flags", "add_options_flags", "grid_overrides", "run_specs"]
+__all__ = [
+    "add_engine_flags",
+    "add_options_flags",
+    "check_grid_protocol",
+    "grid_overrides",
+    "run_specs",
+]
 
 # options every RunSpec sets itself: they cannot come from --config or --set
 SPEC_KEYS = ("data", "method", "pair", "p", "seed")
@@ -53,6 +59,31 @@ def grid_overrides(config_file: str | None, items: list[str] | None) -> dict[str
         section = fields[name][0]
         out[name] = getattr(getattr(resolved, section) if section else resolved, name)
     return out
+
+
+def check_grid_protocol(overrides: dict[str, Any], **grid_flags: Any) -> None:
+    """Refuse pair-protocol grid flags (``--pairs``, ``--ps``) in a random-missing grid.
+
+    ``overrides`` are the grid's options (:func:`grid_overrides`); ``grid_flags`` maps a
+    flag's name to what the user gave (``None``: not given). With a ``missing_rate`` every
+    modality's presence is drawn: there is no source:victim pair nor survival rate.
+
+    >>> check_grid_protocol({"missing_rate": 0.3}, pairs=None, ps=None)
+    >>> check_grid_protocol({"missing_rate": 0.3}, pairs="t:v", ps=None)
+    Traceback (most recent call last):
+    ...
+    mmalign.validation.ConfigError: `--pairs` must not be given with missing_rate=0.3: the random-missing protocol draws every modality's presence (no source:victim pair, no survival rate p); the grid is methods x seeds.
+    """
+    rate = overrides.get("missing_rate")
+    if rate is None:
+        return
+    for name, value in grid_flags.items():
+        if value is not None:
+            raise ConfigError(
+                f"`--{name}` must not be given with missing_rate={rate!r}: the random-missing "
+                "protocol draws every modality's presence (no source:victim pair, no survival "
+                "rate p); the grid is methods x seeds."
+            )
 
 
 def add_engine_flags(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,10 @@ CSV block, a ``%`` comment after a LaTeX table).
 
 ``--list`` prints the configurations the store holds instead (config hash, data, methods,
 runs, non-default options), to pick one with ``--config-hash`` (a unique prefix is enough).
+
+``--patterns`` prints the tables of the random-missing runs instead (``mmalign benchmark
+--set missing_rate=R``): one per data set and metric, methods x the patterns of present
+modalities (MMIN's layout), with the runs' floor and the test samples per pattern.
 """
 
 from __future__ import annotations
@@ -104,9 +108,39 @@ def _check_one_config(records: list[dict[str, Any]], path: Path) -> None:
             )
 
 
+def _pattern_tables(store, filters: dict[str, Any], args: argparse.Namespace) -> list:
+    """Return the per-pattern tables of the store's random-missing runs (``--patterns``)."""
+    from mmalign.evaluate.pattern_table import build_pattern_tables
+
+    for flag, given in (("--by", args.by), ("--p", args.p), ("--pairs", args.pairs)):
+        if given is not None:
+            raise ConfigError(
+                f"`{flag}` must not be given with --patterns (random-missing runs have no "
+                f"pair, survival rate nor setting); got {given!r}."
+            )
+    if args.split != "test":
+        raise ConfigError(
+            f"`--split` must be 'test' with --patterns (per-pattern results are kept for the "
+            f"test split only); got {args.split!r}."
+        )
+    records = store.pattern_records(**filters)
+    if not records:
+        raise DataError(
+            f"{store.path}: the results store holds no random-missing runs for this selection "
+            "(`mmalign benchmark --set missing_rate=R` makes them)."
+        )
+    _check_one_config(records, store.path)
+    floors = None if args.no_floor else store.pattern_floor_records(**filters)
+    return build_pattern_tables(records, metrics=_metrics(args), floors=floors)
+
+
+def _metrics(args: argparse.Namespace) -> list[str] | None:
+    return [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+
+
 def run_report(args: argparse.Namespace) -> int:
     """Build and print (or write) the tables of ``args.store`` (``--list``: its configs)."""
-    from mmalign.evaluate.tables import build_tables, render
+    from mmalign.evaluate.tables import build_tables
     from mmalign.experiments.store import ResultStore
 
     path = Path(args.store)
@@ -124,6 +158,9 @@ def run_report(args: argparse.Namespace) -> int:
         filters["data"] = args.data
     if args.config_hash:
         filters["config_hash"] = _resolve_config_hash(store, args.config_hash, args.data)
+    if args.patterns:
+        _print_tables(_pattern_tables(store, filters, args), args)
+        return 0
     records = store.to_records(**filters)
     floors = None if args.no_floor else store.floor_records(**filters)
     if args.pairs:
@@ -134,17 +171,36 @@ def run_report(args: argparse.Namespace) -> int:
         if floors is not None:
             floors = [f for f in floors if (f["source"], f["victim"]) in wanted]
     if not records:
+        if not args.pairs and store.pattern_records(**filters):
+            raise DataError(
+                f"{path}: the results store holds only random-missing runs for this selection; "
+                f"their tables are per pattern: `mmalign report --store {path} --patterns`."
+            )
         raise DataError(f"{path}: the results store holds no runs for this selection.")
     _check_one_config(records, path)
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    options = {"metrics": metrics, "split": args.split, "floors": floors}
-    if args.by == "setting":
+    options = {"metrics": _metrics(args), "split": args.split, "floors": floors}
+    by = args.by or "setting"
+    if by == "setting":
         options["p"] = args.p
     else:
         if args.p is not None:
             raise ConfigError(f"`--p` must not be given with --by p; got {args.p!r}.")
         options["setting"] = args.setting
-    tables = build_tables(records, by=args.by, **options)
+    _print_tables(build_tables(records, by=by, **options), args)
+    n_random = len({r["fingerprint"] for r in store.pattern_records(**filters)})
+    if n_random:
+        print(
+            f"mmalign report: the store also holds {n_random} random-missing run(s); "
+            "--patterns shows their tables.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _print_tables(tables: list, args: argparse.Namespace) -> None:
+    """Render ``tables`` in ``args.format`` to stdout or ``args.out``."""
+    from mmalign.evaluate.tables import render
+
     blocks = []
     for table in tables:
         text = render(table, args.format)
@@ -160,7 +216,6 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"mmalign report: {len(tables)} table(s) written to {out}", file=sys.stderr)
     else:
         print(output, end="")
-    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -184,8 +239,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--by",
         choices=("setting", "p"),
-        default="setting",
-        help="column groups: settings A/B at one p (default) or the survival rates",
+        help="column groups: settings A/B at one p (default setting) or the survival rates",
     )
     parser.add_argument("--p", type=float, help="with --by setting: only this survival rate")
     parser.add_argument(
@@ -202,6 +256,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list the store's configs (hash, data, methods, runs, options) and exit",
     )
     parser.add_argument("--pairs", help="only these source:victim pairs, e.g. t:v,a:t")
+    parser.add_argument(
+        "--patterns",
+        action="store_true",
+        help="the random-missing runs instead: per pattern of present modalities (MMIN's "
+        "layout), one table per metric",
+    )
     parser.add_argument(
         "--no-floor",
         action="store_true",

@@ -1,4 +1,7 @@
-"""Evaluation: metrics of the paper's protocol, the sanity floor, significance, tables, plots."""
+"""Evaluation: metrics of the paper's protocol, the sanity floor, significance, tables, plots.
+
+The per-pattern tables of the random-missing protocol are in ``pattern_table``.
+"""
 
 from mmalign.evaluate.floor import pooled_features, sanity_floor
 from mmalign.evaluate.metrics import (
@@ -12,6 +15,7 @@ from mmalign.evaluate.metrics import (
     pearson_corr,
     regression_metrics,
 )
+from mmalign.evaluate.pattern_table import build_pattern_table, build_pattern_tables
 from mmalign.evaluate.plots import (
     plot_alignment_heatmaps,
     plot_training_curves,
@@ -24,6 +28,8 @@ __all__ = [
     "Significance",
     "mark_significant",
     "paired_ttest",
+    "build_pattern_table",
+    "build_pattern_tables",
     "build_table",
     "build_tables",
     "render",

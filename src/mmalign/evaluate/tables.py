@@ -1,11 +1,14 @@
 """Result tables in the paper's layout, from results-store records, as Markdown, CSV or LaTeX.
 
-Two layouts (Han et al., EMNLP 2022):
+Two layouts of the pair protocol (Han et al., EMNLP 2022):
 
 - ``by="setting"`` (Tables 2-4): rows are methods, columns are pair x setting (A, B) x metric
   for one survival rate ``p`` (default: the smallest in the records, as in the paper);
 - ``by="p"`` (Tables 9-11): rows are methods, columns are pair x ``p`` x metric for one
   setting (default A).
+
+A third, ``by="pattern"``, is built by :mod:`mmalign.evaluate.pattern_table` for the
+random-missing protocol and rendered here: columns are the patterns of present modalities.
 
 A cell is ``mean ± std`` over split seeds (sample standard deviation, ``ddof=1``; 0 for one
 seed). The best mean of each column is marked (bold in Markdown and LaTeX, ``best=True`` in
@@ -57,7 +60,11 @@ __all__ = [
     "Cell",
     "Table",
     "FLOOR_ROWS",
+    "column_cells",
     "default_metrics",
+    "method_order",
+    "pattern_label",
+    "seed_stats",
     "metric_direction",
     "format_value",
     "build_table",
@@ -78,13 +85,18 @@ _PAPER_PAIRS = (
 _LOWER_IS_BETTER = ("mae", "mse", "rmse", "loss")
 _LATEX_ARROW = r"$\rightarrow$"
 
-#: Floor rows in table order: the lower bound's, the imputation methods', the upper bound's.
-FLOOR_ROWS: tuple[str, ...] = ("source_only", "pair", "both")
+#: Floor rows in table order: the lower bound's, the imputation methods', the upper bound's;
+#: then the random-missing protocol's: on the present modalities, and the upper bound's on all.
+FLOOR_ROWS: tuple[str, ...] = ("source_only", "pair", "both", "random", "complete")
 
 
 @dataclass(frozen=True)
 class Column:
-    """One table column: a directed pair, a group (setting ``"A"``/``"B"`` or a ``p``), a metric."""
+    """One table column: a directed pair, a group (setting ``"A"``/``"B"`` or a ``p``), a metric.
+
+    In a ``by="pattern"`` table ``source`` and ``victim`` are ``""`` (no pair) and ``group``
+    is a pattern of present modalities (``"tv"``) or ``"overall"``.
+    """
 
     source: str
     victim: str
@@ -122,8 +134,8 @@ class Table:
     Attributes
     ----------
     title : str
-    by : {"setting", "p"}
-        What the column groups are.
+    by : {"setting", "p", "pattern"}
+        What the column groups are (``"pattern"``: patterns of present modalities).
     methods : tuple of str
         Row order.
     columns : tuple of Column
@@ -138,6 +150,9 @@ class Table:
         is worse than its own floor.
     setting : str
         The setting of a ``by="p"`` table (``"A"`` or ``"B"``).
+    sample_counts : dict
+        ``column index -> Cell`` over seeds of the number of test samples in the column (a
+        ``by="pattern"`` table shows it as a row; empty otherwise).
     """
 
     title: str
@@ -149,6 +164,7 @@ class Table:
     floor_cells: dict[tuple[str, int], Cell] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     setting: str = "A"
+    sample_counts: dict[int, Cell] = field(default_factory=dict)
 
 
 def metric_direction(metric: str) -> str:
@@ -206,11 +222,27 @@ def _short(modality: str) -> str:
     return inverse.get(modality, modality).upper()
 
 
+def pattern_label(pattern: str) -> str:
+    """Column label of a pattern of present modalities (short names), or of ``"overall"``.
+
+    >>> pattern_label("t"), pattern_label("tva"), pattern_label("overall")
+    ('{T}', '{T,V,A}', 'Overall')
+    """
+    if pattern == "overall":
+        return "Overall"
+    return "{" + ",".join(pattern.upper()) + "}"
+
+
 def _pair_label(source: str, victim: str, arrow: str = "→") -> str:
     return f"{_short(source)}{arrow}{_short(victim)}"
 
 
-def _method_order(methods: Iterable[str]) -> tuple[str, ...]:
+def method_order(methods: Iterable[str]) -> tuple[str, ...]:
+    """Order methods as the registry's table does, then unregistered ones sorted.
+
+    >>> method_order(["mm-align", "zz", "lb"])
+    ('lb', 'mm-align', 'zz')
+    """
     present = set(methods)
     return tuple(m for m in method_names() if m in present) + tuple(
         sorted(present - set(method_names()))
@@ -225,6 +257,8 @@ def _pair_order(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 def _group_label(by: str, group: str | float) -> str:
     if by == "setting":
         return f"Setting {group}"
+    if by == "pattern":
+        return pattern_label(str(group))
     return f"{100 * float(group):g}%"
 
 
@@ -335,7 +369,7 @@ def build_table(
     if not values:
         raise ConfigError("`records` must hold results for the selected p / setting; got none.")
 
-    methods = _method_order(k[0] for k in values)
+    methods = method_order(k[0] for k in values)
     pairs = _pair_order((k[1], k[2]) for k in values)
     columns = tuple(
         Column(source, victim, group, metric)
@@ -351,20 +385,8 @@ def build_table(
             for m in methods
             if (m, col.source, col.victim, col.group, col.metric) in values
         }
-        direction = metric_direction(col.metric)
-        sign = 1.0 if direction == "max" else -1.0
-        stats = {method: _stats(by_seed.values()) for method, by_seed in column_values.items()}
-        contenders = {
-            m: s[0] for m, s in stats.items() if m != upper_bound() and math.isfinite(s[0])
-        }
-        best_score = max((sign * v for v in contenders.values()), default=math.nan)
-        mark = mark_significant(column_values, direction, ours=ours, alpha=alpha)
-        for method, (mean, std, n) in stats.items():
-            best = method in contenders and abs(sign * mean - best_score) <= 1e-12 * max(
-                1.0, abs(best_score)
-            )
-            significant = method == ours and mark.significant
-            cells[(method, j)] = Cell(mean, std, n, best, significant)
+        for method, cell in column_cells(column_values, col.metric, ours, alpha).items():
+            cells[(method, j)] = cell
 
     if title is None:
         data = data_ids[0] if data_ids else ""
@@ -393,7 +415,7 @@ def build_table(
         for row in FLOOR_ROWS:
             by_seed = floor_values.get((row, col.source, col.victim, col.group, col.metric))
             if by_seed:
-                mean, std, n = _stats(v for _, v in by_seed.values())
+                mean, std, n = seed_stats(v for _, v in by_seed.values())
                 floor_cells[(row, j)] = Cell(mean, std, n)
     shown = {row for row, _ in floor_cells}
     if upper_bound() not in methods:
@@ -404,13 +426,59 @@ def build_table(
     return dataclasses.replace(table, warnings=_floor_warnings(table, metrics[0]))
 
 
-def _stats(values: Iterable[float]) -> tuple[float, float, int]:
-    """Mean, sample std (``ddof=1``; 0.0 for one value) and count of the finite values."""
+def seed_stats(values: Iterable[float]) -> tuple[float, float, int]:
+    """Mean, sample std (``ddof=1``; 0.0 for one value) and count of the finite values.
+
+    >>> seed_stats([1.0, 2.0, float("nan"), 3.0])
+    (2.0, 1.0, 3)
+    """
     finite = np.array([v for v in values if math.isfinite(v)], dtype=float)  # (n_seeds,)
     if finite.size == 0:
         return math.nan, math.nan, 0
     std = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
     return float(finite.mean()), std, int(finite.size)
+
+
+def column_cells(
+    values: Mapping[str, Mapping[int, float]], metric: str, ours: str, alpha: float = 0.05
+) -> dict[str, Cell]:
+    """Return the :class:`Cell` of every method of one column.
+
+    Parameters
+    ----------
+    values : dict
+        ``method -> {seed: value}`` of the column.
+    metric : str
+        The column's metric (its direction picks the best mean).
+    ours : str
+        The method that may get the significance mark.
+    alpha : float, default 0.05
+
+    Returns
+    -------
+    dict
+        ``method -> Cell``: mean ± std over seeds, the best mean marked (the upper bound
+        excluded), ``ours`` marked where it beats the best baseline significantly.
+
+    Examples
+    --------
+    >>> cells = column_cells({"lb": {0: 1.2, 1: 1.4}, "mm-align": {0: 1.0, 1: 1.1}}, "mae", "mm-align")
+    >>> cells["mm-align"].best, round(cells["lb"].mean, 3), cells["lb"].n
+    (True, 1.3, 2)
+    """
+    direction = metric_direction(metric)
+    sign = 1.0 if direction == "max" else -1.0
+    stats = {method: seed_stats(by_seed.values()) for method, by_seed in values.items()}
+    contenders = {m: s[0] for m, s in stats.items() if m != upper_bound() and math.isfinite(s[0])}
+    best_score = max((sign * v for v in contenders.values()), default=math.nan)
+    mark = mark_significant(values, direction, ours=ours, alpha=alpha)
+    cells = {}
+    for method, (mean, std, n) in stats.items():
+        best = method in contenders and abs(sign * mean - best_score) <= 1e-12 * max(
+            1.0, abs(best_score)
+        )
+        cells[method] = Cell(mean, std, n, best, method == ours and mark.significant)
+    return cells
 
 
 def _own_floor(method: str) -> str:
@@ -488,12 +556,34 @@ def _warning_numbers(metric: str, value: float, floor: float) -> tuple[str, str]
     return a, b
 
 
+def _table_own_floor(table: Table, method: str) -> str | None:
+    """Return the floor row ``method`` is compared with in ``table`` (``None``: none)."""
+    if table.by == "pattern":  # the upper bound sees every modality, as its floor does
+        return "complete" if _complete_data(method) else "random"
+    return _own_floor(method)
+
+
+def _complete_data(method: str) -> bool:
+    return METHODS[method].complete_data if method in METHODS else False
+
+
+def _column_place(table: Table, col: Column) -> str:
+    """Where a column is, in words: ``T→V setting A``, ``{T,V}``, ``Overall``."""
+    if table.by == "pattern":
+        return pattern_label(str(col.group))
+    if table.by == "setting":
+        where = f"setting {col.group}"
+    else:
+        where = f"setting {table.setting}, p = {100 * float(col.group):g}%"
+    return f"{_pair_label(col.source, col.victim)} {where}"
+
+
 def _floor_warnings(table: Table, metric: str) -> tuple[str, ...]:
     """One line per method and column of ``metric`` where the method is worse than its floor."""
     sign = 1.0 if metric_direction(metric) == "max" else -1.0
     found = []
     for method in table.methods:
-        row = _own_floor(method)
+        row = _table_own_floor(table, method)
         for j, col in enumerate(table.columns):
             cell, floor = table.cells.get((method, j)), table.floor_cells.get((row, j))
             if col.metric != metric or cell is None or floor is None:
@@ -502,17 +592,20 @@ def _floor_warnings(table: Table, metric: str) -> tuple[str, ...]:
                 continue
             if sign * cell.mean >= sign * floor.mean:
                 continue
-            if table.by == "setting":
-                where = f"setting {col.group}"
-            else:
-                where = f"setting {table.setting}, p = {100 * float(col.group):g}%"
             mine, theirs = _warning_numbers(metric, cell.mean, floor.mean)
             found.append(
                 f"warning: {_label(method)} is worse than its linear floor in "
-                f"{_pair_label(col.source, col.victim)} {where} "
-                f"({METRIC_LABELS.get(metric, metric)} {mine} vs {theirs})"
+                f"{_column_place(table, col)} ({METRIC_LABELS.get(metric, metric)} {mine} vs "
+                f"{theirs})"
             )
     return tuple(found)
+
+
+def floor_warnings(table: Table) -> Table:
+    """Return ``table`` with :attr:`Table.warnings` from its floor rows (first metric)."""
+    if not table.columns:
+        return table
+    return dataclasses.replace(table, warnings=_floor_warnings(table, table.columns[0].metric))
 
 
 def build_tables(
@@ -572,6 +665,10 @@ def _floor_label(table: Table, row: str) -> str:
     """Row label of a floor row, e.g. ``floor (source only)``, ``floor (pair, setting A)``."""
     if row == "source_only":
         return "floor (source only)"
+    if row == "random":
+        return "floor (present modalities)"
+    if row == "complete":
+        return "floor (all modalities)"
     if row == "pair":
         return "floor (pair)" if table.by == "setting" else f"floor (pair, setting {table.setting})"
     return f"floor ({row})"
@@ -591,17 +688,75 @@ _FLOOR_NOTE = (
 )
 
 
+_PATTERN_FLOOR_NOTE = (
+    "Floor rows: ridge regression (logistic for classes) on time-pooled features of the "
+    "same runs, never marked; present modalities = the input of LB and MM-Align, all "
+    "modalities = UB's input."
+)
+_SAMPLES_LABEL = "n (test samples)"
+
+
 def _metric_header(metric: str, arrow_up: str, arrow_down: str) -> str:
     label = METRIC_LABELS.get(metric, metric)
     return label + (arrow_down if metric_direction(metric) == "min" else arrow_up)
 
 
-def _render_markdown(table: Table) -> str:
-    headers = ["Method"] + [
-        f"{_pair_label(c.source, c.victim)} {_group_label(table.by, c.group)} "
-        f"{_metric_header(c.metric, '↑', '↓')}"
-        for c in table.columns
+def _one_metric(table: Table) -> bool:
+    return len({c.metric for c in table.columns}) == 1
+
+
+def _column_header(table: Table, col: Column) -> str:
+    """Return a column's Markdown header: ``T→V Setting A MAE↓``, or ``{T,V}``.
+
+    A one-metric pattern table leaves the metric to its title.
+    """
+    group = _group_label(table.by, col.group)
+    metric = _metric_header(col.metric, "↑", "↓")
+    if table.by == "pattern":
+        return group if _one_metric(table) else f"{group} {metric}"
+    return f"{_pair_label(col.source, col.victim)} {group} {metric}"
+
+
+def _count_text(cell: Cell | None) -> str:
+    """Format a sample count: an integer, or the mean over seeds where it varies.
+
+    >>> _count_text(Cell(20.0, 0.0, 3)), _count_text(Cell(20.333, 1.5, 3)), _count_text(None)
+    ('20', '20.3', '–')
+    """
+    if cell is None or not math.isfinite(cell.mean):
+        return "–"
+    return f"{cell.mean:.0f}" if cell.std == 0 else f"{cell.mean:.1f}"
+
+
+def _seeds_text(table: Table) -> str:
+    """``3 seeds`` (or ``2-3 seeds`` where cells differ) for a footnote."""
+    counts = sorted({c.n for c in table.cells.values()})
+    if not counts:
+        return "seeds"
+    span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"{span} seed" + ("" if span == "1" else "s")
+
+
+def _footnote(table: Table) -> list[str]:
+    """Return the lines below a Markdown table: what a cell is, the marks, the floor rows."""
+    if table.by == "pattern":
+        lines = [
+            f"Mean ± std over {_seeds_text(table)} on the test samples whose present "
+            "modalities are the column's pattern ({T,V}: text and vision present, audio "
+            "missing; Overall: every test sample); bold: best (UB excluded: it sees every "
+            "modality); †: MM-Align significantly better than the best baseline (paired "
+            f"t-test over seeds, p < 0.05); {_SAMPLES_LABEL}: mean over seeds."
+        ]
+        return lines + ([_PATTERN_FLOOR_NOTE] if table.floor_rows else [])
+    lines = [
+        "Mean ± std over seeds; bold: best (UB excluded); †: MM-Align significantly "
+        "better than the best baseline (paired t-test over seeds, p < 0.05)."
     ]
+    return lines + ([_FLOOR_NOTE] if table.floor_rows else [])
+
+
+def _render_markdown(table: Table) -> str:
+    headers = ["Method"] + [_column_header(table, c) for c in table.columns]
     lines = [f"**{table.title}**", "", "| " + " | ".join(headers) + " |"]
     lines.append("|" + "|".join([":---"] + [":---:"] * len(table.columns)) + "|")
     for method in table.methods:
@@ -620,74 +775,52 @@ def _render_markdown(table: Table) -> str:
             for j in range(len(table.columns))
         ]
         lines.append("| " + " | ".join([_floor_label(table, floor_row), *cells]) + " |")
-    lines += [
-        "",
-        "Mean ± std over seeds; bold: best (UB excluded); †: MM-Align significantly "
-        "better than the best baseline (paired t-test over seeds, p < 0.05).",
-    ]
-    if table.floor_rows:
-        lines.append(_FLOOR_NOTE)
+    if table.sample_counts:
+        counts = [_count_text(table.sample_counts.get(j)) for j in range(len(table.columns))]
+        lines.append("| " + " | ".join([_SAMPLES_LABEL, *counts]) + " |")
+    lines += ["", *_footnote(table)]
     if table.warnings:
         lines += ["", *table.warnings]
     return "\n".join(lines) + "\n"
 
 
+def _csv_keys(table: Table, col: Column | None) -> list[Any]:
+    """Return the CSV columns naming a cell: pair and group, or pattern (``None``: header)."""
+    if table.by == "pattern":
+        return ["pattern"] if col is None else [col.group]
+    if col is None:
+        return ["source", "victim", "setting" if table.by == "setting" else "p"]
+    return [col.source, col.victim, col.group]
+
+
 def _render_csv(table: Table) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    group_name = "setting" if table.by == "setting" else "p"
     writer.writerow(
-        [
-            "method",
-            "source",
-            "victim",
-            group_name,
-            "metric",
-            "mean",
-            "std",
-            "n",
-            "best",
-            "significant",
-        ]
+        ["method", *_csv_keys(table, None), "metric", "mean", "std", "n", "best", "significant"]
     )
+
+    def write(name: str, col: Column, metric: str, cell: Cell, marks: bool) -> None:
+        best, significant = (cell.best, cell.significant) if marks else (False, False)
+        writer.writerow(
+            [name, *_csv_keys(table, col), metric, repr(cell.mean), repr(cell.std), cell.n]
+            + [best, significant]
+        )
+
     for method in table.methods:
         for j, col in enumerate(table.columns):
             cell = table.cells.get((method, j))
-            if cell is None:
-                continue
-            writer.writerow(
-                [
-                    method,
-                    col.source,
-                    col.victim,
-                    col.group,
-                    col.metric,
-                    repr(cell.mean),
-                    repr(cell.std),
-                    cell.n,
-                    cell.best,
-                    cell.significant,
-                ]
-            )
+            if cell is not None:
+                write(method, col, col.metric, cell, True)
     for row in table.floor_rows:  # method "floor:<stored floor>", never best nor significant
         for j, col in enumerate(table.columns):
             cell = table.floor_cells.get((row, j))
-            if cell is None:
-                continue
-            writer.writerow(
-                [
-                    f"floor:{_floor_key(table, row, col)}",
-                    col.source,
-                    col.victim,
-                    col.group,
-                    col.metric,
-                    repr(cell.mean),
-                    repr(cell.std),
-                    cell.n,
-                    False,
-                    False,
-                ]
-            )
+            if cell is not None:
+                write(f"floor:{_floor_key(table, row, col)}", col, col.metric, cell, False)
+    for j, col in enumerate(table.columns):  # method "samples", metric "n": test samples
+        cell = table.sample_counts.get(j)
+        if cell is not None:
+            write("samples", col, "n", cell, False)
     return buffer.getvalue()
 
 
@@ -717,14 +850,32 @@ def _spans(items: Sequence[Any]) -> list[tuple[Any, int, int]]:
     return spans
 
 
-def _render_latex(table: Table) -> str:
-    n = len(table.columns)
+def _latex_metric(metric: str) -> str:
+    return (
+        _latex_escape(_metric_header(metric, "\x00", "\x01"))
+        .replace("\x00", r"$\uparrow$")
+        .replace("\x01", r"$\downarrow$")
+    )
+
+
+def _latex_header(table: Table) -> list[str]:
+    """Return the header lines: pair, group, metric rows; by pattern: metric, pattern rows."""
+    if table.by == "pattern":  # the metric spans its patterns, as MMIN's "Testing Condition"
+        metric_row = _spans([c.metric for c in table.columns])
+        return [
+            "Method & "
+            + " & ".join(
+                rf"\multicolumn{{{k}}}{{c}}{{{_latex_metric(m)}}}" for m, _, k in metric_row
+            )
+            + r" \\",
+            " ".join(rf"\cmidrule(lr){{{i + 2}-{i + k + 1}}}" for _, i, k in metric_row),
+            " & "
+            + " & ".join(_latex_escape(_group_label("pattern", c.group)) for c in table.columns)
+            + r" \\",
+        ]
     pair_row = _spans([(c.source, c.victim) for c in table.columns])
     group_row = _spans([(c.source, c.victim, c.group) for c in table.columns])
     lines = [
-        f"% {_latex_escape(table.title)}",
-        r"\begin{tabular}{l" + "c" * n + "}",
-        r"\toprule",
         "Method & "
         + " & ".join(
             rf"\multicolumn{{{k}}}{{c}}{{{_pair_label(s, v, _LATEX_ARROW)}}}"
@@ -738,17 +889,19 @@ def _render_latex(table: Table) -> str:
         label = _group_label(table.by, group).replace("%", r"\%")
         group_cells.append(rf"\multicolumn{{{k}}}{{c}}{{{label}}}")
     lines.append(" & " + " & ".join(group_cells) + r" \\")
-    lines.append(
-        " & "
-        + " & ".join(
-            _latex_escape(_metric_header(c.metric, "\x00", "\x01"))
-            .replace("\x00", r"$\uparrow$")
-            .replace("\x01", r"$\downarrow$")
-            for c in table.columns
-        )
-        + r" \\"
-    )
-    lines.append(r"\midrule")
+    lines.append(" & " + " & ".join(_latex_metric(c.metric) for c in table.columns) + r" \\")
+    return lines
+
+
+def _render_latex(table: Table) -> str:
+    n = len(table.columns)
+    lines = [
+        f"% {_latex_escape(table.title)}",
+        r"\begin{tabular}{l" + "c" * n + "}",
+        r"\toprule",
+        *_latex_header(table),
+        r"\midrule",
+    ]
     for method in table.methods:
         row = [_latex_escape(_label(method))]
         for j in range(n):
@@ -768,6 +921,9 @@ def _render_latex(table: Table) -> str:
             text, _ = _format_cell(table, table.floor_cells.get((floor_row, j)), j)
             row.append(text.replace("±", r"$\pm$").replace("–", "--"))
         lines.append(" & ".join(row) + r" \\")
+    if table.sample_counts:
+        counts = [_count_text(table.sample_counts.get(j)).replace("–", "--") for j in range(n)]
+        lines += [r"\midrule", " & ".join([_latex_escape(_SAMPLES_LABEL), *counts]) + r" \\"]
     lines += [r"\bottomrule", r"\end{tabular}"]
     lines += [f"% {_latex_escape(w)}" for w in table.warnings]
     return "\n".join(lines) + "\n"
@@ -779,7 +935,9 @@ def render(table: Table, fmt: str = "markdown") -> str:
     Markdown and LaTeX mark the best cell of each column in bold and MM-Align's significant
     cells with a dagger; CSV has ``best`` and ``significant`` columns instead. Floor rows
     (:attr:`Table.floor_rows`) follow the method rows, unmarked (CSV: method
-    ``floor:source_only``, ``floor:pair_A``, ...). :attr:`Table.warnings` follow a Markdown
+    ``floor:source_only``, ``floor:pair_A``, ..., ``floor:random``), then the test-sample
+    counts of a pattern table (CSV: method ``samples``, metric ``n``). A pattern table's CSV
+    names each cell by ``pattern`` in place of ``source, victim, setting|p``. :attr:`Table.warnings` follow a Markdown
     table as plain lines and a LaTeX table as ``%`` comments; CSV leaves them out (``mmalign
     report`` adds them as ``#`` lines).
     """

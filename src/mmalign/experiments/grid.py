@@ -1,7 +1,8 @@
 """Experiment grids: methods x directed pairs x survival rates x split seeds.
 
-:func:`expand_grid` turns the paper's protocol into a list of :class:`RunSpec`; each run gets
-its own folder under the grid folder (:func:`run_dir_for`), which :func:`prepare_run_dir`
+:func:`expand_grid` turns the paper's protocol into a list of :class:`RunSpec`, and
+:func:`expand_random_grid` the random-missing protocol (methods x seeds: no pair, no ``p``);
+each run gets its own folder under the grid folder (:func:`run_dir_for`), which :func:`prepare_run_dir`
 empties before a (re)start, so a run killed mid-way never leaves half-written files that a
 restart could mistake for its own.
 """
@@ -15,11 +16,11 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmalign.config import check_option
+from mmalign.config import check_option, flatten
 from mmalign.data.dataset import MODALITY_ALIASES, canonical_modality
 from mmalign.data.spec import DataSpec
-from mmalign.experiments.spec import RunSpec
-from mmalign.models.registry import get_method, upper_bound
+from mmalign.experiments.spec import RunSpec, missing_rate_of
+from mmalign.models.registry import METHODS, get_method, upper_bound
 from mmalign.options import parse_list, parse_seeds, split_pair
 from mmalign.validation import ConfigError
 
@@ -28,6 +29,8 @@ __all__ = [
     "dataset_modalities",
     "parse_pairs",
     "expand_grid",
+    "expand_random_grid",
+    "random_missing_methods",
     "run_dir_for",
     "prepare_run_dir",
 ]
@@ -129,8 +132,21 @@ def expand_grid(
     >>> specs = expand_grid("synthetic", "lb,ub,mm-align", "t:v,a:t", [0.1, 0.5], 2)
     >>> len(specs)  # 2 pairs x (lb, mm-align: 2 p x 2 seeds + ub: 2 seeds)
     20
+
+    Raises
+    ------
+    ConfigError
+        ``config`` sets ``missing_rate`` (the random-missing protocol has no pairs nor
+        ``p``: use :func:`expand_random_grid`), or a bad method, pair, ``p`` or seed.
     """
-    methods = list(dict.fromkeys(get_method(m).name for m in parse_list("methods", methods)))
+    rate = missing_rate_of(config or {})
+    if rate is not None:
+        raise ConfigError(
+            f"`pairs` and `ps` do not apply to the random-missing protocol (the config sets "
+            f"missing_rate={rate!r}: every modality's presence is drawn, there is no "
+            "source:victim pair nor survival rate); use expand_random_grid."
+        )
+    methods = _method_list(methods)
     ps = [ps] if isinstance(ps, (int, float)) else ps
     ps = list(dict.fromkeys(check_option("p", p) for p in parse_list("ps", ps, float)))
     if isinstance(pairs, str) and pairs.strip() == "all" and modalities is None:
@@ -147,6 +163,81 @@ def expand_grid(
     return specs
 
 
+def expand_random_grid(
+    data: str,
+    methods: Sequence[str] | str,
+    seeds: int | Sequence[int],
+    config: dict,
+) -> list[RunSpec]:
+    """Expand a random-missing grid, methods x seeds, into run specs.
+
+    Every run gets the grid's ``config``, which must set ``missing_rate`` (and may set
+    ``frame_drop``, ``drop_burst``); the specs have ``source``, ``victim`` and ``p`` set to
+    ``None`` (:meth:`RunSpec.random_missing`). The upper bound ``ub`` runs once per seed like
+    every other method.
+
+    Parameters
+    ----------
+    data : str
+        Data path or ``"synthetic[:knob=value,...]"``.
+    methods : list of str or str
+        Method names (a comma-separated string is split).
+    seeds : int or list of int
+        ``n`` for seeds ``0..n-1``, or the seeds themselves.
+    config : dict
+        Resolved overrides shared by every run, with ``missing_rate``.
+
+    Returns
+    -------
+    list of RunSpec
+        Ordered by method, seed.
+
+    Raises
+    ------
+    ConfigError
+        ``config`` sets no ``missing_rate``, a method does not take the random-missing
+        protocol (:func:`random_missing_methods`), or a bad seed.
+
+    Examples
+    --------
+    >>> specs = expand_random_grid("synthetic", "lb,ub,mm-align", 3, {"missing_rate": 0.3})
+    >>> len(specs), specs[0].label
+    (9, 'lb random missing_rate=0.3 seed=0')
+    """
+    if missing_rate_of(config) is None:
+        raise ConfigError(
+            f"`config` must set missing_rate for a random-missing grid; got {config!r}."
+        )
+    methods = _method_list(methods)
+    takes = random_missing_methods()
+    for method in methods:
+        if method not in takes:
+            raise ConfigError(
+                f"`method` must be one of {list(takes)} in the random-missing protocol; got "
+                f"{method!r}: {get_method(method).patterns_note}."
+            )
+    seed_list = parse_seeds(seeds)
+    return [
+        RunSpec.random_missing(data, method, seed, dict(config))
+        for method in methods
+        for seed in seed_list
+    ]
+
+
+def random_missing_methods() -> tuple[str, ...]:
+    """Return the methods that take the random-missing protocol, in the registry's order.
+
+    >>> random_missing_methods()
+    ('lb', 'ub', 'mm-align')
+    """
+    return tuple(name for name, spec in METHODS.items() if spec.build_patterns is not None)
+
+
+def _method_list(methods: Sequence[str] | str) -> list[str]:
+    """Registry names of ``methods``, in the order given, without repeats."""
+    return list(dict.fromkeys(get_method(m).name for m in parse_list("methods", methods)))
+
+
 def _short(modality: str) -> str:
     short = {v: k for k, v in MODALITY_ALIASES.items()}
     return short.get(modality, modality)
@@ -160,8 +251,19 @@ def run_dir_for(out_dir: str | Path, spec: RunSpec, fingerprint: str) -> Path:
     >>> spec = RunSpec("synthetic", "mm-align", "text", "vision", 0.1, 3)
     >>> run_dir_for("grid", spec, "0123abcd").as_posix()
     'grid/mm-align/t-v/p0.1_seed3_0123abcd'
+
+    A random-missing run goes under ``random/``, named by its missing rate (and its frame
+    drop when there is one):
+
+    >>> spec = RunSpec.random_missing("synthetic", "lb", 0, {"missing_rate": 0.3})
+    >>> run_dir_for("grid", spec, "0123abcd").as_posix()
+    'grid/lb/random/r0.3_seed0_0123abcd'
     """
     safe_method = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.method)
+    if spec.protocol == "random":
+        frame_drop = float(flatten(spec.config).get("frame_drop") or 0.0)
+        rates = f"r{spec.missing_rate:g}" + (f"_f{frame_drop:g}" if frame_drop else "")
+        return Path(out_dir) / safe_method / "random" / f"{rates}_seed{spec.seed}_{fingerprint}"
     pair = f"{_short(spec.source)}-{_short(spec.victim)}"
     return Path(out_dir) / safe_method / pair / f"p{spec.p:g}_seed{spec.seed}_{fingerprint}"
 

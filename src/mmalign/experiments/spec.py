@@ -1,13 +1,16 @@
 """Run specifications and their fingerprints.
 
 A :class:`RunSpec` names one training run of a grid: data, method, directed pair, survival
-rate ``p``, split seed and the resolved hyperparameter overrides. Its *fingerprint* is a short
-sha256 of everything that determines the result, so a results store can tell which runs of a
-grid are already done, whatever machine or folder they ran in:
+rate ``p``, split seed and the resolved hyperparameter overrides. A run of the random-missing
+protocol (its config sets ``missing_rate``) has no pair and no ``p``: its ``source``,
+``victim`` and ``p`` are ``None`` (:meth:`RunSpec.random_missing`). Its *fingerprint* is a
+short sha256 of everything that determines the result, so a results store can tell which runs
+of a grid are already done, whatever machine or folder they ran in:
 
 - the data identity: the *content* hash of a data file or folder (a moved or renamed file
   keeps its fingerprint), or the normalised ``"synthetic[:knob=value,...]"`` string;
-- the method, the pair ``(source, victim)``, ``p`` and ``seed``;
+- the method, the pair ``(source, victim)`` and ``p`` (random-missing runs: the protocol
+  name instead; the missing rate is an option of the config) and ``seed``;
 - a hash of the config as canonical JSON (sorted keys, no whitespace).
 
 Content hashes of files are cached per process by ``(path, size, mtime)`` so that a grid of
@@ -21,9 +24,15 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from mmalign.config import check_option, config_from_dict, execution_options, flat_fields
+from mmalign.config import (
+    check_option,
+    config_from_dict,
+    execution_options,
+    flat_fields,
+    flatten,
+)
 from mmalign.data.dataset import canonical_modality
 from mmalign.data.spec import DataSpec
 from mmalign.models.registry import METHODS, options_for
@@ -31,26 +40,49 @@ from mmalign.validation import ConfigError, DataError
 
 __all__ = [
     "FINGERPRINT_LENGTH",
+    "PROTOCOLS",
     "RunSpec",
     "canonical_json",
     "applicable_config",
     "config_hash",
     "data_identity",
     "file_content_hash",
+    "missing_rate_of",
     "run_fingerprint",
 ]
 
 #: Hex digits kept from the sha256 (64 bits: collisions are negligible for any grid).
 FINGERPRINT_LENGTH = 16
 
+#: The protocols a run can follow: the paper's source:victim pair, or random missing.
+PROTOCOLS: tuple[str, ...] = ("pair", "random")
+
+# Options added after results stores existed, each with the value that reproduces the runs
+# made before it: at that value they are left out of the resolved configuration, so the
+# fingerprints and config hashes of earlier runs stay valid (issue 12: random missing).
+_LATER_OPTIONS: dict[str, Any] = {"missing_rate": None, "frame_drop": 0.0, "drop_burst": 3.0}
+
 # (absolute path, size, mtime_ns) -> sha256 hex of the file's bytes
 _FILE_HASH_CACHE: dict[tuple[str, int, int], str] = {}
 _CHUNK = 1 << 20
 
 
+def missing_rate_of(config: dict) -> float | None:
+    """Return the ``missing_rate`` a run config sets (``None``: the pair protocol).
+
+    >>> missing_rate_of({"missing_rate": 0.3, "epochs": 2}), missing_rate_of({"epochs": 2})
+    (0.3, None)
+    """
+    return flatten(config).get("missing_rate")
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run of an experiment grid.
+
+    A run follows the pair protocol (the paper's: ``source``, ``victim`` and ``p`` set) or,
+    when ``config`` sets ``missing_rate``, the random-missing protocol, where ``source``,
+    ``victim`` and ``p`` are ``None`` (build it with :meth:`random_missing`).
 
     Attributes
     ----------
@@ -59,26 +91,49 @@ class RunSpec:
     method : str
         Registered method name (``lb``, ``ub``, ``mfm``, ``smil``, ``modal-trans``,
         ``mm-align``, ...).
-    source, victim : str
-        Full modality names of the directed pair ``source -> victim``.
-    p : float
-        Survival rate of the victim in training; ``1.0`` for the upper bound ``ub``.
+    source, victim : str or None
+        Full modality names of the directed pair ``source -> victim``; ``None`` in the
+        random-missing protocol.
+    p : float or None
+        Survival rate of the victim in training; ``1.0`` for the upper bound ``ub``; ``None``
+        in the random-missing protocol.
     seed : int
         Split seed.
     config : dict
-        Resolved hyperparameter overrides, plain JSON-able values.
+        Resolved hyperparameter overrides, plain JSON-able values; ``missing_rate`` (and
+        ``frame_drop``, ``drop_burst``) select the random-missing protocol.
     """
 
     data: str
     method: str
-    source: str
-    victim: str
-    p: float
+    source: str | None
+    victim: str | None
+    p: float | None
     seed: int
     config: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        for name in ("data", "method", "source", "victim"):
+        for name in ("data", "method"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"`{name}` must be a non-empty string; got {value!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"`seed` must be an integer >= 0; got {self.seed!r}.")
+        if not isinstance(self.config, dict):
+            raise ConfigError(f"`config` must be a dict; got {self.config!r}.")
+        canonical_json(self.config)  # fail now, not in a worker, on a non-JSON value
+        rate = missing_rate_of(self.config)
+        if rate is not None:
+            check_option("missing_rate", rate)
+            for name in ("source", "victim", "p"):
+                value = getattr(self, name)
+                if value is not None:
+                    raise ConfigError(
+                        f"`{name}` must be None in the random-missing protocol "
+                        f"(missing_rate={rate!r}); got {value!r}."
+                    )
+            return
+        for name in ("source", "victim"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"`{name}` must be a non-empty string; got {value!r}.")
@@ -87,20 +142,44 @@ class RunSpec:
                 f"`victim` must differ from the source {self.source!r}; got {self.victim!r}."
             )
         check_option("p", self.p)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"`seed` must be an integer >= 0; got {self.seed!r}.")
-        if not isinstance(self.config, dict):
-            raise ConfigError(f"`config` must be a dict; got {self.config!r}.")
-        canonical_json(self.config)  # fail now, not in a worker, on a non-JSON value
+
+    @classmethod
+    def random_missing(cls, data: str, method: str, seed: int, config: dict) -> "RunSpec":
+        """Build a run of the random-missing protocol (``config`` must set ``missing_rate``).
+
+        >>> spec = RunSpec.random_missing("synthetic", "lb", 0, {"missing_rate": 0.3})
+        >>> spec.protocol, spec.source, spec.p, spec.label
+        ('random', None, None, 'lb random missing_rate=0.3 seed=0')
+        """
+        if missing_rate_of(config) is None:
+            raise ConfigError(
+                f"`config` must set missing_rate for the random-missing protocol; got {config!r}."
+            )
+        return cls(data, method, None, None, None, seed, dict(config))
+
+    @property
+    def protocol(self) -> Literal["pair", "random"]:
+        """``"random"`` when the config sets ``missing_rate``, else ``"pair"``."""
+        return "pair" if self.missing_rate is None else "random"
+
+    @property
+    def missing_rate(self) -> float | None:
+        """The random-missing rate (``None`` for the pair protocol)."""
+        rate = missing_rate_of(self.config)
+        return None if rate is None else float(rate)
 
     @property
     def pair(self) -> str:
-        """The pair as ``"source->victim"``."""
+        """The pair as ``"source->victim"`` (``"random"`` in the random-missing protocol)."""
+        if self.protocol == "random":
+            return "random"
         return f"{self.source}->{self.victim}"
 
     @property
     def label(self) -> str:
         """A short human-readable name: ``"mm-align text->vision p=0.1 seed=0"``."""
+        if self.protocol == "random":
+            return f"{self.method} random missing_rate={self.missing_rate:g} seed={self.seed}"
         return f"{self.method} {self.pair} p={self.p:g} seed={self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,12 +189,13 @@ class RunSpec:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunSpec":
         """Build a spec from :meth:`to_dict` output."""
+        p = values.get("p")
         return cls(
             data=values["data"],
             method=values["method"],
-            source=values["source"],
-            victim=values["victim"],
-            p=float(values["p"]),
+            source=values.get("source"),
+            victim=values.get("victim"),
+            p=None if p is None else float(p),
             seed=int(values["seed"]),
             config=dict(values.get("config") or {}),
         )
@@ -163,11 +243,15 @@ def _resolved(config: dict) -> dict:
         return config  # a custom runner's options: hashed as given
     resolved = config_from_dict(dict(config))
     skip = execution_options() | {"data", "method", "pair", "p", "seed"}
-    return {
-        name: getattr(getattr(resolved, section) if section else resolved, name)
-        for name, (section, _field) in known.items()
-        if name not in skip  # per-run identity is hashed separately; execution options never
-    }
+    out = {}
+    for name, (section, _field) in known.items():
+        if name in skip:  # per-run identity is hashed separately; execution options never
+            continue
+        value = getattr(getattr(resolved, section) if section else resolved, name)
+        if name in _LATER_OPTIONS and value == _LATER_OPTIONS[name]:
+            continue  # what runs made before the option did: their hashes stay as they were
+        out[name] = value
+    return out
 
 
 def file_content_hash(path: str | os.PathLike) -> str:
@@ -252,20 +336,28 @@ def run_fingerprint(spec: RunSpec) -> str:
     """Return the fingerprint of ``spec``: a shortened sha256 of what determines its result.
 
     Two specs that differ only in the order of config keys, or in the path of identical data
-    files, share a fingerprint.
+    files, share a fingerprint. A random-missing run hashes ``"protocol": "random"`` in place
+    of the pair and ``p`` (its missing rate is in the config hash); the payload of a pair run
+    is the one stores were written with before the random-missing protocol existed.
 
     >>> a = RunSpec("synthetic", "lb", "text", "vision", 0.1, 0, {"lr": 0.1, "epochs": 2})
     >>> b = RunSpec("synthetic", "lb", "text", "vision", 0.1, 0, {"epochs": 2, "lr": 0.1})
     >>> run_fingerprint(a) == run_fingerprint(b), len(run_fingerprint(a))
     (True, 16)
     """
+    if spec.protocol == "random":
+        identity: dict[str, Any] = {"protocol": "random"}
+    else:
+        identity = {
+            "source": canonical_modality(spec.source),
+            "victim": canonical_modality(spec.victim),
+            "p": float(spec.p),
+        }
     payload = canonical_json(
         {
             "data": data_identity(spec.data),
             "method": spec.method,
-            "source": canonical_modality(spec.source),
-            "victim": canonical_modality(spec.victim),
-            "p": float(spec.p),
+            **identity,
             "seed": int(spec.seed),
             "config": config_hash(applicable_config(spec.method, spec.config)),
         }

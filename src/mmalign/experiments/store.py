@@ -7,9 +7,15 @@ Schema (table ``runs``, see ``docs/experiments.md``)::
     config TEXT                    -- canonical JSON of the resolved overrides
     config_hash TEXT
     result TEXT                    -- JSON {"A": {"valid": {...}, "test": {...}}, "B": ..., "meta"}
+                                   -- or, random missing, {"random": ..., "test": {"overall",
+                                   -- "patterns"}, "meta"}
     started_at, finished_at TEXT   -- ISO 8601, UTC
     wall_s REAL                    -- seconds the run took
     version TEXT                   -- mmalign version that wrote the row
+
+A run of the random-missing protocol has no pair nor survival rate: its row has ``source =
+victim = ""`` and ``p = 1.0`` (the columns are NOT NULL in stores written before it existed),
+and its config holds ``missing_rate``.
 
 A row is written in one transaction only when its run has finished, so a run killed
 mid-way (even by SIGKILL) leaves no row and is simply run again. The database uses WAL
@@ -31,13 +37,21 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from mmalign import __version__
+from mmalign.config import flatten
 from mmalign.experiments.spec import RunSpec, canonical_json, config_hash, data_identity
 from mmalign.validation import ConfigError, DataError, check_non_negative
 
-__all__ = ["ResultStore", "SETTINGS", "validate_result"]
+__all__ = ["ResultStore", "SETTINGS", "OVERALL", "is_random_result", "validate_result"]
 
-#: Test settings every result carries (glossary: setting A, setting B).
+#: Test settings every result of the pair protocol carries (glossary: setting A, setting B).
 SETTINGS: tuple[str, ...] = ("A", "B")
+
+#: The pattern name of a random-missing run's whole test split in :meth:`ResultStore.pattern_records`.
+OVERALL = "overall"
+
+# a random-missing row's pair and p (no pair, p does not apply)
+_NO_MODALITY = ""
+_NO_P = 1.0
 
 _T = TypeVar("_T")
 
@@ -91,17 +105,35 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-def validate_result(result: Any) -> dict:
-    """Check that ``result`` has the runner layout and return it.
+def is_random_result(result: Any) -> bool:
+    """Return whether ``result`` has the random-missing layout (a ``"random"`` block).
 
-    The layout is ``{"A": {"valid": {metric: float}, "test": {metric: float}, ...}, "B":
-    {...}, "meta": {...}}``: each setting needs a ``test`` dict of numbers; its other dict
-    entries (``valid``) must hold numbers too; non-dict entries (``best_epoch``) and other
-    top-level keys (``meta``, ``floor``) are stored as they are.
+    >>> is_random_result({"random": {"test": {}}}), is_random_result({"A": {}, "B": {}})
+    (True, False)
+    """
+    return isinstance(result, dict) and "random" in result
+
+
+def validate_result(result: Any) -> dict:
+    """Check that ``result`` has one of the two runner layouts and return it.
+
+    The pair protocol's layout is ``{"A": {"valid": {metric: float}, "test": {metric: float},
+    ...}, "B": {...}, "meta": {...}}``: each setting needs a ``test`` dict of numbers; its other
+    dict entries (``valid``) must hold numbers too; non-dict entries (``best_epoch``) and
+    other top-level keys (``meta``, ``floor``) are stored as they are.
+
+    The random-missing layout (:func:`is_random_result`) is ``{"random": {"valid": {...},
+    "test": {...}, "best_epoch": 7}, "test": {"overall": {"n": 300, metric: float}, "patterns":
+    {"tv": {"n": 20, metric: float}, ...}}, "floor": ..., "meta": ...}``: ``random`` is
+    checked like a setting, ``test.overall`` and every ``test.patterns`` entry must be dicts of
+    numbers (NaN allowed).
 
     >>> block = {"test": {"mae": 1.0}, "best_epoch": 3}
     >>> validate_result({"A": block, "B": block})["B"]["best_epoch"]
     3
+    >>> test = {"overall": {"n": 4, "mae": 1.0}, "patterns": {"tv": {"n": 4, "mae": 1.0}}}
+    >>> sorted(validate_result({"random": block, "test": test}))
+    ['random', 'test']
 
     Raises
     ------
@@ -109,24 +141,54 @@ def validate_result(result: Any) -> dict:
         A setting, the ``test`` split or a numeric metric is missing.
     """
     if not isinstance(result, dict):
-        raise ConfigError(f"`result` must be a dict with keys 'A' and 'B'; got {result!r}.")
+        raise ConfigError(
+            "`result` must be a dict with keys 'A' and 'B' (pair protocol) or 'random' and "
+            f"'test' (random missing); got {result!r}."
+        )
+    if is_random_result(result):
+        _check_setting(result, "random")
+        _check_patterns(result.get("test"))
+        return result
     for setting in SETTINGS:
-        block = result.get(setting)
-        if not isinstance(block, dict) or not isinstance(block.get("test"), dict):
-            raise ConfigError(
-                f"`result[{setting!r}]` must be a dict with a 'test' dict of metrics; "
-                f"got {block!r}."
-            )
-        for split, metrics in block.items():
-            if not isinstance(metrics, dict):
-                continue  # per-setting extras such as best_epoch
-            for name, value in metrics.items():
-                if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                    raise ConfigError(
-                        f"`result[{setting!r}][{split!r}][{name!r}]` must be a number; "
-                        f"got {value!r}."
-                    )
+        _check_setting(result, setting)
     return result
+
+
+def _check_setting(result: dict, setting: str) -> None:
+    """Check ``result[setting]``: a dict with a ``test`` dict, every dict entry of numbers."""
+    block = result.get(setting)
+    if not isinstance(block, dict) or not isinstance(block.get("test"), dict):
+        raise ConfigError(
+            f"`result[{setting!r}]` must be a dict with a 'test' dict of metrics; got {block!r}."
+        )
+    for split, metrics in block.items():
+        if isinstance(metrics, dict):  # others are per-setting extras such as best_epoch
+            _check_numbers(f"result[{setting!r}][{split!r}]", metrics)
+
+
+def _check_patterns(test: Any) -> None:
+    """Check a random-missing result's ``test``: ``overall`` and ``patterns`` of numbers."""
+    if (
+        not isinstance(test, dict)
+        or not isinstance(test.get("overall"), dict)
+        or not isinstance(test.get("patterns"), dict)
+    ):
+        raise ConfigError(
+            "`result['test']` must be a dict with an 'overall' dict of metrics and a "
+            f"'patterns' dict of them in the random-missing layout; got {test!r}."
+        )
+    _check_numbers("result['test']['overall']", test["overall"])
+    for pattern, metrics in test["patterns"].items():
+        where = f"result['test']['patterns'][{pattern!r}]"
+        if not isinstance(pattern, str) or not pattern or not isinstance(metrics, dict):
+            raise ConfigError(f"`{where}` must be a dict of metrics; got {metrics!r}.")
+        _check_numbers(where, metrics)
+
+
+def _check_numbers(where: str, metrics: dict) -> None:
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(f"`{where}[{name!r}]` must be a number; got {value!r}.")
 
 
 def _non_default(config: dict) -> dict:
@@ -251,6 +313,12 @@ class ResultStore:
             The fingerprint the row is stored under (an existing row is replaced).
         """
         validate_result(result)
+        if is_random_result(result) != (spec.protocol == "random"):
+            layout = "random-missing" if is_random_result(result) else "pair"
+            raise ConfigError(
+                f"`result` must have the layout of the run's {spec.protocol} protocol "
+                f"({spec.label}); got the {layout} layout."
+            )
         check_non_negative("wall_s", wall_s)
         fingerprint = fingerprint or spec.fingerprint()
         row = (
@@ -258,9 +326,9 @@ class ResultStore:
             spec.data,
             data_identity(spec.data),
             spec.method,
-            spec.source,
-            spec.victim,
-            float(spec.p),
+            _NO_MODALITY if spec.source is None else spec.source,
+            _NO_MODALITY if spec.victim is None else spec.victim,
+            _NO_P if spec.p is None else float(spec.p),
             int(spec.seed),
             canonical_json(spec.config),
             config_hash(spec.config),
@@ -411,6 +479,8 @@ class ResultStore:
 
         Each record has the keys ``fingerprint, data, data_id, method, source, victim, p, seed,
         config_hash, setting, split, metric, value``. Accepts the filters of :meth:`rows`.
+        Runs of the random-missing protocol have no setting and give none
+        (:meth:`pattern_records` holds them).
         """
         records = []
         for row in self.rows(**filters):
@@ -439,7 +509,8 @@ class ResultStore:
         for the upper bound; see ``mmalign.runs.execute``). Each record has the keys of
         :meth:`to_records` with ``floor`` (``"source_only"``, ``"pair_A"``, ``"pair_B"``,
         ``"both"``) in place of ``setting``. Runs without a floor, or whose floor failed
-        (``{"error": ...}``), give no record. Accepts the filters of :meth:`rows`.
+        (``{"error": ...}``), give no record, nor do runs of the random-missing protocol
+        (:meth:`pattern_floor_records`). Accepts the filters of :meth:`rows`.
 
         Examples
         --------
@@ -455,7 +526,7 @@ class ResultStore:
         records = []
         for row in self.rows(**filters):
             floor = row["result"].get("floor")
-            if not isinstance(floor, dict):
+            if not isinstance(floor, dict) or is_random_result(row["result"]):
                 continue
             base = {k: row[k] for k in _FILTERS}
             for kind, block in floor.items():
@@ -480,8 +551,84 @@ class ResultStore:
                         )
         return records
 
+    def pattern_records(self, **filters: Any) -> list[dict[str, Any]]:
+        """Return one flat record per (random-missing run, test pattern, metric).
+
+        A random-missing result holds ``"test": {"overall": {...}, "patterns": {"tv": {...},
+        ...}}``: one record per metric of each pattern (the short names of the present
+        modalities, ``"tv"``) and of the whole test split (pattern ``"overall"``), the sample
+        count ``"n"`` included. Each record has the keys ``fingerprint, data, data_id, method,
+        source, victim, p, seed, config_hash`` (``source = victim = ""``), ``missing_rate``,
+        ``frame_drop`` (from the run's config), ``pattern, metric, value``. Runs of the pair
+        protocol give none. Accepts the filters of :meth:`rows`.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> store = ResultStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+        >>> spec = RunSpec.random_missing("synthetic", "lb", 0, {"missing_rate": 0.3})
+        >>> test = {"overall": {"n": 5, "mae": 1.0}, "patterns": {"t": {"n": 5, "mae": 1.0}}}
+        >>> _ = store.put(spec, {"random": {"test": {"mae": 1.0}}, "test": test}, 1.0)
+        >>> [(r["pattern"], r["metric"], r["value"]) for r in store.pattern_records()]
+        [('overall', 'mae', 1.0), ('overall', 'n', 5.0), ('t', 'mae', 1.0), ('t', 'n', 5.0)]
+        """
+        records = []
+        for row in self.rows(**filters):
+            if not is_random_result(row["result"]):
+                continue
+            test = row["result"]["test"]
+            blocks = {OVERALL: test["overall"], **test["patterns"]}
+            records += _pattern_records(row, blocks)
+        return records
+
+    def pattern_floor_records(self, **filters: Any) -> list[dict[str, Any]]:
+        """Return the random-missing runs' linear floors as :meth:`pattern_records` records.
+
+        A random-missing result may carry ``"floor": {"random": {"test": {...}, "valid":
+        {...}, "patterns": {"tv": {...}, ...}}}`` (a ridge floor on pooled features of the
+        present modalities): its ``test`` metrics give pattern ``"overall"``, each
+        ``patterns`` entry (when the runner stores them) its own pattern. A floor that failed
+        (``{"error": ...}``) gives no record. Accepts the filters of :meth:`rows`.
+        """
+        records = []
+        for row in self.rows(**filters):
+            floor = row["result"].get("floor")
+            if not is_random_result(row["result"]) or not isinstance(floor, dict):
+                continue
+            block = floor.get("random")
+            if not isinstance(block, dict) or not isinstance(block.get("test"), dict):
+                continue
+            patterns = block.get("patterns")
+            blocks = {OVERALL: block["test"], **(patterns if isinstance(patterns, dict) else {})}
+            records += _pattern_records(row, blocks)
+        return records
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows())
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.path)!r})"
+
+
+def _pattern_records(row: dict[str, Any], blocks: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten ``{pattern: {metric: value}}`` of one stored run into records."""
+    options = flatten(row["config"])
+    base = {k: row[k] for k in _FILTERS}
+    base["missing_rate"] = options.get("missing_rate")
+    base["frame_drop"] = float(options.get("frame_drop") or 0.0)
+    records = []
+    for pattern, metrics in blocks.items():
+        if not isinstance(metrics, dict):
+            continue
+        for metric, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, (numbers.Real, type(None))):
+                continue
+            records.append(
+                {
+                    **base,
+                    "pattern": pattern,
+                    "metric": metric,
+                    "value": float(value) if value is not None else math.nan,
+                }
+            )
+    return records
