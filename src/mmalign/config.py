@@ -35,6 +35,7 @@ __all__ = [
     "apply_overrides",
     "check_option",
     "check_protocol",
+    "missing_rate_in",
     "config_to_dict",
     "config_from_dict",
     "load_config",
@@ -396,6 +397,19 @@ def check_option(name: str, value: Any) -> Any:
     return value
 
 
+def missing_rate_in(options: Mapping[str, Any]) -> float | None:
+    """Return the ``missing_rate`` that options set, checked; ``None`` (or off) is the pair protocol.
+
+    The one reader of the protocol choice (flat, dotted or nested keys; ``""`` and ``"none"``
+    mean off).
+
+    >>> missing_rate_in({"missing_rate": "0.3"}), missing_rate_in({"missing_rate": "none"})
+    (0.3, None)
+    """
+    value = flatten(options).get("missing_rate")
+    return None if value is None else check_option("missing_rate", value)
+
+
 def check_protocol(given: Mapping[str, Any]) -> None:
     """Refuse options of the pair protocol given together with a ``missing_rate``.
 
@@ -409,7 +423,7 @@ def check_protocol(given: Mapping[str, Any]) -> None:
     mmalign.validation.ConfigError: `pair` cannot be combined with `missing_rate` (the random-missing protocol draws every modality's presence); drop pair.
     """
     flat = flatten(given)
-    if flat.get("missing_rate") is None:
+    if missing_rate_in(flat) is None:
         return
     for name in ("pair", "p"):
         if flat.get(name) is not None:

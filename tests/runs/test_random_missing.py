@@ -163,3 +163,39 @@ def test_cli_prints_the_pattern_table(tmp_path, capsys):
     lines = out.splitlines()
     assert lines[1].split()[:2] == ["pattern", "n"]
     assert any(line.split()[:2] == ["overall", "40"] for line in lines)
+
+
+def test_load_run_predicts_what_the_run_predicted_and_reads_absence_from_lengths(tmp_path):
+    _run(tmp_path / "r", method="mm-align", window=2)
+    model = mmalign.load_run(tmp_path / "r")
+    assert model.setting == "random" and model.meta.protocol == "random"
+    dataset = mmalign.load_dataset(TINY)
+    test = dataset.splits["test"]
+    drawn = RandomMissingness.load(tmp_path / "r" / "missingness.json").splits["test"]
+    rows = list(csv.DictReader(open(tmp_path / "r" / "predictions.csv")))
+    stored = np.array([float(r["prediction"]) for r in rows])
+    np.testing.assert_allclose(model.predict(test, drawn)[:, 0], stored, rtol=1e-5, atol=1e-6)
+    # new data: a modality of length 0 is absent; the audio of the first 5 samples is gone
+    lengths = {m: v.copy() for m, v in test.lengths.items()}
+    lengths["audio"][:5] = 0
+    features = {m: v.copy() for m, v in test.features.items()}
+    features["audio"][:5] = np.nan  # never read
+    cut = Split(features, lengths, test.labels, test.ids)
+    results = model.evaluate_patterns(cut)
+    assert results["tv"].n == 5 and results["tva"].n == len(test) - 5
+    assert np.isfinite(model.predict(cut)).all()
+    with pytest.raises(ConfigError, match="must be 'random'"):
+        mmalign.load_run(tmp_path / "r", setting="A")
+
+
+def test_cli_predict_of_a_random_run_writes_patterns(tmp_path, capsys):
+    _run(tmp_path / "r", method="lb")
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--run", str(tmp_path / "r"), "--out", str(out)]) == 0
+    assert "the run's own draw" in capsys.readouterr().err
+    rows = list(csv.DictReader(open(out)))
+    stored = list(csv.DictReader(open(tmp_path / "r" / "predictions.csv")))
+    assert [r["pattern"] for r in rows] == [r["pattern"] for r in stored]
+    assert np.allclose(
+        [float(r["prediction"]) for r in rows], [float(r["prediction"]) for r in stored]
+    )

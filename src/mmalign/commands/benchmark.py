@@ -31,6 +31,7 @@ __all__ = ["register", "run_benchmark"]
 
 def run_benchmark(args: argparse.Namespace) -> int:
     """Run the grid the arguments describe, then print its table (exit 1 if a run failed)."""
+    from mmalign.config import missing_rate_in
     from mmalign.evaluate.tables import render
     from mmalign.experiments import expand_grid, expand_random_grid, random_missing_methods
     from mmalign.models.registry import method_names
@@ -38,7 +39,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
     overrides = grid_overrides(args.config, args.set)
     check_grid_protocol(overrides, pairs=args.pairs, ps=args.ps)
-    random_missing = overrides.get("missing_rate") is not None
+    random_missing = missing_rate_in(overrides) is not None
     if random_missing:
         methods = args.methods or random_missing_methods()
         specs = expand_random_grid(args.data, methods, parse_seeds(args.seeds), overrides)

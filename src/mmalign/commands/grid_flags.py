@@ -74,7 +74,9 @@ def check_grid_protocol(overrides: dict[str, Any], **grid_flags: Any) -> None:
     ...
     mmalign.validation.ConfigError: `--pairs` must not be given with missing_rate=0.3: the random-missing protocol draws every modality's presence (no source:victim pair, no survival rate p); the grid is methods x seeds.
     """
-    rate = overrides.get("missing_rate")
+    from mmalign.config import missing_rate_in
+
+    rate = missing_rate_in(overrides)
     if rate is None:
         return
     for name, value in grid_flags.items():

@@ -22,6 +22,8 @@ def _predict(args: argparse.Namespace) -> int:
     given = {n: getattr(args, n) for n in DATA_OPTIONS if getattr(args, n) is not None}
     dataset = load_data(apply_overrides(model.config, given))
     split = dataset.splits[args.split]
+    if model.meta.protocol == "random":
+        return _predict_patterns(args, model, split, bool(given))
     if args.victim == "absent":
         present = np.zeros(len(split), bool)
     elif model.victim not in split.features:
@@ -34,13 +36,39 @@ def _predict(args: argparse.Namespace) -> int:
     text = predictions_csv(
         split.ids, split.labels, {model.setting: present}, {model.setting: outputs}, model.meta.task
     )
-    if args.out:
-        with open(args.out, "w", newline="") as f:
+    _write(text, args.out, len(split))
+    return 0
+
+
+def _predict_patterns(args: argparse.Namespace, model, split, other_data: bool) -> int:
+    """Predict with a random-missing run: its own draw on its own data, else what the data holds."""
+    from pathlib import Path
+
+    from mmalign.data.missingness import RandomMissingness, SplitMissingness
+    from mmalign.runs import predictions_csv
+
+    if other_data:
+        seen = SplitMissingness.observed(split)
+        print("missingness: a modality of length 0 is absent, no step dropped", file=sys.stderr)
+    else:
+        seen = RandomMissingness.load(Path(args.run) / "missingness.json").splits[args.split]
+        print(f"missingness: the run's own draw of split {args.split!r}", file=sys.stderr)
+    outputs = model.predict(split, seen)
+    text = predictions_csv(
+        split.ids, split.labels, {model.setting: seen.patterns()}, {model.setting: outputs},
+        model.meta.task, "pattern",
+    )  # fmt: skip
+    _write(text, args.out, len(split))
+    return 0
+
+
+def _write(text: str, out: str | None, n: int) -> None:
+    if out:
+        with open(out, "w", newline="") as f:
             f.write(text)
-        print(f"wrote {len(split)} predictions to {args.out}", file=sys.stderr)
+        print(f"wrote {n} predictions to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +79,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Predict with the best checkpoint of a run on a dataset split, the victim modality "
             "absent (default) or present where the data has it. Writes CSV: setting (the checkpoint), id, "
-            "victim_present, label, prediction, and prob_<k> per class for classification."
+            "victim_present, label, prediction, and prob_<k> per class for classification. For a "
+            "run of the random-missing protocol: the run's own draw of missing modalities and "
+            "dropped steps on its own data, or with --data, a modality of length 0 as absent; "
+            "the CSV then has a pattern column."
         ),
         allow_abbrev=False,
     )
@@ -61,7 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flags(p, DATA_OPTIONS)  # --data defaults to the run's own data
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument(
-        "--setting", default="A", choices=["A", "B"], help="which best checkpoint to use"
+        "--setting",
+        choices=["A", "B"],
+        help="which best checkpoint to use (default A; a random-missing run has one)",
     )
     p.add_argument(
         "--victim",

@@ -171,6 +171,18 @@ class SplitMissingness:
         return inside & self.present[:, k, None] & ~self.dropped[modality]
 
     @classmethod
+    def observed(cls, split: Split) -> "SplitMissingness":
+        """Return the missingness a split carries itself: a modality is absent where its length is 0.
+
+        For new data, where absent modalities come as zero-length sequences; no step is
+        dropped.
+        """
+        modalities = tuple(split.modalities)
+        present = np.stack([np.asarray(split.lengths[m]) > 0 for m in modalities], axis=1)
+        dropped = {m: np.zeros(split.features[m].shape[:2], dtype=bool) for m in modalities}
+        return cls(modalities, present, dropped)
+
+    @classmethod
     def complete(cls, split: Split) -> "SplitMissingness":
         """Every modality present, no step dropped (the upper bound's view of a split)."""
         n = len(split)
@@ -277,12 +289,13 @@ class RandomMissingness:
             )
         for name, s in self.splits.items():
             split = dataset.splits[name]
-            shapes = {m: split.features[m].shape[:2] for m in self.modalities}
-            if len(s) != len(split) or any(s.dropped[m].shape != shapes[m] for m in shapes):
-                raise DataError(
-                    f"{where}: the missingness of split {name!r} was drawn for other sizes "
-                    f"({len(s)} samples) than the dataset's ({len(split)})."
-                )
+            for m in self.modalities:
+                drawn, has = s.dropped[m].shape, split.features[m].shape[:2]
+                if drawn != has:
+                    raise DataError(
+                        f"{where}: the missingness of split {name!r}, modality {m!r} was drawn "
+                        f"for (samples, steps) = {drawn}; the dataset has {has}."
+                    )
         return self
 
 
@@ -296,7 +309,12 @@ def _bursts(dropped: np.ndarray) -> np.ndarray:
 
 
 def _from_bursts(bursts: np.ndarray, n: int, width: int) -> np.ndarray:
-    """Inverse of :func:`_bursts`: (R, 3) rows -> (N, L) bool."""
+    """Inverse of :func:`_bursts`: (R, 3) rows -> (N, L) bool; raise ValueError on a bad row."""
+    sample, start, end = bursts.T if len(bursts) else (np.zeros(0, int),) * 3
+    bad = (sample < 0) | (sample >= n) | (start < 0) | (start >= end) | (end > width)
+    if bad.any():
+        row = bursts[np.flatnonzero(bad)[0]].tolist()
+        raise ValueError(f"burst {row} is not [sample < {n}, start < end <= {width})")
     marks = np.zeros((n, width + 1), dtype=np.int64)
     np.add.at(marks, (bursts[:, 0], bursts[:, 1]), 1)
     np.add.at(marks, (bursts[:, 0], bursts[:, 2]), -1)

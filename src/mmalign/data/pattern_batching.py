@@ -113,6 +113,12 @@ class PatternData:
                 f"the missingness ({len(missingness)} samples of {list(modalities)}) does not "
                 f"match the split ({len(split)} samples of {list(split.modalities)})."
             )
+        for m in modalities:
+            if missingness.dropped[m].shape != split.features[m].shape[:2]:
+                raise DataError(
+                    f"the missingness of modality {m!r} was drawn for (N, L) = "
+                    f"{missingness.dropped[m].shape}; the split has {split.features[m].shape[:2]}."
+                )
         features, valid, lengths = {}, {}, {}
         for k, m in enumerate(modalities):
             keep = missingness.valid_steps(split, m)  # (N, L_m)

@@ -31,7 +31,7 @@ from mmalign.config import (
     config_from_dict,
     execution_options,
     flat_fields,
-    flatten,
+    missing_rate_in,
 )
 from mmalign.data.dataset import canonical_modality
 from mmalign.data.spec import DataSpec
@@ -73,7 +73,7 @@ def missing_rate_of(config: dict) -> float | None:
     >>> missing_rate_of({"missing_rate": 0.3, "epochs": 2}), missing_rate_of({"epochs": 2})
     (0.3, None)
     """
-    return flatten(config).get("missing_rate")
+    return missing_rate_in(config)
 
 
 @dataclass(frozen=True)

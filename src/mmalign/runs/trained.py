@@ -11,6 +11,7 @@ This is ``mmalign.load_run``. Example (not run as a doctest: it needs a run fold
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ from mmalign.models.registry import get_method
 from mmalign.runs.device import resolve_device
 from mmalign.runs.execute import build_model
 from mmalign.runs.predictions import softmax
+from mmalign.runs.random_missing import SETTING
 from mmalign.runs.result import RunMeta
+from mmalign.runs.trained_patterns import TrainedPatternModel
 from mmalign.train.checkpoint import load_checkpoint
 from mmalign.train.loop import predict_outputs
 from mmalign.validation import ConfigError, DataError, check_in
@@ -209,6 +212,25 @@ class TrainedModel:
         return z_victim[:, 1:], victim_mask
 
 
-def load_run(run_dir: str | Path, setting: str = "A", device: str = "cpu") -> TrainedModel:
-    """Restore a finished run; see :meth:`TrainedModel.load`."""
-    return TrainedModel.load(run_dir, setting, device)
+def load_run(
+    run_dir: str | Path, setting: str | None = None, device: str = "cpu"
+) -> "TrainedModel | TrainedPatternModel":
+    """Restore a finished run; see :meth:`TrainedModel.load`.
+
+    ``setting`` picks the checkpoint of a pair-protocol run (default ``"A"``). A
+    random-missing run has one checkpoint and gives a
+    :class:`~mmalign.runs.trained_patterns.TrainedPatternModel` (``setting`` must then be
+    None or ``"random"``).
+    """
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "model.json", "checkpoint.pt"):
+        if not (run_dir / name).is_file():
+            raise DataError(f"{run_dir}: not a finished run folder ({name} is missing).")
+    meta = RunMeta.from_dict(json.loads((run_dir / "model.json").read_text()))
+    if meta.protocol == SETTING:
+        if setting not in (None, SETTING):
+            raise ConfigError(
+                f"`setting` must be {SETTING!r} for a random-missing run; got {setting!r}."
+            )
+        return TrainedPatternModel.load(run_dir, device)
+    return TrainedModel.load(run_dir, setting or "A", device)
