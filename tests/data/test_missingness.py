@@ -328,7 +328,7 @@ def _edit(raw, change):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda r: r.update(format="other"), "not a missingness file"),
+        (lambda r: r.update(format="other"), "not a missingness draw file"),
         (lambda r: r.update(version=2), "unsupported version 2"),
         (lambda r: r.pop("splits"), "malformed"),
         (lambda r: r["splits"]["train"]["present"].append([1, 0]), "malformed"),
@@ -349,7 +349,7 @@ def test_load_refuses_non_json_and_non_objects(tmp_path):
     with pytest.raises(DataError, match=re.escape(str(path)) + ": cannot read"):
         RandomMissingness.load(path)
     path.write_text("[1, 2]")
-    with pytest.raises(DataError, match=re.escape(str(path)) + ": not a missingness file"):
+    with pytest.raises(DataError, match=re.escape(str(path)) + ": not a missingness draw file"):
         RandomMissingness.load(path)
     missing = tmp_path / "absent.json"
     with pytest.raises(DataError, match=re.escape(str(missing)) + ": cannot read"):

@@ -136,7 +136,7 @@ def test_load_rejects_bad_files(tmp_path):
     with pytest.raises(DataError, match=r"bad\.json: cannot read the missing split"):
         MissingSplit.load(bad)
     bad.write_text(json.dumps({"format": "other"}))
-    with pytest.raises(DataError, match=r"not a missing-split file"):
+    with pytest.raises(DataError, match=r"not a missing split file"):
         MissingSplit.load(bad)
     good = make_missing_split(_dataset(), "vision", 0.5, seed=0).to_dict()
     good["train_complete"] = [3, 3, 200]

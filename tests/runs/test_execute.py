@@ -65,7 +65,7 @@ def test_a_failed_start_leaves_no_folder(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("failed in the first epoch")
 
-    monkeypatch.setattr("mmalign.runs.execute.fit", boom)
+    monkeypatch.setattr("mmalign.runs.fitting.fit", boom)
     with pytest.raises(RuntimeError, match="first epoch"):
         _run(tmp_path / "crash")
     assert not (tmp_path / "crash").exists()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmalign.data.dataset import MultimodalDataset, Split
+from mmalign.data.missingness import true_runs
 from mmalign.validation import ConfigError
 
 if TYPE_CHECKING:
@@ -175,13 +176,8 @@ def zero_runs(zero: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> rows.tolist(), run_lengths.tolist()
     ([0, 0], [2, 1])
     """
-    padded = np.pad(zero, ((0, 0), (1, 1))).astype(np.int8)  # (N, L + 2)
-    # +1 where a run starts, -1 just after it ends; in row-major order the k-th start and
-    # the k-th end belong to the same run
-    edges = np.diff(padded, axis=1)  # (N, L + 1)
-    rows, starts = np.nonzero(edges == 1)
-    _, ends = np.nonzero(edges == -1)
-    return rows, ends - starts
+    runs = true_runs(zero)  # (R, 3) rows [row, start, end)
+    return runs[:, 0], runs[:, 2] - runs[:, 1]
 
 
 def modality_missingness(

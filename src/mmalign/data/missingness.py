@@ -20,13 +20,13 @@ saved as JSON (``missingness.json`` in a run folder) like the pair protocol's sp
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mmalign.data.dataset import MODALITY_ALIASES, SPLIT_NAMES, MultimodalDataset, Split
+from mmalign.data.json_document import read_document, write_document
 from mmalign.validation import ConfigError, DataError, check_fraction
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "burst_drops",
     "pattern_names",
     "short_name",
+    "true_runs",
 ]
 
 _FORMAT = "mmalign.random_missingness"
@@ -232,28 +233,19 @@ class RandomMissingness:
             out["splits"][name] = {
                 "present": s.present.astype(int).tolist(),
                 "widths": {m: int(d.shape[1]) for m, d in s.dropped.items()},
-                "dropped": {m: _bursts(d).tolist() for m, d in s.dropped.items()},
+                "dropped": {m: true_runs(d).tolist() for m, d in s.dropped.items()},
             }
         return out
 
     def save(self, path: str | Path) -> Path:
         """Write the draw as JSON to ``path``; return the path."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict()) + "\n", encoding="utf-8")
-        return path
+        return write_document(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "RandomMissingness":
         """Read a draw written by :meth:`save`; raise :class:`DataError` naming the file."""
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DataError(f"{path}: cannot read the missingness draw ({err}).") from None
-        if not isinstance(raw, dict) or raw.get("format") != _FORMAT:
-            raise DataError(f"{path}: not a missingness file (format {_FORMAT!r}).")
-        if raw.get("version") != _VERSION:
-            raise DataError(f"{path}: unsupported version {raw.get('version')!r}; need {_VERSION}.")
+        raw = read_document(path, _FORMAT, _VERSION, "missingness draw")
         try:
             modalities = tuple(str(m) for m in raw["modalities"])
             splits = {}
@@ -299,17 +291,26 @@ class RandomMissingness:
         return self
 
 
-def _bursts(dropped: np.ndarray) -> np.ndarray:
-    """Return the runs of True in each row of ``dropped`` (N, L) as ``[sample, start, end)`` (R, 3)."""
-    padded = np.pad(dropped.astype(np.int8), ((0, 0), (1, 1)))  # (N, L+2)
+def true_runs(mask: np.ndarray) -> np.ndarray:
+    """Return the maximal runs of True along each row of ``mask`` (N, L) as rows ``[row, start, end)``.
+
+    Returns
+    -------
+    ndarray of int64, shape (R, 3)
+        Ordered by row, then position.
+
+    >>> true_runs(np.array([[1, 1, 0, 1], [0, 0, 0, 0]], bool)).tolist()
+    [[0, 0, 2], [0, 3, 4]]
+    """
+    padded = np.pad(mask.astype(np.int8), ((0, 0), (1, 1)))  # (N, L+2)
     edges = np.diff(padded, axis=1)  # (N, L+1): +1 at a start, -1 after an end
     rows, starts = np.nonzero(edges == 1)
-    _, ends = np.nonzero(edges == -1)  # row-major order matches the starts
+    _, ends = np.nonzero(edges == -1)  # row-major order: the k-th end closes the k-th start
     return np.stack([rows, starts, ends], axis=1).astype(np.int64)  # (R, 3)
 
 
 def _from_bursts(bursts: np.ndarray, n: int, width: int) -> np.ndarray:
-    """Inverse of :func:`_bursts`: (R, 3) rows -> (N, L) bool; raise ValueError on a bad row."""
+    """Inverse of :func:`true_runs`: (R, 3) rows -> (N, L) bool; raise ValueError on a bad row."""
     sample, start, end = bursts.T if len(bursts) else (np.zeros(0, int),) * 3
     bad = (sample < 0) | (sample >= n) | (start < 0) | (start >= end) | (end > width)
     if bad.any():

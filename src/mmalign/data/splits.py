@@ -15,7 +15,6 @@ seed the complete split at a smaller ``p`` is a subset of the one at a larger ``
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from mmalign.config import check_option
 from mmalign.data.dataset import SPLIT_NAMES, MultimodalDataset, canonical_modality
+from mmalign.data.json_document import read_document, write_document
 from mmalign.validation import ConfigError, DataError, check_in
 
 __all__ = [
@@ -163,22 +163,12 @@ class MissingSplit:
 
     def save(self, path: str | Path) -> Path:
         """Write the split as JSON to ``path``; return the path."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        return path
+        return write_document(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: str | Path) -> "MissingSplit":
         """Read a split written by :meth:`save`; raise :class:`DataError` naming the file."""
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DataError(f"{path}: cannot read the missing split ({err}).") from None
-        if not isinstance(raw, dict) or raw.get("format") != _FORMAT:
-            raise DataError(f"{path}: not a missing-split file (format {_FORMAT!r}).")
-        if raw.get("version") != _VERSION:
-            raise DataError(f"{path}: unsupported version {raw.get('version')!r}; need {_VERSION}.")
+        raw = read_document(path, _FORMAT, _VERSION, "missing split")
         try:
             n = {s: int(raw["n"][s]) for s in SPLIT_NAMES}
             rows = {

@@ -112,11 +112,13 @@ def build_backbone(dims: "PairDims", config: RunConfig) -> "Backbone":
     """Build the shared backbone, sized by ``config.model``."""
     from mmalign.models.backbone import Backbone
 
+    return Backbone(dims.source_dim, dims.victim_dim, dims.output_dim, **_backbone_sizes(config))
+
+
+def _backbone_sizes(config: RunConfig) -> dict[str, Any]:
+    """Return the backbone sizes from ``config.model``, as keyword arguments of either backbone."""
     m = config.model
-    return Backbone(
-        dims.source_dim,
-        dims.victim_dim,
-        dims.output_dim,
+    return dict(
         d_model=m.d_model,
         n_heads=m.n_heads,
         n_layers=m.n_layers,
@@ -164,18 +166,7 @@ def build_pattern_backbone(dims: "PatternDims", config: RunConfig) -> "PatternBa
     """Build the K-modality backbone of the random-missing protocol, sized by ``config.model``."""
     from mmalign.models.pattern_backbone import PatternBackbone
 
-    m = config.model
-    return PatternBackbone(
-        dims.input_dims,
-        dims.output_dim,
-        d_model=m.d_model,
-        n_heads=m.n_heads,
-        n_layers=m.n_layers,
-        n_fusion_layers=m.n_fusion_layers,
-        dropout=m.dropout,
-        ff_mult=m.ff_mult,
-        pooling=m.pooling,
-    )
+    return PatternBackbone(dims.input_dims, dims.output_dim, **_backbone_sizes(config))
 
 
 def _mm_align_patterns(dims: "PatternDims", config: RunConfig) -> "PatternModel":

@@ -45,14 +45,15 @@ from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from mmalign.models.method import MissingModalityModel, PairDims
 from mmalign.models.registry import MethodSpec, get_method, options_for
 from mmalign.runs.device import apply_threads, resolve_device
+from mmalign.runs.fitting import fit_run
 from mmalign.runs.folder import RunFolder, default_random_run_dir, default_run_dir
 from mmalign.runs.log import RunLog
 from mmalign.runs.predictions import predictions_csv
 from mmalign.runs.random_missing import RandomMissingPlan
 from mmalign.runs.random_missing import train_and_test as train_random
 from mmalign.runs.result import RunMeta, RunResult, SettingResult
-from mmalign.train.checkpoint import load_checkpoint, save_checkpoint
-from mmalign.train.loop import TrainData, fit, predict_outputs
+from mmalign.train.checkpoint import load_checkpoint
+from mmalign.train.loop import TrainData, predict_outputs
 from mmalign.validation import ConfigError
 
 __all__ = [
@@ -331,17 +332,7 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
         plan.pair_data(dataset, "valid", device),
         {st: p["valid"] for st, p in plan.present.items()},
     )
-
-    def on_epoch(state, snapshot) -> None:
-        runlog.epoch(state.history[-1])
-        save_checkpoint(folder / "resume.pt", {}, snapshot)
-
-    state = fit(
-        model, data, config.train, plan.method.learning_rates(config),
-        generator=torch.Generator().manual_seed(config.seed), log=runlog.line,
-        on_epoch=on_epoch, resume=saved, progress=config.progress,
-    )  # fmt: skip
-    save_checkpoint(folder / "checkpoint.pt", state.best_states, meta.to_dict())
+    state = fit_run(model, data, config, plan.method, folder, runlog, saved, meta.to_dict())
     test_pair, test = plan.pair_data(dataset, "test", device), dataset.splits["test"]
     settings, outputs = {}, {}
     for setting, present in plan.present.items():

@@ -28,12 +28,12 @@ from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from mmalign.models.pattern_method import PatternDims, PatternModel
 from mmalign.models.registry import MethodSpec, get_method
 from mmalign.runs.device import resolve_device
+from mmalign.runs.fitting import fit_run
 from mmalign.runs.folder import RunFolder
 from mmalign.runs.log import RunLog
 from mmalign.runs.predictions import predictions_csv
 from mmalign.runs.result import PatternResult, RunMeta, RunResult, SettingResult
-from mmalign.train.checkpoint import save_checkpoint
-from mmalign.train.loop import TrainData, fit, predict_outputs
+from mmalign.train.loop import TrainData, predict_outputs
 from mmalign.validation import ConfigError
 
 __all__ = [
@@ -265,17 +265,7 @@ def train_and_test(
         plan.data(dataset, "valid", device),
         {SETTING: np.ones(n_valid, dtype=bool)},
     )
-
-    def on_epoch(state, snapshot) -> None:
-        runlog.epoch(state.history[-1])
-        save_checkpoint(folder / "resume.pt", {}, snapshot)
-
-    state = fit(
-        model, data, config.train, plan.method.learning_rates(config),
-        generator=torch.Generator().manual_seed(config.seed), log=runlog.line,
-        on_epoch=on_epoch, resume=saved, progress=config.progress,
-    )  # fmt: skip
-    save_checkpoint(folder / "checkpoint.pt", state.best_states, meta.to_dict())
+    state = fit_run(model, data, config, plan.method, folder, runlog, saved, meta.to_dict())
     test = dataset.splits["test"]
     model.load_state_dict(state.best_states[SETTING])
     outputs = predict_outputs(
