@@ -199,3 +199,10 @@ def test_cli_predict_of_a_random_run_writes_patterns(tmp_path, capsys):
     assert np.allclose(
         [float(r["prediction"]) for r in rows], [float(r["prediction"]) for r in stored]
     )
+
+
+def test_alignment_analyses_say_they_take_pair_runs(tmp_path, capsys):
+    _run(tmp_path / "r", method="mm-align", window=2)
+    assert main(["score-alignment", "--run", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "random-missing run" in err and len(err.strip().splitlines()) == 1

@@ -254,9 +254,15 @@ def _load_alignment_run(run_dir: str | Path, data_options, setting: str, split: 
     if meta_path.is_file():
         import json
 
-        method = json.loads(meta_path.read_text()).get("method")
+        meta = json.loads(meta_path.read_text())
+        method = meta.get("method")
         if method != name:
             raise ConfigError(f"{wrong} method {method!r} in {run_dir}.")
+        if meta.get("protocol", "pair") != "pair":
+            raise ConfigError(
+                f"`run` must be a run of the pair protocol (--pair); {run_dir} is a "
+                "random-missing run (--missing-rate), whose alignments are not analysed yet."
+            )
     run = load_run(run_dir, setting=setting)
     if not isinstance(run.model, MMAlign):
         raise ConfigError(f"{wrong} {type(run.model).__name__} in {run_dir}.")
