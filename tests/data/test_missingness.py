@@ -410,3 +410,21 @@ def test_load_refuses_a_burst_outside_its_sample_or_steps(tmp_path):
         path.write_text(json.dumps(raw))
         with pytest.raises(DataError, match="burst"):
             RandomMissingness.load(path)
+
+
+def test_a_modality_of_length_zero_in_the_file_is_never_drawn_present():
+    from mmalign.data.synthetic import SyntheticConfig, make_synthetic
+
+    dataset = make_synthetic(SyntheticConfig(n_train=400, n_valid=10, n_test=10))
+    before = draw_missingness(dataset, 0.5, seed=0).splits["train"].present
+    train = dataset.splits["train"]
+    lengths = {m: v.copy() for m, v in train.lengths.items()}
+    lengths["audio"][:200] = 0  # audio missing in the file
+    lengths["vision"][:100] = 0  # samples 0-99 hold text only
+    cut = Split(train.features, lengths, train.labels, train.ids)
+    dataset.splits["train"] = cut
+    present = draw_missingness(dataset, 0.5, seed=0).splits["train"].present
+    assert not present[:200, 2].any()
+    assert present[:100, 0].all()  # the only available modality is always kept
+    assert present.any(1).all()
+    assert np.array_equal(present[200:], before[200:])  # untouched samples draw the same

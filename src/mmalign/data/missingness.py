@@ -3,7 +3,8 @@
 The random-missing protocol (``mmalign run --missing-rate R``) draws, for every sample of
 every split, whether each modality is present: each (sample, modality) is missing
 independently with probability ``R`` and, when a draw leaves a sample with none, one
-modality chosen uniformly is kept (the rule of GCNet, Lian et al., TPAMI 2023, and of
+modality chosen uniformly is kept. A modality whose sequence has length 0 in the file is
+missing already and is never drawn present (the kept one is then chosen among the others) (the rule of GCNet, Lian et al., TPAMI 2023, and of
 MMIN's test conditions, Zhao et al., ACL 2021, drawn at random). The same rule holds in
 train, valid and test.
 
@@ -328,9 +329,14 @@ def _draw_split(
     modalities = tuple(split.modalities)
     n, count = len(split), len(modalities)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1000 + k]))
-    present = rng.random((n, count)) >= rate  # (N, K)
+    # a modality of length 0 is missing in the file itself: never drawn present
+    available = np.stack([np.asarray(split.lengths[m]) > 0 for m in modalities], axis=1)
+    present = (rng.random((n, count)) >= rate) & available  # (N, K)
     keep = rng.integers(count, size=n)  # (N,) drawn for every sample: the stream stays fixed
-    none = ~present.any(1)
+    order = rng.random((n, count))  # (N, K) a random available one where ``keep`` is not
+    rows = np.arange(n)
+    keep = np.where(available[rows, keep], keep, np.argmax(order * available, axis=1))
+    none = ~present.any(1) & available.any(1)
     present[none, keep[none]] = True
     dropped = {}
     for j, m in enumerate(modalities):  # per modality, vectorised over samples
