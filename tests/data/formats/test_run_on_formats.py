@@ -101,3 +101,31 @@ def test_run_on_native_format_with_custom_modality_names(tmp_path):
 def _mkdir(path):
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.mark.parametrize(
+    "writer, kwargs",
+    [
+        ("write_mmsa", {"aligned": False}),  # modalities on their own axes (up to 375 steps)
+        ("write_mult", {"aligned": True}),
+        ("write_misa", {}),  # has zero-length sequences in the file
+        ("write_meld", {}),  # classification
+    ],
+)
+def test_random_missing_protocol_runs_on_each_layout(tmp_path, fmt, quiet, writer, kwargs):
+    if writer in ("write_misa", "write_meld"):
+        getattr(fmt, writer)(tmp_path / "data", **kwargs)
+        data = tmp_path / "data"
+    else:
+        data = getattr(fmt, writer)(_mkdir(tmp_path / "data"), **kwargs)[0]
+    extra = ["--missing-rate", "0.3", "--frame-drop", "0.2", "--window", "2"]
+    code = main(
+        ["run", "--data", str(data), "--method", "mm-align", "--out", str(tmp_path / "run"),
+         *[a for a in TINY if a not in ("--p", "0.5")], *extra]
+    )  # fmt: skip
+    assert code == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    overall = metrics["test"]["overall"]
+    assert overall["n"] == sum(p["n"] for p in metrics["test"]["patterns"].values())
+    primary = "mae" if "mae" in overall else "acc"
+    assert all(np.isfinite(p[primary]) for p in metrics["test"]["patterns"].values())
