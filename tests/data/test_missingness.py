@@ -428,3 +428,20 @@ def test_a_modality_of_length_zero_in_the_file_is_never_drawn_present():
     assert present[:100, 0].all()  # the only available modality is always kept
     assert present.any(1).all()
     assert np.array_equal(present[200:], before[200:])  # untouched samples draw the same
+
+
+def test_the_pair_protocol_is_one_way_to_draw_the_masks():
+    from mmalign.data.missingness import pair_missingness
+    from mmalign.data.splits import make_missing_split
+    from mmalign.data.synthetic import SyntheticConfig, make_synthetic
+
+    dataset = make_synthetic(SyntheticConfig(n_train=50, n_valid=20, n_test=20))
+    split = make_missing_split(dataset, "v", 0.3, seed=2)
+    for setting in ("A", "B", "complete"):
+        masks = pair_missingness(dataset, split, "t", setting)
+        for name, seen in masks.items():
+            assert seen.modalities == ("text", "vision", "audio")
+            assert seen.present[:, 0].all() and not seen.present[:, 2].any()
+            assert np.array_equal(seen.present[:, 1], split.present(name, setting))
+            assert not any(d.any() for d in seen.dropped.values())
+    assert set(pair_missingness(dataset, split, "t", "A")["test"].patterns()) == {"t"}

@@ -26,14 +26,22 @@ from pathlib import Path
 
 import numpy as np
 
-from mmalign.data.dataset import MODALITY_ALIASES, SPLIT_NAMES, MultimodalDataset, Split
+from mmalign.data.dataset import (
+    MODALITY_ALIASES,
+    SPLIT_NAMES,
+    MultimodalDataset,
+    Split,
+    canonical_modality,
+)
 from mmalign.data.json_document import read_document, write_document
+from mmalign.data.splits import MissingSplit
 from mmalign.validation import ConfigError, DataError, check_fraction
 
 __all__ = [
     "SplitMissingness",
     "RandomMissingness",
     "draw_missingness",
+    "pair_missingness",
     "burst_drops",
     "pattern_names",
     "short_name",
@@ -321,6 +329,33 @@ def _from_bursts(bursts: np.ndarray, n: int, width: int) -> np.ndarray:
     np.add.at(marks, (bursts[:, 0], bursts[:, 1]), 1)
     np.add.at(marks, (bursts[:, 0], bursts[:, 2]), -1)
     return np.cumsum(marks, axis=1)[:, :width] > 0
+
+
+def pair_missingness(
+    dataset: MultimodalDataset, split: MissingSplit, source: str, setting: str = "A"
+) -> dict[str, SplitMissingness]:
+    """Express the pair protocol's draw as masks: the source always, the victim where kept.
+
+    The paper's protocol is one way to draw missingness: every other modality is absent and
+    no step is dropped. Training rows follow the complete split; valid and test rows follow
+    ``setting`` (``"A"``, ``"B"`` or ``"complete"``, see :meth:`MissingSplit.present`).
+
+    Returns
+    -------
+    dict[str, SplitMissingness]
+        Split name -> its masks.
+    """
+    source = canonical_modality(source, dataset.modalities)
+    modalities = tuple(dataset.modalities)
+    out = {}
+    for name in SPLIT_NAMES:
+        data = dataset.splits[name]
+        present = np.zeros((len(data), len(modalities)), dtype=bool)
+        present[:, modalities.index(source)] = True
+        present[:, modalities.index(split.victim)] = split.present(name, setting)
+        dropped = {m: np.zeros(data.features[m].shape[:2], dtype=bool) for m in modalities}
+        out[name] = SplitMissingness(modalities, present, dropped)
+    return out
 
 
 def _draw_split(
