@@ -30,6 +30,8 @@ inside present ones. What we added (``docs/method.md``, "Random missing"):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -47,6 +49,7 @@ from mmalign.validation import ConfigError, check_in
 __all__ = ["MMAlignPatterns", "Imputed"]
 
 
+@dataclass
 class Imputed:
     """What the fusion reads for one target modality after imputation.
 
@@ -63,10 +66,10 @@ class Imputed:
         Source -> band centres (B, M) of that pair.
     """
 
-    __slots__ = ("z", "mask", "weights", "centres")
-
-    def __init__(self, z: Tensor, mask: Tensor, weights: dict, centres: dict) -> None:
-        self.z, self.mask, self.weights, self.centres = z, mask, weights, centres
+    z: Tensor
+    mask: Tensor
+    weights: dict[str, Tensor]
+    centres: dict[str, Tensor]
 
 
 class MMAlignPatterns(PatternModel):
@@ -246,7 +249,11 @@ class MMAlignPatterns(PatternModel):
         return text
 
     def compute_losses(self, batch: PatternBatch, phase: Phase) -> Losses:
-        """Task loss on the imputed inputs, plus every pair's alignment losses (module docstring)."""
+        """Task loss on the imputed inputs, plus the alignment losses of this batch's target.
+
+        The pairs into one target modality (:meth:`alignment_target`, in turn) learn their
+        alignment on the samples that hold both modalities (module docstring).
+        """
         z = self.backbone.encode(batch.features, batch.masks)
         filled = self.complete(batch, z)
         main = self.loss(self._fuse(filled, batch), batch)
@@ -326,8 +333,7 @@ class MMAlignPatterns(PatternModel):
             pred = target.weights[s][:, :length]  # (B, L_v, W)
             parts["fit"].append(fit_loss(pred, fit_target, valid, self.fit_normalisation))
         # the head tokens' InfoNCE (Eq. 16-17), over the rows with both
-        heads_s = torch.where(both[:, None], z[s][:, 0], 0.0)
-        parts["con"].append(_masked_info_nce(heads_s, z[v][:, 0], both, self.tau))
+        parts["con"].append(_masked_info_nce(z[s][:, 0], z[v][:, 0], both, self.tau))
         if self.step_space is not None:
             column = (
                 fit_target if self.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]
