@@ -16,10 +16,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmalign.config import check_option, flatten
+from mmalign.config import check_option, flatten, missing_rate_in
 from mmalign.data.dataset import MODALITY_ALIASES, canonical_modality
 from mmalign.data.spec import DataSpec
-from mmalign.experiments.spec import RunSpec, missing_rate_of
+from mmalign.experiments.spec import RunSpec
 from mmalign.models.registry import METHODS, get_method, upper_bound
 from mmalign.options import parse_list, parse_seeds, split_pair
 from mmalign.validation import ConfigError
@@ -139,7 +139,7 @@ def expand_grid(
         ``config`` sets ``missing_rate`` (the random-missing protocol has no pairs nor
         ``p``: use :func:`expand_random_grid`), or a bad method, pair, ``p`` or seed.
     """
-    rate = missing_rate_of(config or {})
+    rate = missing_rate_in(config or {})
     if rate is not None:
         raise ConfigError(
             f"`pairs` and `ps` do not apply to the random-missing protocol (the config sets "
@@ -204,7 +204,7 @@ def expand_random_grid(
     >>> len(specs), specs[0].label
     (9, 'lb random missing_rate=0.3 seed=0')
     """
-    if missing_rate_of(config) is None:
+    if missing_rate_in(config) is None:
         raise ConfigError(
             f"`config` must set missing_rate for a random-missing grid; got {config!r}."
         )

@@ -47,7 +47,6 @@ __all__ = [
     "config_hash",
     "data_identity",
     "file_content_hash",
-    "missing_rate_of",
     "run_fingerprint",
 ]
 
@@ -65,15 +64,6 @@ _LATER_OPTIONS: dict[str, Any] = {"missing_rate": None, "frame_drop": 0.0, "drop
 # (absolute path, size, mtime_ns) -> sha256 hex of the file's bytes
 _FILE_HASH_CACHE: dict[tuple[str, int, int], str] = {}
 _CHUNK = 1 << 20
-
-
-def missing_rate_of(config: dict) -> float | None:
-    """Return the ``missing_rate`` a run config sets (``None``: the pair protocol).
-
-    >>> missing_rate_of({"missing_rate": 0.3, "epochs": 2}), missing_rate_of({"epochs": 2})
-    (0.3, None)
-    """
-    return missing_rate_in(config)
 
 
 @dataclass(frozen=True)
@@ -122,7 +112,7 @@ class RunSpec:
         if not isinstance(self.config, dict):
             raise ConfigError(f"`config` must be a dict; got {self.config!r}.")
         canonical_json(self.config)  # fail now, not in a worker, on a non-JSON value
-        rate = missing_rate_of(self.config)
+        rate = missing_rate_in(self.config)
         if rate is not None:
             check_option("missing_rate", rate)
             for name in ("source", "victim", "p"):
@@ -151,7 +141,7 @@ class RunSpec:
         >>> spec.protocol, spec.source, spec.p, spec.label
         ('random', None, None, 'lb random missing_rate=0.3 seed=0')
         """
-        if missing_rate_of(config) is None:
+        if missing_rate_in(config) is None:
             raise ConfigError(
                 f"`config` must set missing_rate for the random-missing protocol; got {config!r}."
             )
@@ -165,7 +155,7 @@ class RunSpec:
     @property
     def missing_rate(self) -> float | None:
         """The random-missing rate (``None`` for the pair protocol)."""
-        rate = missing_rate_of(self.config)
+        rate = missing_rate_in(self.config)
         return None if rate is None else float(rate)
 
     @property
