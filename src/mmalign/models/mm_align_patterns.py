@@ -349,6 +349,7 @@ class MMAlignPatterns(PatternModel):
                     column,
                     self.window,
                     self.step_tau,
+                    lengths=(batch.steps[s].sum(1), batch.steps[v].sum(1)),
                 )  # fmt: skip
             )
             values = self.step_space.translate(s, v, steps_s)

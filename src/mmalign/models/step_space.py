@@ -116,6 +116,7 @@ def step_contrastive_loss(
     window: int,
     tau: float,
     n_negatives: int = 2,
+    lengths: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Step-level InfoNCE with the OT plan as soft positives (module docstring).
 
@@ -140,6 +141,9 @@ def step_contrastive_loss(
         Temperature of the cosine logits.
     n_negatives : int
         Other samples whose band serves as negatives (capped at ``B - 1``).
+    lengths : (Tensor, Tensor), optional
+        Source and victim lengths (B,) that set the band centres of the negatives; default
+        the masks' sums. Pass them when masks have holes (dropped steps).
 
     Returns
     -------
@@ -148,8 +152,7 @@ def step_contrastive_loss(
     """
     n_batch = p_source.shape[0]
     logits = [(1 - cost) / tau]  # (B, M, W); +inf cost -> -inf logit
-    n_source = source_mask.sum(1)  # (B,)
-    n_victim = victim_mask.sum(1)  # (B,)
+    n_source, n_victim = lengths or (source_mask.sum(1), victim_mask.sum(1))  # (B,) each
     for shift in range(1, min(n_negatives, n_batch - 1) + 1):
         other_mask = source_mask.roll(shift, 0)
         other_centres = diagonal_centres(n_source.roll(shift, 0), n_victim, p_victim.shape[1])
