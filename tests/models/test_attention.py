@@ -114,7 +114,16 @@ def test_fitter_gru_equals_one_packed_bidirectional_gru_and_loads_its_weights():
     mask = torch.arange(9)[None] < n[:, None]
     packed = pack_padded_sequence(x, n, batch_first=True, enforce_sorted=False)
     expected, _ = pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=9)
-    torch.testing.assert_close(fitter.encode(x, mask), expected, rtol=1e-5, atol=1e-6)
+    got = fitter.encode(x, mask)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    # the joined weights are built from both GRUs: gradients reach each, nothing else is saved
+    got.square().sum().backward()
+    expected.square().sum().backward()
+    for name, param in reference.named_parameters():
+        mine = getattr(fitter.gru_reverse if name.endswith("_reverse") else fitter.gru,
+                       name.removesuffix("_reverse"))  # fmt: skip
+        torch.testing.assert_close(mine.grad, param.grad, rtol=1e-4, atol=1e-5)
+    assert all(k.startswith(("gru.", "gru_reverse.", "proj.")) for k in fitter.state_dict())
     saved = {f"gru.{k}": v for k, v in reference.state_dict().items()}
     saved.update({k: v for k, v in fitter.state_dict().items() if k.startswith("proj")})
     other = AlignmentFitter(16, 2)
