@@ -50,9 +50,10 @@ class AlignmentFitter(nn.Module):
         super().__init__()
         hidden = hidden or d_model
         self.window = window
-        # the two directions as two GRUs over padded batches (the backward one on each
-        # sample's steps reversed): same parameters, same initialisation and same outputs as
-        # one packed bidirectional GRU, at about 0.7x its cost on a CPU (no packing, no sync)
+        # the two directions' parameters as two GRUs, run together over the padded batch by
+        # :meth:`encode` (the backward one on each sample's steps reversed): the parameters,
+        # initialisation and outputs of one packed bidirectional GRU, at about 0.6x its cost
+        # on a CPU (no packing, no host sync)
         self.gru = nn.GRU(d_model, hidden, batch_first=True)
         self.gru_reverse = nn.GRU(d_model, hidden, batch_first=True) if bidirectional else None
         self.register_load_state_dict_pre_hook(_split_bidirectional_gru)
