@@ -206,3 +206,19 @@ def test_alignment_analyses_say_they_take_pair_runs(tmp_path, capsys):
     assert main(["score-alignment", "--run", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "random-missing run" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ablate", "--pairs", "t:v", "--ps", "0.1", "--seeds", "1"],
+        ["sweep-window", "--pairs", "t:v", "--windows", "1,2"],
+    ],
+)
+def test_paper_analyses_refuse_a_missing_rate_in_one_line(argv, capsys, tmp_path):
+    store = ["--store", str(tmp_path / "s.sqlite")] if argv[0] == "ablate" else []
+    out = ["--out", str(tmp_path / "o")] if argv[0] == "sweep-window" else []
+    code = main([*argv, "--data", TINY, "--set", "missing_rate=0.3", *store, *out])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "take the pair protocol only" in err[0]

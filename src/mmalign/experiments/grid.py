@@ -144,7 +144,9 @@ def expand_grid(
         raise ConfigError(
             f"`pairs` and `ps` do not apply to the random-missing protocol (the config sets "
             f"missing_rate={rate!r}: every modality's presence is drawn, there is no "
-            "source:victim pair nor survival rate); use expand_random_grid."
+            "source:victim pair nor survival rate). Run such a grid as methods x seeds "
+            "(`mmalign benchmark --set missing_rate=R`, or expand_random_grid); the ablation "
+            "and the window sweep take the pair protocol only: drop missing_rate."
         )
     methods = _method_list(methods)
     ps = [ps] if isinstance(ps, (int, float)) else ps
