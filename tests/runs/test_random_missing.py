@@ -201,9 +201,34 @@ def test_cli_predict_of_a_random_run_writes_patterns(tmp_path, capsys):
     )
 
 
-def test_alignment_analyses_say_they_take_pair_runs(tmp_path, capsys):
+def test_score_alignment_scores_every_pair_of_a_random_run(tmp_path, capsys):
     _run(tmp_path / "r", method="mm-align", window=2)
-    assert main(["score-alignment", "--run", str(tmp_path / "r")]) == 2
+    report = tmp_path / "score.json"
+    assert main(["score-alignment", "--run", str(tmp_path / "r"), "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "text -> vision: vision steps to text steps on 40 test samples" in out
+    scores = json.loads(report.read_text())
+    pairs = [f"{s}>{v}" for v in ("text", "vision", "audio") for s in ("text", "vision", "audio")]
+    assert list(scores) == [p for p in pairs if p.split(">")[0] != p.split(">")[1]]
+    # the diagonal guess on aligned data is step j itself: recomputed from the spans
+    test = mmalign.load_dataset(TINY).splits["test"]
+    for key, value in scores.items():
+        source, victim = key.split(">")
+        spans, n = test.spans[f"{victim}_{source}"], test.lengths[victim]
+        hits = total = 0
+        for i in range(len(n)):
+            for j in range(n[i]):
+                start, end = spans[i, j]
+                if start >= 0:
+                    hits += start <= j < end
+                    total += 1
+        assert value["diagonal"]["mass_on_truth"] == pytest.approx(hits / total), key
+        assert 0 <= value["ot"]["mass_on_truth"] <= 1 and 0 <= value["fitter"]["mass_on_truth"] <= 1
+
+
+def test_plot_alignment_says_it_takes_pair_runs(tmp_path, capsys):
+    _run(tmp_path / "r", method="mm-align", window=2)
+    assert main(["plot-alignment", str(tmp_path / "r"), "--out", str(tmp_path / "p.png")]) == 2
     err = capsys.readouterr().err
     assert "random-missing run" in err and len(err.strip().splitlines()) == 1
 

@@ -261,7 +261,8 @@ def _load_alignment_run(run_dir: str | Path, data_options, setting: str, split: 
         if meta.get("protocol", "pair") != "pair":
             raise ConfigError(
                 f"`run` must be a run of the pair protocol (--pair); {run_dir} is a "
-                "random-missing run (--missing-rate), whose alignments are not analysed yet."
+                "random-missing run (--missing-rate): `mmalign score-alignment` scores each of "
+                "its pairs, the other alignment analyses take pair runs."
             )
     run = load_run(run_dir, setting=setting)
     if not isinstance(run.model, MMAlign):
@@ -438,6 +439,106 @@ def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> Al
     return AlignmentScores(
         **scores, n_samples=int(rows.size), source=pair.source_name, victim=pair.victim_name
     )
+
+
+@torch.no_grad()
+def score_pattern_alignments(
+    model, data, spans: Mapping[str, np.ndarray], batch_size: int = 64
+) -> dict[str, AlignmentScores]:
+    """Score a random-missing MM-Align's alignment of every ordered pair against ``spans``.
+
+    Parameters
+    ----------
+    model : MMAlignPatterns
+    data : PatternData
+        A split with every modality present and no step dropped
+        (:meth:`~mmalign.data.missingness.SplitMissingness.complete`).
+    spans : dict[str, ndarray]
+        ``"<victim>_<source>"`` -> (N, L_victim, 2) true spans; pairs without one are skipped.
+    batch_size : int, default 64
+
+    Returns
+    -------
+    dict[str, AlignmentScores]
+        ``"<source>><victim>"`` -> the scores of that pair, in the model's pair order.
+    """
+    from mmalign.data.batching import iterate_batches
+    from mmalign.evaluate.alignment_score import ScoreAccumulator, diagonal_band, uniform_band
+    from mmalign.ot.column_band import column_band_valid_mask
+
+    model.eval()
+    window = int(model.window)
+    out = {}
+    for source, victim in model.pairs:
+        key = f"{victim}_{source}"
+        if key not in spans:
+            continue
+        i, j = data.modalities.index(source), data.modalities.index(victim)
+        both = data.present[:, i] & data.present[:, j]
+        both &= (data.lengths[source] > 0) & (data.lengths[victim] > 0)
+        rows = np.flatnonzero(both.cpu().numpy())
+        if rows.size == 0:
+            continue
+        acc = {name: ScoreAccumulator() for name in PREDICTORS}
+        truth_all = torch.as_tensor(np.asarray(spans[key], dtype=np.int64))
+        for batch in iterate_batches(data, rows, batch_size, shuffle=False):
+            predicted, target, centres = model.alignments(batch, source, victim)
+            victim_mask = batch.masks[victim]
+            valid = column_band_valid_mask(batch.masks[source], victim_mask, centres, window)
+            truth = truth_all[batch.index.cpu(), : victim_mask.shape[1]].to(centres.device)
+            bands = {
+                "fitter": predicted,
+                "ot": target * valid,
+                "uniform": uniform_band(valid),
+                "diagonal": diagonal_band(valid, window),
+            }
+            for name, band in bands.items():
+                acc[name].add(band, centres, window, truth, victim_mask)
+        scores = {name: a.result() for name, a in acc.items()}
+        out[f"{source}>{victim}"] = AlignmentScores(
+            **scores, n_samples=int(rows.size), source=source, victim=victim
+        )
+    return out
+
+
+def run_pattern_alignment_scores(
+    run_dir: str | Path,
+    *,
+    data_options: Mapping[str, Any] | None = None,
+    batch_size: int = 64,
+    split: str = "test",
+) -> dict[str, AlignmentScores]:
+    """Load a random-missing MM-Align run and score every pair's alignment (complete samples).
+
+    Raises
+    ------
+    ConfigError
+        The run is not a random-missing MM-Align run.
+    DataError
+        The data holds no truth spans for any pair.
+    """
+    from mmalign.config import apply_overrides
+    from mmalign.data.missingness import SplitMissingness
+    from mmalign.data.pattern_batching import PatternData
+    from mmalign.models.mm_align_patterns import MMAlignPatterns
+    from mmalign.runs import load_data, load_run
+
+    check_in("split", split, ("train", "valid", "test"))
+    run = load_run(run_dir)
+    if not isinstance(run.model, MMAlignPatterns):
+        raise ConfigError(
+            f"`run` must be an mm-align run to score alignments; got {run.meta.method!r} in "
+            f"{run_dir}."
+        )
+    config = apply_overrides(run.config, data_options or {}).validate()
+    part = load_data(config).splits[split]
+    if not part.spans:
+        raise DataError(
+            f"{config.data}: no ground-truth alignment (span_<victim>_<source> arrays) in the "
+            f"{split} split; `mmalign data synth` writes them for the synthetic data."
+        )
+    data = PatternData.from_split(part, SplitMissingness.complete(part)).to(run.device)
+    return score_pattern_alignments(run.model, data, part.spans, batch_size)
 
 
 def run_alignment_scores(

@@ -43,10 +43,10 @@ from mmalign.models.mm_align import solve_band
 from mmalign.models.pattern_backbone import PatternBackbone
 from mmalign.models.pattern_method import PatternModel
 from mmalign.models.step_space import ModalityStepSpace, step_contrastive_loss, translation_loss
-from mmalign.ot.column_band import column_cosine_cost, diagonal_centres
+from mmalign.ot.column_band import ColumnSinkhornResult, column_cosine_cost, diagonal_centres
 from mmalign.validation import ConfigError, check_in
 
-__all__ = ["MMAlignPatterns", "Imputed"]
+__all__ = ["MMAlignPatterns", "Imputed", "PairAlignment"]
 
 
 @dataclass
@@ -298,6 +298,54 @@ class MMAlignPatterns(PatternModel):
             return steps
         return self.step_space.project(modality, steps)
 
+    def _pair_alignment(
+        self,
+        projected: dict[str, Tensor],
+        batch: PatternBatch,
+        s: str,
+        v: str,
+        target: Imputed,
+    ) -> PairAlignment:
+        """Solve the OT problem of ``s -> v`` on the samples of ``batch`` that hold both."""
+        i, j = batch.modalities.index(s), batch.modalities.index(v)
+        both = batch.present[:, i] & batch.present[:, j]  # (B,)
+        source_mask = batch.masks[s] & both[:, None]  # (B, L_s) readable steps only
+        length = batch.masks[v].shape[1]
+        victim_mask = batch.masks[v] & both[:, None]  # (B, L_v)
+        centres = target.centres[s][:, :length]  # on v's own axis where v is present
+        # no gradient is needed through the paper's cost: nothing is trained on it
+        with torch.set_grad_enabled(self.step_space is not None and torch.is_grad_enabled()):
+            cost = column_cosine_cost(
+                projected[s], projected[v], source_mask, victim_mask, centres, self.window
+            )  # (B, L_v, W)
+        ot = solve_band(
+            cost, source_mask, victim_mask, centres, window=self.window, reg=self.reg,
+            max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
+            source_relaxation=self.source_relaxation,
+        )  # fmt: skip
+        masks = (source_mask, victim_mask, centres, self.window)
+        fit_target, valid = ot_fit_targets(ot.plan, *masks, self.convention)
+        column = fit_target if self.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]
+        return PairAlignment(
+            both, source_mask, victim_mask, centres, cost, ot, fit_target, valid, column
+        )
+
+    @torch.no_grad()
+    def alignments(
+        self, batch: PatternBatch, source: str, victim: str
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Predicted and OT column bands (B, M, W) of ``source -> victim`` and their centres (B, M).
+
+        Rows of samples that lack either modality are zero (their masks are empty).
+        """
+        z = self.backbone.encode(batch.features, batch.masks)
+        target = self._impute(z, batch, victim)
+        projected = {m: self.alignment_steps(m, z[m][:, 1:]) for m in (source, victim)}
+        pair = self._pair_alignment(projected, batch, source, victim, target)
+        length = batch.masks[victim].shape[1]
+        predicted = target.weights[source][:, :length] * pair.victim_mask[..., None]
+        return predicted, pair.column, pair.centres
+
     def _pair_losses(
         self,
         z: dict[str, Tensor],
@@ -309,44 +357,25 @@ class MMAlignPatterns(PatternModel):
         parts: dict[str, list[Tensor]],
     ) -> None:
         """Append the alignment losses of ``s -> v`` on the samples that hold both."""
-        i, j = batch.modalities.index(s), batch.modalities.index(v)
-        both = batch.present[:, i] & batch.present[:, j]  # (B,)
-        source_mask = batch.masks[s] & both[:, None]  # (B, L_s) readable steps only
+        pair = self._pair_alignment(projected, batch, s, v, target)
         length = batch.masks[v].shape[1]
-        victim_mask = batch.masks[v] & both[:, None]  # (B, L_v)
-        centres = target.centres[s][:, :length]  # on v's own axis where v is present
-        steps_s, steps_v = z[s][:, 1:], z[v][:, 1:]
-        p_s, p_v = projected[s], projected[v]
-        # no gradient is needed through the paper's cost: nothing is trained on it
-        with torch.set_grad_enabled(self.step_space is not None and torch.is_grad_enabled()):
-            cost = column_cosine_cost(p_s, p_v, source_mask, victim_mask, centres, self.window)
-        ot = solve_band(
-            cost, source_mask, victim_mask, centres, window=self.window, reg=self.reg,
-            max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
-            source_relaxation=self.source_relaxation,
-        )  # fmt: skip
-        masks = (source_mask, victim_mask, centres, self.window)
-        fit_target, valid = ot_fit_targets(ot.plan, *masks, self.convention)
-        rows = both.sum()
-        parts["ot"].append((~ot.converged & both).sum() / rows.clamp_min(1))
+        parts["ot"].append((~pair.ot.converged & pair.both).sum() / pair.both.sum().clamp_min(1))
         if self.train_fitter:
             pred = target.weights[s][:, :length]  # (B, L_v, W)
-            parts["fit"].append(fit_loss(pred, fit_target, valid, self.fit_normalisation))
+            parts["fit"].append(fit_loss(pred, pair.fit_target, pair.valid, self.fit_normalisation))
         # the head tokens' InfoNCE (Eq. 16-17), over the rows with both
-        parts["con"].append(_masked_info_nce(z[s][:, 0], z[v][:, 0], both, self.tau))
+        parts["con"].append(_masked_info_nce(z[s][:, 0], z[v][:, 0], pair.both, self.tau))
         if self.step_space is not None:
-            column = (
-                fit_target if self.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]
-            )
+            steps_s, steps_v = z[s][:, 1:], z[v][:, 1:]
             parts["step"].append(
                 step_contrastive_loss(
-                    cost,
-                    p_s,
-                    p_v,
-                    source_mask,
-                    victim_mask,
-                    centres,
-                    column,
+                    pair.cost,
+                    projected[s],
+                    projected[v],
+                    pair.source_mask,
+                    pair.victim_mask,
+                    pair.centres,
+                    pair.column,
                     self.window,
                     self.step_tau,
                     lengths=(batch.steps[s].sum(1), batch.steps[v].sum(1)),
@@ -354,8 +383,41 @@ class MMAlignPatterns(PatternModel):
             )
             values = self.step_space.translate(s, v, steps_s)
             fast = self.shared_axis and steps_s.shape[1] == length
-            imputed = banded_impute(column, values, self.window, None if fast else centres)
-            parts["trans"].append(translation_loss(imputed, steps_v, victim_mask))
+            imputed = banded_impute(
+                pair.column, values, self.window, None if fast else pair.centres
+            )
+            parts["trans"].append(translation_loss(imputed, steps_v, pair.victim_mask))
+
+
+@dataclass
+class PairAlignment:
+    """The OT alignment of one ordered pair on one batch.
+
+    Attributes
+    ----------
+    both : Tensor, shape (B,)
+        Samples that hold both modalities.
+    source_mask, victim_mask : Tensor, shapes (B, L_s) and (B, L_v)
+        Readable steps of those samples (empty rows elsewhere).
+    centres : Tensor, shape (B, L_v)
+    cost : Tensor, shape (B, L_v, W)
+        With its gradient in the projected space.
+    ot : ColumnSinkhornResult
+    fit_target, valid : Tensor
+        The fitter's targets in the model's convention and where they hold.
+    column : Tensor, shape (B, L_v, W)
+        The plan's columns renormalised (column targets whatever the convention).
+    """
+
+    both: Tensor
+    source_mask: Tensor
+    victim_mask: Tensor
+    centres: Tensor
+    cost: Tensor
+    ot: ColumnSinkhornResult
+    fit_target: Tensor
+    valid: Tensor
+    column: Tensor
 
 
 def _pad(mask: Tensor, width: int) -> Tensor:
