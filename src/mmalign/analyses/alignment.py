@@ -382,6 +382,20 @@ def _column_alignments(model, batch) -> tuple[Tensor, Tensor, Tensor]:
     return predicted, target, centres
 
 
+def _add_predictors(acc, predicted, target, centres, valid, window, truth, victim_mask) -> None:
+    """Add one batch of the four predictors (column bands (B, M, W)) to their accumulators."""
+    from mmalign.evaluate.alignment_score import diagonal_band, uniform_band
+
+    bands = {
+        "fitter": predicted,
+        "ot": target * valid,
+        "uniform": uniform_band(valid),
+        "diagonal": diagonal_band(valid, window),
+    }
+    for name, band in bands.items():
+        acc[name].add(band, centres, window, truth, victim_mask)
+
+
 @torch.no_grad()
 def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> AlignmentScores:
     """Score the model's alignments on the complete samples of ``pair`` against ``spans``.
@@ -406,11 +420,7 @@ def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> Al
         No sample of the split has both modalities.
     """
     from mmalign.data.batching import iterate_batches
-    from mmalign.evaluate.alignment_score import (
-        ScoreAccumulator,
-        diagonal_band,
-        uniform_band,
-    )
+    from mmalign.evaluate.alignment_score import ScoreAccumulator
     from mmalign.ot.column_band import column_band_valid_mask
 
     rows = np.flatnonzero(
@@ -427,14 +437,7 @@ def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> Al
         n_victim = batch.victim_mask.shape[1]
         valid = column_band_valid_mask(batch.source_mask, batch.victim_mask, centres, window)
         truth = all_spans[batch.index.cpu(), :n_victim].to(centres.device)  # (B, M, 2)
-        bands = {
-            "fitter": predicted,
-            "ot": target * valid,
-            "uniform": uniform_band(valid),
-            "diagonal": diagonal_band(valid, window),
-        }
-        for name, band in bands.items():
-            acc[name].add(band, centres, window, truth, batch.victim_mask)
+        _add_predictors(acc, predicted, target, centres, valid, window, truth, batch.victim_mask)
     scores = {name: a.result() for name, a in acc.items()}
     return AlignmentScores(
         **scores, n_samples=int(rows.size), source=pair.source_name, victim=pair.victim_name
@@ -463,7 +466,7 @@ def score_pattern_alignments(
         ``"<source>><victim>"`` -> the scores of that pair, in the model's pair order.
     """
     from mmalign.data.batching import iterate_batches
-    from mmalign.evaluate.alignment_score import ScoreAccumulator, diagonal_band, uniform_band
+    from mmalign.evaluate.alignment_score import ScoreAccumulator
     from mmalign.ot.column_band import column_band_valid_mask
 
     model.eval()
@@ -486,14 +489,7 @@ def score_pattern_alignments(
             victim_mask = batch.masks[victim]
             valid = column_band_valid_mask(batch.masks[source], victim_mask, centres, window)
             truth = truth_all[batch.index.cpu(), : victim_mask.shape[1]].to(centres.device)
-            bands = {
-                "fitter": predicted,
-                "ot": target * valid,
-                "uniform": uniform_band(valid),
-                "diagonal": diagonal_band(valid, window),
-            }
-            for name, band in bands.items():
-                acc[name].add(band, centres, window, truth, victim_mask)
+            _add_predictors(acc, predicted, target, centres, valid, window, truth, victim_mask)
         scores = {name: a.result() for name, a in acc.items()}
         out[f"{source}>{victim}"] = AlignmentScores(
             **scores, n_samples=int(rows.size), source=source, victim=victim
