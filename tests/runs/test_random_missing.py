@@ -75,6 +75,9 @@ def test_pattern_results_match_metrics_on_each_subset():
     assert list(out) == ["overall", "t", "tv"]
     assert out["t"].n == 2 and out["t"].metrics["mae"] == 0.0
     assert out["tv"].metrics["mae"] == 2.0 and out["overall"].metrics["mae"] == 1.0
+    patterns = np.array(["a", "tv", "t", "ta"], dtype=object)
+    ordered = pattern_results(outputs, labels, patterns, "regression", ["t", "v", "a", "tv", "ta"])
+    assert list(ordered) == ["overall", "t", "a", "tv", "ta"]
 
 
 def test_a_nan_poisoned_dataset_trains_and_tests_to_finite_numbers(tmp_path):

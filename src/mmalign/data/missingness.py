@@ -21,6 +21,7 @@ saved as JSON (``missingness.json`` in a run folder) like the pair protocol's sp
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ __all__ = [
     "pair_missingness",
     "burst_drops",
     "pattern_names",
+    "ordered_patterns",
     "short_name",
     "true_runs",
 ]
@@ -85,6 +87,21 @@ def pattern_names(present: np.ndarray, modalities: tuple[str, ...]) -> np.ndarra
         int(c): sep.join(s for k, s in enumerate(shorts) if c >> k & 1) for c in np.unique(codes)
     }
     return np.array([names[int(c)] for c in codes] if len(codes) else [], dtype=object)
+
+
+def ordered_patterns(modalities: tuple[str, ...]) -> list[str]:
+    """Return every pattern name, fewest modalities first, then in the modalities' order.
+
+    >>> ordered_patterns(("text", "vision", "audio"))
+    ['t', 'v', 'a', 'tv', 'ta', 'va', 'tva']
+    """
+    count = len(modalities)
+    present = [
+        np.isin(np.arange(count), subset)
+        for size in range(1, count + 1)
+        for subset in itertools.combinations(range(count), size)
+    ]
+    return pattern_names(np.array(present, dtype=bool).reshape(-1, count), modalities).tolist()
 
 
 def burst_drops(

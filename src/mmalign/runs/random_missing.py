@@ -11,6 +11,7 @@ pattern of present modalities.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,12 @@ import yaml
 from mmalign.config import RunConfig, config_to_dict
 from mmalign.data.checks import DataWarning, check_floor, check_modalities, check_ot_convergence
 from mmalign.data.dataset import MultimodalDataset, Split
-from mmalign.data.missingness import RandomMissingness, SplitMissingness, draw_missingness
+from mmalign.data.missingness import (
+    RandomMissingness,
+    SplitMissingness,
+    draw_missingness,
+    ordered_patterns,
+)
 from mmalign.data.pattern_batching import PatternData
 from mmalign.data.statistics import step_statistics
 from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
@@ -136,7 +142,11 @@ def _shared_axis(dataset: MultimodalDataset) -> bool:
 
 
 def pattern_results(
-    outputs: np.ndarray, labels: np.ndarray, patterns: np.ndarray, task: str
+    outputs: np.ndarray,
+    labels: np.ndarray,
+    patterns: np.ndarray,
+    task: str,
+    order: Sequence[str] | None = None,
 ) -> dict[str, PatternResult]:
     """Test metrics overall and per pattern.
 
@@ -147,15 +157,23 @@ def pattern_results(
     patterns : ndarray of str, shape (N,)
         Each sample's pattern name.
     task : str
+    order : sequence of str, optional
+        The order of the patterns (:func:`~mmalign.data.missingness.ordered_patterns`);
+        default: by length, then alphabetically.
 
     Returns
     -------
     dict[str, PatternResult]
-        ``"overall"`` and one entry per pattern present, in order of first appearance of
-        the sorted names.
+        ``"overall"``, then one entry per pattern present, in ``order``.
     """
     out = {"overall": PatternResult(len(labels), compute_metrics(outputs, labels, task))}
-    for name in sorted(set(patterns.tolist()), key=lambda p: (len(p), p)):
+    found = set(patterns.tolist())
+    names = (
+        [p for p in order if p in found]
+        if order is not None
+        else sorted(found, key=lambda p: (len(p), p))
+    )
+    for name in names:
         rows = patterns == name
         out[name] = PatternResult(
             int(rows.sum()), compute_metrics(outputs[rows], labels[rows], task)
@@ -273,7 +291,8 @@ def train_and_test(
         config.train.eval_batch_size,
     ).numpy()  # fmt: skip
     patterns = plan.draw.splits["test"].patterns()  # the drawn patterns, for UB too
-    results = pattern_results(outputs, np.asarray(test.labels), patterns, dataset.task)
+    order = ordered_patterns(tuple(dataset.modalities))
+    results = pattern_results(outputs, np.asarray(test.labels), patterns, dataset.task, order)
     settings = {
         SETTING: SettingResult(
             state.best_valid[SETTING], results["overall"].metrics, state.best_epochs[SETTING]

@@ -20,7 +20,7 @@ import yaml
 
 from mmalign.config import RunConfig, config_from_dict, flatten
 from mmalign.data.dataset import Split
-from mmalign.data.missingness import SplitMissingness
+from mmalign.data.missingness import SplitMissingness, ordered_patterns
 from mmalign.data.pattern_batching import PatternData
 from mmalign.evaluate.metrics import compute_metrics
 from mmalign.models.pattern_method import PatternDims, PatternModel
@@ -113,4 +113,7 @@ class TrainedPatternModel:
         """Metrics overall and per pattern of present modalities (see :func:`pattern_results`)."""
         seen = SplitMissingness.observed(split) if missingness is None else missingness
         outputs = self.predict(split, seen)
-        return pattern_results(outputs, np.asarray(split.labels), seen.patterns(), self.meta.task)
+        order = ordered_patterns(seen.modalities)
+        return pattern_results(
+            outputs, np.asarray(split.labels), seen.patterns(), self.meta.task, order
+        )
