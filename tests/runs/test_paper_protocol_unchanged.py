@@ -1,8 +1,15 @@
-"""The paper's pair protocol gives the numbers stored before the random-missing protocol.
+"""The paper's pair protocol gives the numbers stored for it, now and before issue 12.
 
-``stored/paper_protocol_runs.json`` was written by ``stored/make_paper_protocol_runs.py``
-before issue 12 added missingness masks, frame drops and three-modality methods; the same
-seeds must give the same test metrics and predictions (to float round-off between machines).
+Two stores, both written by ``stored/make_paper_protocol_runs.py``:
+
+- ``paper_protocol_runs_torch_modules.json`` was written at e090cc9, before issue 12 added
+  missingness masks, frame drops and three-modality methods, and before bd55752 replaced the
+  backbone's ``nn.MultiheadAttention`` and ``nn.Dropout`` by faster drop-ins that draw another
+  dropout stream. With those torch modules swapped back in, today's code must reproduce it:
+  neither change altered the paper protocol beyond the dropout stream.
+- ``paper_protocol_runs.json`` is the same runs with today's modules (regenerated at bd55752).
+
+Same test metrics and predictions, to float round-off between machines.
 """
 
 import json
@@ -11,11 +18,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from torch import nn
+
+from mmalign.models import backbone
 
 sys.path.insert(0, str(Path(__file__).parent / "stored"))
 from make_paper_protocol_runs import METHODS, stored_run  # noqa: E402
 
-STORED = json.loads((Path(__file__).parent / "stored" / "paper_protocol_runs.json").read_text())
+HERE = Path(__file__).parent / "stored"
+STORED = json.loads((HERE / "paper_protocol_runs.json").read_text())
+BEFORE = json.loads((HERE / "paper_protocol_runs_torch_modules.json").read_text())
+
+
+class _TorchAttention(nn.Module):
+    """nn.MultiheadAttention behind MaskedAttention's call signature (what ran before)."""
+
+    def __init__(self, d_model, n_heads, dropout):
+        super().__init__()
+        self.inner = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+
+    def forward(self, x, context, context_pad):
+        return self.inner(x, context, context, key_padding_mask=context_pad, need_weights=False)[0]
 
 
 def _table(rows: list[str]) -> tuple[list[tuple[str, ...]], np.ndarray]:
@@ -24,9 +47,7 @@ def _table(rows: list[str]) -> tuple[list[tuple[str, ...]], np.ndarray]:
     return [tuple(c[:3]) for c in cells], np.array([[float(x) for x in c[3:]] for c in cells])
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_same_seeds_give_the_stored_numbers(method):
-    now, before = stored_run(method), STORED[method]
+def _assert_same(now: dict, before: dict) -> None:
     assert now["predictions"][0] == before["predictions"][0]
     keys_now, values_now = _table(now["predictions"])
     keys_before, values_before = _table(before["predictions"])
@@ -36,3 +57,15 @@ def test_same_seeds_give_the_stored_numbers(method):
     for setting, metrics in before["test"].items():
         for name, value in metrics.items():
             assert now["test"][setting][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_same_seeds_give_the_stored_numbers(method):
+    _assert_same(stored_run(method), STORED[method])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_with_the_torch_modules_the_numbers_from_before_issue_12_come_back(method, monkeypatch):
+    monkeypatch.setattr(backbone, "MaskedAttention", _TorchAttention)
+    monkeypatch.setattr(backbone, "ByteDropout", nn.Dropout)
+    _assert_same(stored_run(method), BEFORE[method])
