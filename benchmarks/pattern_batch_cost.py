@@ -38,7 +38,7 @@ from mmalign.data.pattern_batching import PatternData
 from mmalign.data.splits import make_missing_split
 from mmalign.data.synthetic import make_synthetic
 from mmalign.models.method import PairDims
-from mmalign.models.pattern_method import PatternDims
+from mmalign.models.pattern_method import PatternDims, PatternModel
 from mmalign.models.registry import get_method
 from mmalign.train.loop import build_optimizers, train_step
 
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         ):
             torch.manual_seed(0)
             model = build()
-            if hasattr(model, "set_victim_rates"):
+            if isinstance(model, PatternModel):
                 model.set_victim_rates({}, shared_axis=True)  # aligned data, as a run sets it
             model = model.to(args.device)
             step = _stepper(model, data, rows, phase, args.device)

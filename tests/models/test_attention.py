@@ -15,7 +15,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import mmalign
 from mmalign.data.checks import DataQualityWarning
-from mmalign.models import backbone
 from mmalign.models.adl import AlignmentFitter
 from mmalign.models.attention import ByteDropout, MaskedAttention, byte_dropout
 
@@ -131,17 +130,6 @@ def test_fitter_gru_equals_one_packed_bidirectional_gru_and_loads_its_weights():
     torch.testing.assert_close(other.encode(x, mask), expected, rtol=1e-5, atol=1e-6)
 
 
-class _TorchAttention(nn.Module):
-    """nn.MultiheadAttention behind MaskedAttention's call signature (the reference)."""
-
-    def __init__(self, d_model, n_heads, dropout):
-        super().__init__()
-        self.inner = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-
-    def forward(self, x, context, context_pad):
-        return self.inner(x, context, context, key_padding_mask=context_pad, need_weights=False)[0]
-
-
 TINY = "synthetic:n_train=96,n_valid=32,n_test=64,min_length=5,max_length=12"
 
 
@@ -160,12 +148,13 @@ def _test_mae(method, seed):
 
 
 @pytest.mark.parametrize("method", ["lb", "mm-align"])
-def test_runs_match_runs_with_the_torch_modules_within_seed_noise(method, monkeypatch, tmp_path):
+def test_runs_match_runs_with_the_torch_modules_within_seed_noise(
+    method, monkeypatch, tmp_path, request
+):
     monkeypatch.chdir(tmp_path)  # default run folders go under tmp_path/runs
     seeds = range(4)
     ours = np.array([_test_mae(method, s) for s in seeds])
-    monkeypatch.setattr(backbone, "MaskedAttention", _TorchAttention)
-    monkeypatch.setattr(backbone, "ByteDropout", nn.Dropout)
+    request.getfixturevalue("torch_modules")  # from here on, backbones use the torch modules
     torch_modules = np.array([_test_mae(method, s) for s in seeds])
     assert not np.array_equal(ours, torch_modules)  # the swap took effect
     noise = np.sqrt(ours.var(ddof=1) / len(ours) + torch_modules.var(ddof=1) / len(ours))

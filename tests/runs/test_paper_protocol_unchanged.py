@@ -18,9 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from torch import nn
-
-from mmalign.models import backbone
 
 sys.path.insert(0, str(Path(__file__).parent / "stored"))
 from make_paper_protocol_runs import METHODS, stored_run  # noqa: E402
@@ -28,17 +25,6 @@ from make_paper_protocol_runs import METHODS, stored_run  # noqa: E402
 HERE = Path(__file__).parent / "stored"
 STORED = json.loads((HERE / "paper_protocol_runs.json").read_text())
 BEFORE = json.loads((HERE / "paper_protocol_runs_torch_modules.json").read_text())
-
-
-class _TorchAttention(nn.Module):
-    """nn.MultiheadAttention behind MaskedAttention's call signature (what ran before)."""
-
-    def __init__(self, d_model, n_heads, dropout):
-        super().__init__()
-        self.inner = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-
-    def forward(self, x, context, context_pad):
-        return self.inner(x, context, context, key_padding_mask=context_pad, need_weights=False)[0]
 
 
 def _table(rows: list[str]) -> tuple[list[tuple[str, ...]], np.ndarray]:
@@ -65,7 +51,5 @@ def test_same_seeds_give_the_stored_numbers(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_with_the_torch_modules_the_numbers_from_before_issue_12_come_back(method, monkeypatch):
-    monkeypatch.setattr(backbone, "MaskedAttention", _TorchAttention)
-    monkeypatch.setattr(backbone, "ByteDropout", nn.Dropout)
+def test_with_the_torch_modules_the_numbers_from_before_issue_12_come_back(method, torch_modules):
     _assert_same(stored_run(method), BEFORE[method])

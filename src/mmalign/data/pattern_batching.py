@@ -41,6 +41,9 @@ class PatternBatch:
     steps : dict[str, Tensor]
         Modality -> (B, L_m) bool, True inside the length of a present modality, dropped
         steps included (where an imputation of dropped steps goes).
+    lengths : dict[str, Tensor]
+        Modality -> (B,) int64, the length of a present modality (dropped steps counted), 0
+        where it is absent: the row sums of ``steps``.
     present : Tensor, shape (B, K)
         bool.
     labels : Tensor, shape (B,)
@@ -52,6 +55,7 @@ class PatternBatch:
     features: dict[str, Tensor]
     masks: dict[str, Tensor]
     steps: dict[str, Tensor]
+    lengths: dict[str, Tensor]
     present: Tensor
     labels: Tensor
     index: Tensor
@@ -63,6 +67,7 @@ class PatternBatch:
             features={m: x.to(device) for m, x in self.features.items()},
             masks={m: x.to(device) for m, x in self.masks.items()},
             steps={m: x.to(device) for m, x in self.steps.items()},
+            lengths={m: x.to(device) for m, x in self.lengths.items()},
             present=self.present.to(device),
             labels=self.labels.to(device),
             index=self.index.to(device),
@@ -171,9 +176,9 @@ class PatternData:
         PatternBatch
         """
         index = index.to(device=self.device, dtype=torch.long)
-        features, masks, steps = {}, {}, {}
+        features, masks, steps, lengths = {}, {}, {}, {}
         for m in self.modalities:
-            length = self.lengths[m][index]  # (B,)
+            length = lengths[m] = self.lengths[m][index]  # (B,)
             trim = max(1, int(length.max()) if index.numel() else 0)
             features[m] = self.features[m][index, :trim]  # (B, L_m, D_m)
             masks[m] = self.valid[m][index, :trim]  # (B, L_m)
@@ -183,6 +188,7 @@ class PatternData:
             features,
             masks,
             steps,
+            lengths,
             self.present[index],
             self.labels[index],
             index,

@@ -115,6 +115,12 @@ class MissingModalityModel(nn.Module):
         """Trainable parameters per optimiser group; default: everything in ``backbone``."""
         return {"backbone": [p for p in self.parameters() if p.requires_grad]}
 
+    def set_victim_rate(self, rate: float) -> None:
+        """Take the training median ``Lv / Ls`` (unaligned data); default: not needed, ignored.
+
+        Methods that impute the victim on its own time axis override it (MM-Align).
+        """
+
     # -- shared helpers ------------------------------------------------------------------
     def loss(self, output: Tensor, batch: Batch) -> Tensor:
         """Task loss of ``output`` (B, C) against the batch labels."""

@@ -154,12 +154,12 @@ class MMAlignPatterns(PatternModel):
     def _target_lengths(self, batch: PatternBatch, target: str) -> Tensor:
         """(B,) steps of ``target``: its own length where present, else from the first source."""
         k = batch.modalities.index(target)
-        own = batch.steps[target].sum(1)  # (B,)
+        own = batch.lengths[target]  # (B,)
         guess = torch.zeros_like(own)
         for s in batch.modalities:  # first present source wins; loops over modalities
             if s == target:
                 continue
-            n = batch.steps[s].sum(1)  # (B,)
+            n = batch.lengths[s]  # (B,)
             scaled = (n * self._rate(s, target)).round().long().clamp_min(1)
             guess = torch.where((guess == 0) & (n > 0), scaled, guess)
         return torch.where(batch.present[:, k], own, guess)
@@ -180,7 +180,7 @@ class MMAlignPatterns(PatternModel):
                 continue
             j = batch.modalities.index(s)
             steps = z[s][:, 1:]  # (B, L_s, d)
-            n = batch.steps[s].sum(1)  # (B,) in-length steps (dropped ones too)
+            n = batch.lengths[s]  # (B,) in-length steps (dropped ones too)
             c = diagonal_centres(n, m, width)  # (B, M)
             fast = self.shared_axis and width == steps.shape[1]  # centres are the identity
             w = self.fitters[f"{s}>{target}"](
@@ -378,7 +378,7 @@ class MMAlignPatterns(PatternModel):
                     pair.column,
                     self.window,
                     self.step_tau,
-                    lengths=(batch.steps[s].sum(1), batch.steps[v].sum(1)),
+                    lengths=(batch.lengths[s], batch.lengths[v]),
                 )  # fmt: skip
             )
             values = self.step_space.translate(s, v, steps_s)

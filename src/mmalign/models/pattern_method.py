@@ -74,6 +74,14 @@ class PatternModel(nn.Module):
                 return f"loss {record[key]:.4f}"
         return ""
 
+    def set_victim_rates(
+        self, rates: dict[tuple[str, str], float], shared_axis: bool = False
+    ) -> None:
+        """Take the training median ``L_v / L_s`` per ordered pair; default: not needed, ignored.
+
+        Methods that impute a modality on its own time axis override it (MM-Align).
+        """
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters per optimiser group; default: everything in ``backbone``."""
         return {"backbone": [p for p in self.parameters() if p.requires_grad]}

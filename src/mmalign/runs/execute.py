@@ -110,9 +110,9 @@ def set_victim_rate(
     """Give a model that imputes on the victim's own axis its length rule (median ``Lv / Ls``).
 
     The ratio is taken over the complete training samples with both lengths > 0; it is 1
-    for aligned data. Models without ``set_victim_rate`` are left alone.
+    for aligned data. Methods that do not impute on the victim's axis ignore it.
     """
-    if not hasattr(model, "set_victim_rate") or not plan.method.own_axis:
+    if not plan.method.own_axis:
         return
     train = dataset.splits["train"]
     n = np.asarray(train.lengths[plan.source])[plan.complete]

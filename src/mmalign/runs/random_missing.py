@@ -272,8 +272,7 @@ def train_and_test(
     model = plan.method.build_patterns(plan.dims, config)
     if config.model.standardize:
         _standardize(model, dataset, plan)
-    if hasattr(model, "set_victim_rates"):
-        model.set_victim_rates(_victim_rates(dataset, plan), shared_axis=_shared_axis(dataset))
+    model.set_victim_rates(_victim_rates(dataset, plan), shared_axis=_shared_axis(dataset))
     model = model.to(device)
     n_valid = len(dataset.splits["valid"])
     data = TrainData(
