@@ -8,13 +8,26 @@ and ``history.json`` (written as the run goes), ``resume.pt`` (after every epoch
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from mmalign.train.checkpoint import atomic_write_bytes
-from mmalign.validation import ConfigError
+import yaml
 
-__all__ = ["RunFolder", "default_run_dir", "default_random_run_dir", "RUN_MARKERS"]
+from mmalign.config import RunConfig, config_from_dict, flatten
+from mmalign.runs.result import RunMeta
+from mmalign.train.checkpoint import atomic_write_bytes, load_checkpoint
+from mmalign.validation import ConfigError, DataError
+
+__all__ = [
+    "RunFolder",
+    "default_run_dir",
+    "default_random_run_dir",
+    "check_finished_run",
+    "read_finished_run",
+    "RUN_MARKERS",
+]
 
 #: Files whose presence means a folder already holds a run.
 RUN_MARKERS = ("config.yaml", "model.json", "metrics.json", "checkpoint.pt", "resume.pt")
@@ -75,3 +88,31 @@ class RunFolder:
         """
         if self.created and not (self.path / "resume.pt").exists():
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+def check_finished_run(run_dir: str | Path) -> Path:
+    """Return ``run_dir`` as a path; raise :class:`DataError` unless it holds a finished run."""
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "model.json", "checkpoint.pt"):
+        if not (run_dir / name).is_file():
+            raise DataError(f"{run_dir}: not a finished run folder ({name} is missing).")
+    return run_dir
+
+
+def read_finished_run(
+    run_dir: str | Path, missing_options: Mapping[str, Any] | None = None
+) -> tuple[RunConfig, dict[str, dict], RunMeta]:
+    """Read a finished run folder: its config, its selected states per setting, its meta.
+
+    ``missing_options`` are the values of options that the folder's ``config.yaml`` lacks
+    (what older runs meant). Raises :class:`DataError` naming the folder when it is not a
+    finished run.
+    """
+    run_dir = check_finished_run(run_dir)
+    values = flatten(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
+    for key, old in (missing_options or {}).items():
+        values.setdefault(key, old)
+    states, saved = load_checkpoint(run_dir / "checkpoint.pt")
+    if saved.get("partial"):
+        raise DataError(f"{run_dir}: the run did not finish (its checkpoint is partial).")
+    return config_from_dict(values), states, RunMeta.from_dict(saved)

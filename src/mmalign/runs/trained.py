@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor
 
-from mmalign.config import RunConfig, config_from_dict, flatten
+from mmalign.config import RunConfig
 from mmalign.data.batching import Batch, PairData
 from mmalign.data.dataset import Split
 from mmalign.evaluate.metrics import compute_metrics
@@ -27,11 +26,11 @@ from mmalign.models.method import MissingModalityModel, PairDims
 from mmalign.models.registry import get_method
 from mmalign.runs.device import resolve_device
 from mmalign.runs.execute import build_model
+from mmalign.runs.folder import check_finished_run, read_finished_run
 from mmalign.runs.predictions import softmax
 from mmalign.runs.random_missing import SETTING
 from mmalign.runs.result import RunMeta
 from mmalign.runs.trained_patterns import TrainedPatternModel
-from mmalign.train.checkpoint import load_checkpoint
 from mmalign.train.loop import predict_outputs
 from mmalign.validation import ConfigError, DataError, check_in
 
@@ -93,18 +92,8 @@ class TrainedModel:
     @classmethod
     def load(cls, run_dir: str | Path, setting: str = "A", device: str = "cpu") -> "TrainedModel":
         """Restore the best checkpoint of ``setting`` from ``run_dir``."""
-        run_dir = Path(run_dir)
-        for name in ("config.yaml", "model.json", "checkpoint.pt"):
-            if not (run_dir / name).is_file():
-                raise DataError(f"{run_dir}: not a finished run folder ({name} is missing).")
-        values = flatten(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
-        for key, old in _BEFORE_STEP_SPACE.items():  # runs from before the option existed
-            values.setdefault(key, old)
-        config = config_from_dict(values)
-        states, saved = load_checkpoint(run_dir / "checkpoint.pt")
-        if saved.get("partial"):
-            raise DataError(f"{run_dir}: the run did not finish (its checkpoint is partial).")
-        meta = RunMeta.from_dict(saved)
+        # runs from before the step-space options meant the paper's alignment
+        config, states, meta = read_finished_run(run_dir, _BEFORE_STEP_SPACE)
         if "complete" in states:  # the upper bound keeps one state for both settings
             states = {"A": states["complete"], "B": states["complete"]}
         check_in("setting", setting, sorted(states))
@@ -222,10 +211,7 @@ def load_run(
     :class:`~mmalign.runs.trained_patterns.TrainedPatternModel` (``setting`` must then be
     None or ``"random"``).
     """
-    run_dir = Path(run_dir)
-    for name in ("config.yaml", "model.json", "checkpoint.pt"):
-        if not (run_dir / name).is_file():
-            raise DataError(f"{run_dir}: not a finished run folder ({name} is missing).")
+    run_dir = check_finished_run(run_dir)
     meta = RunMeta.from_dict(json.loads((run_dir / "model.json").read_text()))
     if meta.protocol == SETTING:
         if setting not in (None, SETTING):

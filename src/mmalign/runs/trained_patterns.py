@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-from mmalign.config import RunConfig, config_from_dict, flatten
+from mmalign.config import RunConfig
 from mmalign.data.dataset import Split
 from mmalign.data.missingness import SplitMissingness, ordered_patterns
 from mmalign.data.pattern_batching import PatternData
@@ -26,9 +25,9 @@ from mmalign.evaluate.metrics import compute_metrics
 from mmalign.models.pattern_method import PatternDims, PatternModel
 from mmalign.models.registry import get_method
 from mmalign.runs.device import resolve_device
+from mmalign.runs.folder import read_finished_run
 from mmalign.runs.random_missing import SETTING, pattern_results
 from mmalign.runs.result import PatternResult, RunMeta
-from mmalign.train.checkpoint import load_checkpoint
 from mmalign.train.loop import predict_outputs
 from mmalign.validation import DataError
 
@@ -59,12 +58,9 @@ class TrainedPatternModel:
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "cpu") -> "TrainedPatternModel":
         """Restore the selected checkpoint of the random-missing run in ``run_dir``."""
-        run_dir = Path(run_dir)
-        config = config_from_dict(flatten(yaml.safe_load((run_dir / "config.yaml").read_text())))
-        states, saved = load_checkpoint(run_dir / "checkpoint.pt")
-        if saved.get("partial") or SETTING not in states:
+        config, states, meta = read_finished_run(run_dir)
+        if SETTING not in states:
             raise DataError(f"{run_dir}: the run did not finish (no selected checkpoint).")
-        meta = RunMeta.from_dict(saved)
         dims = PatternDims(dict(zip(meta.modalities, meta.input_dims)), meta.output_dim, meta.task)
         torch.manual_seed(meta.seed)
         model = get_method(meta.method).build_patterns(dims, config)
