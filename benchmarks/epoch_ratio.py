@@ -27,7 +27,7 @@ from mmalign.data.spec import DataSpec
 from mmalign.models.registry import options_for
 from mmalign.options import parse_assignments
 from mmalign.runs.execute import RunPlan, build_model, standardize_inputs
-from mmalign.train.loop import TrainData, fit
+from mmalign.train.loop import fit
 
 __all__ = ["main"]
 
@@ -44,14 +44,7 @@ def _setup(name: str, dataset, device: torch.device, options: dict[str, str]):
     plan = RunPlan.make(config, dataset)
     model = build_model(config, plan.dims)
     standardize_inputs(model, dataset, plan)
-    data = TrainData(
-        plan.pair_data(dataset, "train", device),
-        plan.complete,
-        plan.missing,
-        plan.pair_data(dataset, "valid", device),
-        {st: p["valid"] for st, p in plan.present.items()},
-    )
-    return config, plan, model.to(device), data
+    return config, plan, model.to(device), plan.train_data(dataset, device)
 
 
 def main(argv=None) -> int:

@@ -170,6 +170,16 @@ class RunPlan:
         )
         return cls(source, victim, method, split, complete, missing, present, dims)
 
+    def train_data(self, dataset: MultimodalDataset, device: torch.device) -> TrainData:
+        """Return what the loop trains on: the training split and validation per setting."""
+        return TrainData(
+            self.pair_data(dataset, "train", device),
+            self.complete,
+            self.missing,
+            self.pair_data(dataset, "valid", device),
+            {st: p["valid"] for st, p in self.present.items()},
+        )
+
     def pair_data(self, dataset: MultimodalDataset, name: str, device: torch.device) -> PairData:
         """Tensors of split ``name``, the victim kept where any setting has it."""
         present = np.any([p[name] for p in self.present.values()], axis=0)
@@ -325,13 +335,7 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
         standardize_inputs(model, dataset, plan)
     set_victim_rate(model, dataset, plan)
     model = model.to(device)
-    data = TrainData(
-        plan.pair_data(dataset, "train", device),
-        plan.complete,
-        plan.missing,
-        plan.pair_data(dataset, "valid", device),
-        {st: p["valid"] for st, p in plan.present.items()},
-    )
+    data = plan.train_data(dataset, device)
     state = fit_run(model, data, config, plan.method, folder, runlog, saved, meta.to_dict())
     test_pair, test = plan.pair_data(dataset, "test", device), dataset.splits["test"]
     settings, outputs = {}, {}
