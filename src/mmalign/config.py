@@ -110,9 +110,19 @@ class ADLConfig:
     # docs/method.md, "A step space for the cost": raw encoder outputs give a flat cost
     alignment_space: str = option(
         "projected",
-        "where the OT cost compares steps: a learned shared step space, or the raw encoder "
-        "outputs (the paper)",
-        choices=("projected", "encoder"),
+        "where the alignment cost compares steps: a learned shared step space, the raw "
+        "encoder outputs (the paper), or a linear-Gaussian emission of the victim's input "
+        "features from the source's (a cost in nats; reg and reg_relative then do not apply)",
+        choices=("projected", "encoder", "emission"),
+        normalise="lower",
+    )
+    # docs/method.md, "Monotone alignment": per-step plans cannot localise a frame whose
+    # content says little; the order of the steps can
+    alignment_solver: str = option(
+        "sinkhorn",
+        "how the cost becomes an alignment: an entropic OT plan (the paper), or the "
+        "posterior of a monotone path through the band (forward-backward)",
+        choices=("sinkhorn", "monotone"),
         normalise="lower",
     )
     reg_relative: bool = option(
@@ -127,12 +137,15 @@ class ADLConfig:
         check="non_negative",
     )
     lambda_step: float = option(
-        1.0, "weight of the step-level InfoNCE (projected space)", check="non_negative"
+        1.0,
+        "weight of the alignment space's own loss: the step-level InfoNCE (projected space) "
+        "or the posterior-weighted emission likelihood (emission space)",
+        check="non_negative",
     )
     step_tau: float = option(0.1, "temperature of the step-level InfoNCE", check="positive")
     lambda_translate: float = option(
         1.0,
-        "weight of the source-to-victim step translation loss (projected space)",
+        "weight of the source-to-victim step translation loss (projected and emission spaces)",
         check="non_negative",
     )
 

@@ -111,12 +111,16 @@ class ModalityEncoder(nn.Module):
         self.input_shift.copy_(mean)
         self.input_scale.copy_(std.clamp(min=1e-6))
 
+    def standardise(self, x: Tensor) -> Tensor:
+        """(B, L, D) features standardised by the training-split statistics (same shape)."""
+        return (x - self.input_shift) / self.input_scale
+
     def embed(self, x: Tensor) -> Tensor:
         """Input projection plus positions of steps ``1..L``: (B, L, D) -> (B, L, d).
 
         Padded steps may become non-zero after standardisation; every consumer masks them.
         """
-        h = self.proj((x - self.input_shift) / self.input_scale) * self.scale
+        h = self.proj(self.standardise(x)) * self.scale
         return h + sinusoidal_positions(x.shape[1] + 1, h.shape[-1], x.device)[1:]  # (B, L, d)
 
     def encode_embedded(self, h: Tensor, mask: Tensor) -> Tensor:

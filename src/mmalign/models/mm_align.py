@@ -18,6 +18,7 @@ from mmalign.config import ADLConfig, TrainConfig
 from mmalign.data.batching import Batch
 from mmalign.models.adl import AlignmentFitter, Convention, banded_impute, fit_loss, ot_fit_targets
 from mmalign.models.backbone import Backbone
+from mmalign.models.emission import LinearEmission, emission_loss
 from mmalign.models.losses import info_nce
 from mmalign.models.method import Losses, MissingModalityModel, Pass, Phase
 from mmalign.models.step_space import StepSpace, step_contrastive_loss, translation_loss
@@ -27,6 +28,7 @@ from mmalign.ot.column_band import (
     diagonal_centres,
     sinkhorn_columns,
 )
+from mmalign.ot.monotone import MonotoneAlignment, monotone_band_posterior
 from mmalign.validation import ConfigError, ConvergenceWarning, check_in
 
 __all__ = ["MMAlign"]
@@ -58,19 +60,27 @@ class MMAlign(MissingModalityModel):
     single_iteration : bool
         True (Algorithm 1): one pass over each complete batch steps the fitter, then the
         backbone. False gives the "w/o SI" ablation: a fitter pass, then a backbone pass.
-    alignment_space : {"projected", "encoder"}
-        Where the OT cost compares steps: in a learned shared step space with a translator
-        for the imputation (default, :mod:`mmalign.models.step_space`), or on the raw encoder
-        outputs as in the paper.
+    alignment_space : {"projected", "encoder", "emission"}
+        Where the alignment cost compares steps: in a learned shared step space with a
+        translator for the imputation (default, :mod:`mmalign.models.step_space`), on the
+        raw encoder outputs as in the paper, or as the negative log-likelihood of the
+        victim's input features under a linear-Gaussian emission from the source's
+        (:mod:`mmalign.models.emission`, with the translator; ``reg`` is then 1 nat).
+    alignment_solver : {"sinkhorn", "monotone"}
+        How the cost becomes an alignment: an entropic OT plan (the paper) or the posterior
+        of a monotone path through the band (:mod:`mmalign.ot.monotone`, with emission
+        weights ``exp(-cost / reg)``).
     reg_relative : bool
         Scale ``reg`` by each sample's cost spread (standard deviation of its band costs).
     source_relaxation : float
         ``rho``, in the units of ``reg``: the source marginal is a KL penalty of that weight
         instead of a hard ``1/n`` (semi-relaxed OT); 0 keeps the paper's balanced problem.
     lambda_step, step_tau : float
-        Weight and temperature of the step-level InfoNCE (projected space only).
+        Weight of the alignment space's own loss (the step-level InfoNCE in the projected
+        space, the posterior-weighted emission likelihood in the emission space) and the
+        InfoNCE's temperature.
     lambda_translate : float
-        Weight of the translation loss (projected space only).
+        Weight of the translation loss (projected and emission spaces).
     """
 
     group_order = ("fitter", "backbone")
@@ -90,6 +100,7 @@ class MMAlign(MissingModalityModel):
         train_fitter: bool = ADLConfig.train_fitter,
         single_iteration: bool = TrainConfig.single_iteration,
         alignment_space: str = ADLConfig.alignment_space,
+        alignment_solver: str = ADLConfig.alignment_solver,
         reg_relative: bool = ADLConfig.reg_relative,
         source_relaxation: float = ADLConfig.source_relaxation,
         lambda_step: float = ADLConfig.lambda_step,
@@ -97,7 +108,8 @@ class MMAlign(MissingModalityModel):
         lambda_translate: float = ADLConfig.lambda_translate,
     ) -> None:
         super().__init__(backbone, task)
-        check_in("alignment_space", alignment_space, ["projected", "encoder"])
+        check_in("alignment_space", alignment_space, ["projected", "encoder", "emission"])
+        check_in("alignment_solver", alignment_solver, ["sinkhorn", "monotone"])
         self.fitter = AlignmentFitter(backbone.d_model, window)
         self.window = window
         self.reg, self.max_iter, self.tol = reg, max_iter, tol
@@ -107,11 +119,24 @@ class MMAlign(MissingModalityModel):
         self.train_fitter = train_fitter
         self.single_iteration = single_iteration
         self.alignment_space = alignment_space
+        self.alignment_solver = alignment_solver
         self.reg_relative = reg_relative
         self.source_relaxation = source_relaxation
         self.lambda_step, self.step_tau = lambda_step, step_tau
         self.lambda_translate = lambda_translate
-        self.step_space = StepSpace(backbone.d_model) if alignment_space == "projected" else None
+        self.step_space = (
+            None
+            if alignment_space == "encoder"
+            else StepSpace(backbone.d_model, heads=alignment_space == "projected")
+        )
+        self.emission = (
+            LinearEmission(
+                backbone.source_encoder.input_shift.shape[0],
+                backbone.victim_encoder.input_shift.shape[0],
+            )
+            if alignment_space == "emission"
+            else None
+        )
         # victim steps per source step, for the length of an imputed victim (set_victim_rate)
         self.register_buffer("victim_rate", torch.ones(()))
 
@@ -151,34 +176,54 @@ class MMAlign(MissingModalityModel):
         }
 
     def alignment_steps(self, z_source: Tensor, z_victim: Tensor) -> tuple[Tensor, Tensor]:
-        """Return the steps the OT cost compares: projected (default) or the raw encoder outputs."""
-        if self.step_space is None:
+        """Return the steps a cosine cost compares: projected (default) or the encoder outputs."""
+        if self.alignment_space != "projected":
             return z_source, z_victim
         return self.step_space.project(z_source, z_victim)
 
     def alignment_cost(
         self, p_source: Tensor, p_victim: Tensor, batch: Batch, centres: Tensor
     ) -> Tensor:
-        """Cosine cost (column band, (B, M, W)) between compared steps (:meth:`alignment_steps`).
+        """Cost (column band, (B, M, W)) between the batch's source and victim steps.
 
-        In the projected space the cost keeps its gradient: the step InfoNCE is built on it,
-        and the solver reads it detached, so it is computed once per complete batch.
+        Cosine between compared steps ``p_*`` (:meth:`alignment_steps`), or in the emission
+        space the emission's negative log-likelihood of the victim's standardised features
+        (``p_*`` unused). In the projected and emission spaces the cost keeps its gradient:
+        their own loss is built on it, and the solver reads it detached, so it is computed
+        once per complete batch.
         """
+        if self.emission is not None:
+            encoders = self.backbone.source_encoder, self.backbone.victim_encoder
+            return self.emission.cost(
+                encoders[0].standardise(batch.source), encoders[1].standardise(batch.victim),
+                batch.source_mask, batch.victim_mask, centres, self.window,
+            )  # fmt: skip
         return column_cosine_cost(
             p_source, p_victim, batch.source_mask, batch.victim_mask, centres, self.window
         )
 
-    def solve_alignment(self, cost: Tensor, batch: Batch, centres: Tensor) -> ColumnSinkhornResult:
-        """OT plan (column band, (B, M, W)) for a band of costs, no gradient.
+    def solve_alignment(
+        self, cost: Tensor, batch: Batch, centres: Tensor
+    ) -> ColumnSinkhornResult | MonotoneAlignment:
+        """Alignment plan (column band, (B, M, W)) for a band of costs, no gradient.
 
         With ``reg_relative`` the regularisation of each sample is ``reg`` times the standard
         deviation of its in-window costs, so the plan's sharpness does not depend on the
-        scale of the cost. Non-convergence is not warned per batch: the share of unconverged
+        scale of the cost; an emission cost is in nats and enters with ``reg = 1``.
+        Non-convergence of the OT solver is not warned per batch: the share of unconverged
         samples is the ``ot_unconverged`` entry of :meth:`compute_losses`, logged per epoch.
         """
+        emission = self.emission is not None
+        reg, relative = (1.0, False) if emission else (self.reg, self.reg_relative)
+        if self.alignment_solver == "monotone":
+            cost = cost.detach()
+            scale = reg * cost_spread(cost)[:, None, None] if relative else reg
+            return monotone_band_posterior(
+                -cost / scale, batch.source_mask, batch.victim_mask, centres, self.window
+            )
         return solve_band(
             cost, batch.source_mask, batch.victim_mask, centres, window=self.window,
-            reg=self.reg, max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
+            reg=reg, max_iter=self.max_iter, tol=self.tol, reg_relative=relative,
             source_relaxation=self.source_relaxation,
         )  # fmt: skip
 
@@ -215,9 +260,10 @@ class MMAlign(MissingModalityModel):
     def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
         """Algorithm 1: warm-up and complete batches (lines 2-4, 8-13), missing batches (15-17).
 
-        On complete batches the projected variant adds the step-level InfoNCE (weight
-        ``lambda_step``) and the translation loss (``lambda_translate``) to the backbone's
-        loss; both use the OT plan that gives the fitter its targets.
+        On complete batches the projected (emission) space adds the step-level InfoNCE (the
+        posterior-weighted emission likelihood), weight ``lambda_step``, and the translation
+        loss (``lambda_translate``) to the backbone's loss; both use the alignment that gives
+        the fitter its targets.
         """
         z_source = self.backbone.encode_source(batch.source, batch.source_mask)
         if phase == "missing":
@@ -244,16 +290,19 @@ class MMAlign(MissingModalityModel):
             losses = Losses({"backbone": step}, logged)
             if self.step_space is not None:
                 col = target if self.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]
-                nce = step_contrastive_loss(
-                    cost, p_source, p_victim, batch.source_mask, batch.victim_mask, centres,
-                    col, self.window, self.step_tau,
-                )  # fmt: skip
+                if self.emission is not None:
+                    own = emission_loss(cost, col)
+                else:
+                    own = step_contrastive_loss(
+                        cost, p_source, p_victim, batch.source_mask, batch.victim_mask, centres,
+                        col, self.window, self.step_tau,
+                    )  # fmt: skip
                 imputed = self._impute_steps(steps_s, col, centres)  # (B, M, d)
                 trans = translation_loss(imputed, steps_v, batch.victim_mask)
                 losses.step["backbone"] = (
-                    step + self.lambda_step * nce + self.lambda_translate * trans
+                    step + self.lambda_step * own + self.lambda_translate * trans
                 )
-                logged.update(step=nce.detach(), translate=trans.detach())
+                logged.update(step=own.detach(), translate=trans.detach())
             if self.train_fitter:
                 # the fitter step updates psi only (line 11): its input is detached from theta
                 pred = self.fitter(steps_s.detach(), batch.source_mask, centres, batch.victim_mask)

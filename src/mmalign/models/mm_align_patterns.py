@@ -80,9 +80,11 @@ class MMAlignPatterns(PatternModel):
     backbone : PatternBackbone
     task : str
     window, reg, max_iter, tol, lambda_con, tau, convention, fit_normalisation,
-    train_fitter, alignment_space, reg_relative, source_relaxation, lambda_step, step_tau,
-    lambda_translate
-        As for :class:`~mmalign.models.mm_align.MMAlign`.
+    train_fitter, alignment_space, alignment_solver, reg_relative, source_relaxation,
+    lambda_step, step_tau, lambda_translate
+        As for :class:`~mmalign.models.mm_align.MMAlign`, but the alignment space is
+        ``"projected"`` or ``"encoder"`` and the solver ``"sinkhorn"``: the emission space and
+        the monotone path are defined for one source and one victim (the pair protocol).
     """
 
     group_order = ("fitter", "backbone")
@@ -101,6 +103,7 @@ class MMAlignPatterns(PatternModel):
         fit_normalisation: str = ADLConfig.fit_normalisation,
         train_fitter: bool = ADLConfig.train_fitter,
         alignment_space: str = ADLConfig.alignment_space,
+        alignment_solver: str = ADLConfig.alignment_solver,
         reg_relative: bool = ADLConfig.reg_relative,
         source_relaxation: float = ADLConfig.source_relaxation,
         lambda_step: float = ADLConfig.lambda_step,
@@ -108,7 +111,14 @@ class MMAlignPatterns(PatternModel):
         lambda_translate: float = ADLConfig.lambda_translate,
     ) -> None:
         super().__init__(backbone, task)
+        if alignment_space == "emission" or alignment_solver == "monotone":
+            raise ConfigError(
+                "The random-missing protocol's MM-Align supports alignment_space 'projected' "
+                "or 'encoder' with alignment_solver 'sinkhorn'; the emission space and the "
+                "monotone solver align one source with one victim (use --pair)."
+            )
         check_in("alignment_space", alignment_space, ["projected", "encoder"])
+        check_in("alignment_solver", alignment_solver, ["sinkhorn"])
         modalities = backbone.modalities
         self.pairs = tuple((s, v) for v in modalities for s in modalities if s != v)
         d = backbone.d_model

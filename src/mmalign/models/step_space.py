@@ -50,12 +50,16 @@ class StepSpace(nn.Module):
     ----------
     d_model : int
         Width ``d`` of the encoded steps (and of the step space).
+    heads : bool
+        Build the projection heads; without them only the translator is kept (for a cost
+        computed elsewhere, e.g. :class:`~mmalign.models.emission.LinearEmission`).
     """
 
-    def __init__(self, d_model: int) -> None:
+    def __init__(self, d_model: int, heads: bool = True) -> None:
         super().__init__()
-        self.source_head = _head(d_model)
-        self.victim_head = _head(d_model)
+        if heads:
+            self.source_head = _head(d_model)
+            self.victim_head = _head(d_model)
         self.translator = nn.Linear(d_model, d_model)
         with torch.no_grad():  # start as the paper's choice: the source steps themselves
             self.translator.weight.copy_(torch.eye(d_model))

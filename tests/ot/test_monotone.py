@@ -1,0 +1,141 @@
+"""The monotone band posterior against a dense forward-backward written with explicit loops."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmalign.ot.column_band import column_band_index, diagonal_centres
+from mmalign.ot.monotone import advance_log_probs, monotone_band_posterior
+from mmalign.validation import ConfigError
+
+
+def _dense_reference(log_emission, n, m, centres, window, edge):
+    """Dense posterior (m, n) by loops over steps and states; the band as -inf emissions."""
+    width = 2 * window + 1
+    emit = np.full((m, n), -np.inf)
+    for j in range(m):
+        for k in range(width):
+            s = centres[j] + k - window
+            if 0 <= s < n:
+                emit[j, s] = log_emission[j, k]
+    rate = n / m
+    top = int(min(max(2, 2 * math.ceil(rate)), 2 * window + 2))
+    grid = np.arange(top + 1)
+    # the max-entropy law with mean min(rate, top): solve for x by bisection
+    lo, hi = -30.0, 30.0
+    for _ in range(200):
+        t = (lo + hi) / 2
+        w = np.exp(t * grid - np.max(t * grid))
+        if (w * grid).sum() / w.sum() > min(rate, top):
+            hi = t
+        else:
+            lo = t
+    logp = t * grid - np.log(np.exp(t * grid - np.max(t * grid)).sum()) - np.max(t * grid)
+
+    def move(a):
+        return logp[a] if 0 <= a <= top else -np.inf
+
+    log_edge = math.log(edge)
+    alpha = np.full((m, n), -np.inf)
+    alpha[0] = emit[0] + np.where(np.arange(n) == 0, 0.0, log_edge)
+    for j in range(1, m):
+        for s in range(n):
+            terms = [alpha[j - 1, r] + move(s - r) for r in range(n)]
+            alpha[j, s] = emit[j, s] + np.logaddexp.reduce(terms)
+    beta = np.full((m, n), -np.inf)
+    beta[m - 1] = np.where(np.arange(n) == n - 1, 0.0, log_edge)
+    for j in range(m - 2, -1, -1):
+        for r in range(n):
+            terms = [move(s - r) + emit[j + 1, s] + beta[j + 1, s] for s in range(n)]
+            beta[j, r] = np.logaddexp.reduce(terms)
+    joint = alpha + beta
+    post = np.exp(joint - np.logaddexp.reduce(joint, axis=1, keepdims=True))
+    return np.nan_to_num(post), np.logaddexp.reduce(alpha[m - 1] + beta[m - 1])
+
+
+@pytest.mark.parametrize(
+    ("lengths", "window"),
+    [([(6, 6), (4, 5), (3, 3)], 2), ([(4, 11), (5, 9), (2, 7)], 3), ([(9, 4), (7, 3)], 3)],
+)
+def test_matches_dense_reference(lengths, window):
+    gen = torch.Generator().manual_seed(0)
+    n = torch.tensor([a for a, _ in lengths])
+    m = torch.tensor([b for _, b in lengths])
+    n_source, n_victim = int(n.max()) + 1, int(m.max()) + 2  # extra padding on both sides
+    source_mask = torch.arange(n_source) < n[:, None]
+    victim_mask = torch.arange(n_victim) < m[:, None]
+    centres = diagonal_centres(n, m, n_victim)
+    log_emission = 2 * torch.randn(len(lengths), n_victim, 2 * window + 1, generator=gen)
+    out = monotone_band_posterior(log_emission, source_mask, victim_mask, centres, window, 0.01)
+    index, in_range = column_band_index(centres, window, n_source)
+    for b, (nb, mb) in enumerate(lengths):
+        post, loglik = _dense_reference(
+            log_emission[b].double().numpy(), nb, mb, centres[b].tolist(), window, 0.01
+        )
+        got = np.zeros((mb, nb))
+        for j in range(mb):
+            for k in range(2 * window + 1):
+                if in_range[b, j, k] and index[b, j, k] < nb:
+                    got[j, index[b, j, k]] += float(out.plan[b, j, k]) * mb
+        np.testing.assert_allclose(got, post, atol=1e-5)
+        assert float(out.log_likelihood[b]) == pytest.approx(loglik, rel=1e-5, abs=1e-4)
+        assert float(out.plan[b, mb:].abs().sum()) == 0.0  # padding has no mass
+        np.testing.assert_allclose(out.plan[b, :mb].sum(-1).numpy(), 1 / mb, rtol=1e-5)
+
+
+def test_strong_emission_recovers_a_monotone_path():
+    # victim steps 0-2 on source 0, 3-5 on source 1, 6-8 on source 2: durations, not 1/n each
+    truth = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    n, m, window = 3, 9, 2
+    centres = diagonal_centres(torch.tensor([n]), torch.tensor([m]), m)
+    index, _ = column_band_index(centres, window, n)
+    log_emission = torch.where(index[0] == truth[:, None], 0.0, -4.0)[None]  # (1, M, W)
+    out = monotone_band_posterior(
+        log_emission, torch.ones(1, n, dtype=torch.bool), torch.ones(1, m, dtype=torch.bool),
+        centres, window,
+    )  # fmt: skip
+    best = torch.gather(index[0], 1, out.plan[0].argmax(-1, keepdim=True))[:, 0]
+    assert best.tolist() == truth.tolist()
+
+
+def test_flat_emission_gives_a_posterior_around_the_diagonal():
+    n, m, window = 5, 20, 4
+    centres = diagonal_centres(torch.tensor([n]), torch.tensor([m]), m)
+    index, _ = column_band_index(centres, window, n)
+    out = monotone_band_posterior(
+        torch.zeros(1, m, 2 * window + 1), torch.ones(1, n, dtype=torch.bool),
+        torch.ones(1, m, dtype=torch.bool), centres, window,
+    )  # fmt: skip
+    expected = (out.plan[0] * m * index[0]).sum(-1)  # (M,) posterior mean source step
+    assert torch.all(expected[1:] >= expected[:-1] - 1e-6)  # monotone in j
+    assert float(expected[0]) < 0.5 and float(expected[-1]) > n - 1.5
+
+
+def test_advance_law_has_the_asked_mean():
+    rate = torch.tensor([0.1, 1.0, 2.5, 40.0])
+    top = torch.tensor([2, 2, 6, 8])
+    p = advance_log_probs(rate, top, 10).exp()
+    mean = (p * torch.arange(10)).sum(-1)
+    np.testing.assert_allclose(mean.numpy(), [0.1, 1.0, 2.5, 8.0], atol=1e-4)
+    np.testing.assert_allclose(p.sum(-1).numpy(), 1.0, atol=1e-6)
+    assert float(p[0, 3:].sum()) == 0.0
+
+
+def test_errors_name_the_problem():
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    centres = torch.zeros(1, 3, dtype=torch.long)
+    with pytest.raises(ConfigError, match="5 band entries for K=2"):
+        monotone_band_posterior(torch.zeros(1, 3, 4), mask, mask, centres, 2)
+    with pytest.raises(ConfigError, match="edge_weight"):
+        monotone_band_posterior(torch.zeros(1, 3, 5), mask, mask, centres, 2, edge_weight=0.0)
+
+
+def test_empty_victim_rows_have_no_mass_and_no_nan():
+    source_mask = torch.tensor([[True, True, False], [True, True, True]])
+    victim_mask = torch.tensor([[True, True, True], [False, False, False]])
+    centres = diagonal_centres(source_mask.sum(1), victim_mask.sum(1), 3)
+    out = monotone_band_posterior(torch.zeros(2, 3, 3), source_mask, victim_mask, centres, 1)
+    assert torch.isfinite(out.plan).all()
+    assert float(out.plan[1].abs().sum()) == 0.0
