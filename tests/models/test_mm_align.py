@@ -160,3 +160,55 @@ def test_paper_space_has_no_step_space_and_no_step_loss(batch_factory):
     assert model.step_space is None
     losses = model.compute_losses(batch_factory(), "complete")
     assert "step" not in losses.logged and "fitter" in losses.step
+
+
+def test_emission_space_with_monotone_solver_trains_emission_and_translator():
+    model = make_model(alignment_space="emission", alignment_solver="monotone")
+    assert model.emission is not None and not hasattr(model.step_space, "source_head")
+    batch = unaligned_batch()
+    losses = model.compute_losses(batch, "complete")
+    assert {"step", "translate"} <= set(losses.logged)
+    assert all(torch.isfinite(v) for v in losses.step.values())
+    losses.step["backbone"].backward(retain_graph=True)
+    assert model.emission.mean.weight.grad.abs().sum() > 0
+    assert model.step_space.translator.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.fitter.parameters())
+    model.zero_grad(set_to_none=True)
+    losses.step["fitter"].backward()
+    assert all(p.grad is None for p in model.emission.parameters())
+    predicted, target, _ = model.alignments(batch)
+    torch.testing.assert_close(target.sum(-1)[batch.victim_mask], torch.ones(31))
+
+
+def test_monotone_solver_plan_is_the_band_posterior_of_the_cost(batch_factory):
+    from mmalign.ot.monotone import monotone_band_posterior
+
+    model = make_model(alignment_solver="monotone", reg_relative=False)
+    batch = unaligned_batch()
+    centres = batch_centres(batch)
+    cost = torch.rand(2, 20, 5)
+    plan = model.solve_alignment(cost, batch, centres).plan
+    expected = monotone_band_posterior(
+        -cost / model.reg, batch.source_mask, batch.victim_mask, centres, model.window
+    ).plan
+    torch.testing.assert_close(plan, expected)
+    assert bool(model.solve_alignment(cost, batch, centres).converged.all())
+
+
+def test_emission_cost_ignores_the_encoders_and_reads_standardised_inputs():
+    model = make_model(alignment_space="emission", alignment_solver="monotone")
+    batch = unaligned_batch()
+    centres = batch_centres(batch)
+    with torch.no_grad():
+        model.emission.mean.weight.normal_()
+    before = model.alignment_cost(None, None, batch, centres)
+    encoder = model.backbone.victim_encoder
+    encoder.set_input_statistics(torch.full((5,), 3.0), torch.full((5,), 2.0))
+    batch.victim.mul_(2.0).add_(3.0)  # the same data in other units
+    torch.testing.assert_close(model.alignment_cost(None, None, batch, centres), before)
+
+
+@pytest.mark.parametrize("options", [{"alignment_space": "walk"}, {"alignment_solver": "viterbi"}])
+def test_unknown_alignment_choices_are_refused(options):
+    with pytest.raises(Exception, match="alignment_s"):
+        make_model(**options)

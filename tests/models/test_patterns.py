@@ -228,3 +228,23 @@ def test_targets_take_turns_and_the_turn_is_kept_in_the_state_dict(dataset):
     other = _model("mm-align", dataset)
     other.load_state_dict(model.state_dict())
     assert other.turn == 4 and other.alignment_target() == "vision"
+
+
+@pytest.mark.parametrize(
+    "options", [{"alignment_space": "emission"}, {"alignment_solver": "monotone"}]
+)
+def test_pair_only_alignments_are_refused_with_the_reason(dataset, options):
+    with pytest.raises(Exception, match="use --pair"):
+        _model("mm-align", dataset, **options)
+
+
+def test_registry_passes_the_alignment_solver_and_space_to_the_pair_model(dataset):
+    from mmalign.models.method import PairDims
+
+    dims = PairDims(32, 20, 1, "regression")
+    config = apply_overrides(
+        RunConfig(), {**SMALL, "alignment_space": "emission", "alignment_solver": "monotone"}
+    )
+    model = get_method("mm-align").build(dims, config)
+    assert model.alignment_solver == "monotone" and model.emission is not None
+    assert model.emission.mean.weight.shape == (20, 32)

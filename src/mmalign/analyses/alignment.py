@@ -332,7 +332,8 @@ class AlignmentScores:
     fitter : AlignmentScore
         The fitter's predicted weights (what the imputation uses).
     ot : AlignmentScore
-        The OT plan, its columns renormalised (the fitter's targets).
+        The alignment plan, its columns renormalised (the fitter's targets): the OT plan,
+        or the monotone posterior with ``alignment_solver="monotone"``.
     uniform : AlignmentScore
         Equal weight over the window.
     diagonal : AlignmentScore
@@ -340,6 +341,8 @@ class AlignmentScores:
     n_samples : int
         Complete samples scored.
     source, victim : str
+    solver : str
+        The model's ``alignment_solver`` (``"sinkhorn"`` or ``"monotone"``).
     """
 
     fitter: AlignmentScore
@@ -349,6 +352,7 @@ class AlignmentScores:
     n_samples: int
     source: str
     victim: str
+    solver: str = "sinkhorn"
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """JSON layout: ``{"fitter": {...}, "ot": ..., "uniform": ..., "diagonal": ...}``."""
@@ -363,6 +367,8 @@ class AlignmentScores:
                 f"{name:<10} {s.mass_on_truth:>13.3f} {s.argmax_accuracy:>10.3f} "
                 f"{s.offset_error:>10.3f}"
             )
+        if self.solver != "sinkhorn":
+            lines.append(f"(ot: the {self.solver} alignment the fitter learns from)")
         return "\n".join(lines)
 
 
@@ -440,8 +446,9 @@ def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> Al
         _add_predictors(acc, predicted, target, centres, valid, window, truth, batch.victim_mask)
     scores = {name: a.result() for name, a in acc.items()}
     return AlignmentScores(
-        **scores, n_samples=int(rows.size), source=pair.source_name, victim=pair.victim_name
-    )
+        **scores, n_samples=int(rows.size), source=pair.source_name, victim=pair.victim_name,
+        solver=getattr(model, "alignment_solver", "sinkhorn"),
+    )  # fmt: skip
 
 
 @torch.no_grad()
