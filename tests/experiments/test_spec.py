@@ -165,13 +165,20 @@ def test_pair_fingerprints_are_unchanged_by_the_random_missing_options(fields, f
     assert RunSpec(*fields).fingerprint() == fingerprint
     # the new options at the values that reproduce earlier runs are the same run
     data, method, source, victim, p, seed, config = fields
-    neutral = {**config, "missing_rate": None, "frame_drop": 0.0, "drop_burst": 3.0}
+    neutral = {
+        **config,
+        "missing_rate": None,
+        "frame_drop": 0.0,
+        "drop_burst": 3.0,
+        "alignment_solver": "sinkhorn",
+    }
     assert RunSpec(data, method, source, victim, p, seed, neutral).fingerprint() == fingerprint
 
 
 def test_default_config_hash_is_unchanged():
     assert config_hash({}) == DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12
     assert config_hash({"drop_burst": 4.0}) != config_hash({})
+    assert config_hash({"alignment_solver": "monotone"}) != config_hash({})
 
 
 def random_spec(**changes):
