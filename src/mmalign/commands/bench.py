@@ -27,6 +27,7 @@ BENCHMARKS: tuple[str, ...] = (
     "epoch_profile",
     "epoch_ratio",
     "validation_pass",
+    "roofline",
 )
 
 
