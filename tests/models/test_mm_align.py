@@ -212,3 +212,24 @@ def test_emission_cost_ignores_the_encoders_and_reads_standardised_inputs():
 def test_unknown_alignment_choices_are_refused(options):
     with pytest.raises(Exception, match="alignment_s"):
         make_model(**options)
+
+
+def test_monotone_solve_reads_an_unknown_cost_as_the_mean_of_the_known_ones():
+    from mmalign.models.mm_align import solve_band
+
+    source_mask = torch.ones(1, 4, dtype=torch.bool)
+    victim_mask = torch.ones(1, 6, dtype=torch.bool)
+    centres = torch.tensor([[0, 1, 1, 2, 2, 3]])
+    cost = torch.rand(1, 6, 3, generator=torch.Generator().manual_seed(0))
+    options = dict(
+        window=1, reg=0.5, max_iter=10, tol=1e-3, reg_relative=False,
+        source_relaxation=0.0, solver="monotone",
+    )  # fmt: skip
+    holed = cost.clone()
+    holed[0, 2, 0] = float("inf")  # victim step 2 cannot read source step 0
+    filled = cost.clone()
+    filled[0, 2, 0] = (cost[0, 2, 1] + cost[0, 2, 2]) / 2
+    got = solve_band(holed, source_mask, victim_mask, centres, **options).plan
+    torch.testing.assert_close(
+        got, solve_band(filled, source_mask, victim_mask, centres, **options).plan
+    )

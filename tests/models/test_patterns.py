@@ -13,10 +13,14 @@ from mmalign.models.losses import info_nce
 from mmalign.models.mm_align_patterns import _masked_info_nce
 from mmalign.models.pattern_method import PatternDims
 from mmalign.models.registry import get_method
+from mmalign.ot.column_band import column_band_valid_mask
 from mmalign.train.loop import build_optimizers, train_step
 
 SMALL = {"d_model": 16, "n_heads": 2, "window": 2, "n_layers": 1, "n_fusion_layers": 1}
 METHODS = ("lb", "mm-align")  # the methods that see the draw (UB sees complete data)
+# MM-Align with the monotone alignment on the emission cost (docs/method.md, step 5)
+MONOTONE = {"alignment_space": "emission", "alignment_solver": "monotone"}
+VARIANTS = {"mm-align-monotone": ("mm-align", MONOTONE)}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +33,8 @@ def _draw(dataset, rate=0.4, drop=0.3, seed=0):
 
 
 def _model(method, dataset, seed=0, **options):
+    method, variant = VARIANTS.get(method, (method, {}))
+    options = {**variant, **options}
     dims = PatternDims(dict(dataset.feature_dims), dataset.output_dim, dataset.task)
     torch.manual_seed(seed)
     return get_method(method).build_patterns(
@@ -46,7 +52,7 @@ def _poison(split: Split, seen, value) -> Split:
     return Split(features, split.lengths, split.labels, split.ids)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [*METHODS, *VARIANTS])
 def test_nan_in_absent_modalities_and_dropped_steps_is_never_read(dataset, method):
     split = dataset.splits["train"]
     seen = _draw(dataset).splits["train"]
@@ -64,7 +70,7 @@ def test_nan_in_absent_modalities_and_dropped_steps_is_never_read(dataset, metho
         assert torch.isfinite(model.predict(batch)).all()
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [*METHODS, *VARIANTS])
 def test_unreadable_values_do_not_change_losses_or_predictions(dataset, method):
     split = dataset.splits["train"]
     seen = _draw(dataset, seed=3).splits["train"]
@@ -81,7 +87,7 @@ def test_unreadable_values_do_not_change_losses_or_predictions(dataset, method):
         torch.testing.assert_close(out[0][1][group], out[1][1][group], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [*METHODS, *VARIANTS])
 def test_a_sample_predicts_the_same_alone_and_in_a_batch_of_other_patterns(dataset, method):
     seen = _draw(dataset, seed=1).splits["train"]
     data = PatternData.from_split(dataset.splits["train"], seen)
@@ -230,12 +236,34 @@ def test_targets_take_turns_and_the_turn_is_kept_in_the_state_dict(dataset):
     assert other.turn == 4 and other.alignment_target() == "vision"
 
 
-@pytest.mark.parametrize(
-    "options", [{"alignment_space": "emission"}, {"alignment_solver": "monotone"}]
-)
-def test_pair_only_alignments_are_refused_with_the_reason(dataset, options):
-    with pytest.raises(Exception, match="use --pair"):
-        _model("mm-align", dataset, **options)
+def test_monotone_emission_alignment_trains_emissions_and_runs_through_dropped_steps(dataset):
+    seen = _draw(dataset, rate=0.3, drop=0.3, seed=2).splits["train"]
+    batch = PatternData.from_split(dataset.splits["train"], seen).batch(torch.arange(48))
+    model = _model("mm-align-monotone", dataset)
+    assert set(model.emissions) == {f"{s}>{v}" for s, v in model.pairs}
+    target = model.alignment_target()
+    losses = model.compute_losses(batch, "mixed")
+    assert {"step", "translate"} <= set(losses.logged)
+    losses.step["backbone"].backward(retain_graph=True)
+    trained = [k for k, e in model.emissions.items() if e.mean.weight.grad is not None]
+    assert trained and all(k.endswith(f">{target}") for k in trained)
+    assert all(p.grad is None for p in model.fitters.parameters())
+    model.zero_grad(set_to_none=True)
+    losses.step["fitter"].backward()
+    assert all(p.grad is None for p in model.emissions.parameters())
+    # a pair's targets sum to 1 on every readable victim step whose band has a readable
+    # source step (where both are present), and are 0 elsewhere
+    source = next(m for m in batch.modalities if m != target)
+    _, column, centres = model.alignments(batch, source, target)
+    k, i = batch.modalities.index(target), batch.modalities.index(source)
+    both = (batch.present[:, k] & batch.present[:, i])[:, None]
+    band = column_band_valid_mask(
+        batch.masks[source] & both, batch.masks[target] & both, centres, model.window
+    )
+    rows = band.any(-1)
+    assert rows.sum() > 100
+    torch.testing.assert_close(column.sum(-1)[rows], torch.ones(int(rows.sum())))
+    assert float(column.sum(-1)[~rows].abs().sum()) == 0.0
 
 
 def test_registry_passes_the_alignment_solver_and_space_to_the_pair_model(dataset):

@@ -499,8 +499,9 @@ def score_pattern_alignments(
             _add_predictors(acc, predicted, target, centres, valid, window, truth, victim_mask)
         scores = {name: a.result() for name, a in acc.items()}
         out[f"{source}>{victim}"] = AlignmentScores(
-            **scores, n_samples=int(rows.size), source=source, victim=victim
-        )
+            **scores, n_samples=int(rows.size), source=source, victim=victim,
+            solver=getattr(model, "alignment_solver", "sinkhorn"),
+        )  # fmt: skip
     return out
 
 

@@ -29,9 +29,10 @@ __all__ = ["LinearEmission", "centred", "emission_loss"]
 
 def centred(x: Tensor, mask: Tensor) -> Tensor:
     """(B, L, D) steps minus each sample's mean over its valid steps; 0 on invalid steps."""
-    weights = mask.to(x.dtype)[:, :, None]  # (B, L, 1)
-    mean = (x * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1)
-    return (x - mean) * weights  # (B, L, D)
+    keep = mask.bool()[:, :, None]  # (B, L, 1)
+    x = torch.where(keep, x, 0.0)  # selection, so a NaN on an invalid step is never read
+    mean = x.sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp_min(1)  # (B, 1, D)
+    return torch.where(keep, x - mean, 0.0)  # (B, L, D)
 
 
 class LinearEmission(nn.Module):

@@ -207,24 +207,16 @@ class MMAlign(MissingModalityModel):
     ) -> ColumnSinkhornResult | MonotoneAlignment:
         """Alignment plan (column band, (B, M, W)) for a band of costs, no gradient.
 
-        With ``reg_relative`` the regularisation of each sample is ``reg`` times the standard
-        deviation of its in-window costs, so the plan's sharpness does not depend on the
-        scale of the cost; an emission cost is in nats and enters with ``reg = 1``.
+        See :func:`solve_band`; an emission cost is in nats and enters with ``reg = 1``.
         Non-convergence of the OT solver is not warned per batch: the share of unconverged
         samples is the ``ot_unconverged`` entry of :meth:`compute_losses`, logged per epoch.
         """
         emission = self.emission is not None
-        reg, relative = (1.0, False) if emission else (self.reg, self.reg_relative)
-        if self.alignment_solver == "monotone":
-            cost = cost.detach()
-            scale = reg * cost_spread(cost)[:, None, None] if relative else reg
-            return monotone_band_posterior(
-                -cost / scale, batch.source_mask, batch.victim_mask, centres, self.window
-            )
         return solve_band(
             cost, batch.source_mask, batch.victim_mask, centres, window=self.window,
-            reg=reg, max_iter=self.max_iter, tol=self.tol, reg_relative=relative,
-            source_relaxation=self.source_relaxation,
+            reg=1.0 if emission else self.reg, max_iter=self.max_iter, tol=self.tol,
+            reg_relative=not emission and self.reg_relative,
+            source_relaxation=self.source_relaxation, solver=self.alignment_solver,
         )  # fmt: skip
 
     def _impute_steps(self, steps: Tensor, weights: Tensor, centres: Tensor | None) -> Tensor:
@@ -345,16 +337,33 @@ def solve_band(
     tol: float,
     reg_relative: bool,
     source_relaxation: float,
-) -> ColumnSinkhornResult:
-    """OT plan (B, M, W) of a cost band, no gradient, per-batch warnings silenced.
+    solver: str = "sinkhorn",
+    path_masks: tuple[Tensor, Tensor] | None = None,
+) -> ColumnSinkhornResult | MonotoneAlignment:
+    """Alignment plan (B, M, W) of a cost band, no gradient, per-batch warnings silenced.
 
-    ``reg`` (and ``source_relaxation``, in reg's units; 0 = balanced) is scaled per sample
-    by :func:`cost_spread` when ``reg_relative``. See :meth:`MMAlign.solve_alignment`.
+    With ``reg_relative`` the regularisation of sample ``b`` is ``reg`` times
+    :func:`cost_spread` (the standard deviation of its in-window costs), so the plan's
+    sharpness does not depend on the scale of the cost. ``solver="sinkhorn"``: the entropic
+    OT plan, with ``source_relaxation`` (in reg's units; 0 = balanced) relaxing the source
+    marginal. ``solver="monotone"``: the monotone path's posterior
+    (:func:`~mmalign.ot.monotone.monotone_band_posterior`) under the weights
+    ``exp(-cost / reg)``; ``path_masks`` (source, victim in-length masks, default the given
+    masks) let the path run through steps whose cost is unknown (``inf``): there the log
+    weight is the mean of the victim step's known ones, which favours no source step.
     """
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         cost = cost.detach()
         scale: float | Tensor = cost_spread(cost) if reg_relative else 1.0  # (B,)
+        if solver == "monotone":
+            temperature = reg * scale[:, None, None] if reg_relative else reg
+            known = torch.isfinite(cost)  # (B, M, W)
+            log_weight = torch.where(known, -cost / temperature, 0.0)
+            neutral = log_weight.sum(-1, keepdim=True) / known.sum(-1, keepdim=True).clamp_min(1)
+            log_weight = torch.where(known, log_weight, neutral)  # (B, M, W)
+            path_source, path_victim = path_masks or (source_mask, victim_mask)
+            return monotone_band_posterior(log_weight, path_source, path_victim, centres, window)
         relaxation = None
         if source_relaxation > 0:  # in reg's units: rho / (rho + reg) is scale-free
             relaxation = source_relaxation * scale

@@ -38,12 +38,14 @@ from torch import Tensor, nn
 from mmalign.config import ADLConfig, TrainConfig
 from mmalign.data.pattern_batching import PatternBatch
 from mmalign.models.adl import AlignmentFitter, Convention, banded_impute, fit_loss, ot_fit_targets
+from mmalign.models.emission import LinearEmission, emission_loss
 from mmalign.models.method import Losses, Phase
 from mmalign.models.mm_align import solve_band
 from mmalign.models.pattern_backbone import PatternBackbone
 from mmalign.models.pattern_method import PatternModel
 from mmalign.models.step_space import ModalityStepSpace, step_contrastive_loss, translation_loss
 from mmalign.ot.column_band import ColumnSinkhornResult, column_cosine_cost, diagonal_centres
+from mmalign.ot.monotone import MonotoneAlignment
 from mmalign.validation import ConfigError, check_in
 
 __all__ = ["MMAlignPatterns", "Imputed", "PairAlignment"]
@@ -82,9 +84,9 @@ class MMAlignPatterns(PatternModel):
     window, reg, max_iter, tol, lambda_con, tau, convention, fit_normalisation,
     train_fitter, alignment_space, alignment_solver, reg_relative, source_relaxation,
     lambda_step, step_tau, lambda_translate
-        As for :class:`~mmalign.models.mm_align.MMAlign`, but the alignment space is
-        ``"projected"`` or ``"encoder"`` and the solver ``"sinkhorn"``: the emission space and
-        the monotone path are defined for one source and one victim (the pair protocol).
+        As for :class:`~mmalign.models.mm_align.MMAlign`. The emission space has one
+        emission per ordered pair; the monotone path runs through dropped steps, where it
+        reads no cost.
     """
 
     group_order = ("fitter", "backbone")
@@ -111,14 +113,8 @@ class MMAlignPatterns(PatternModel):
         lambda_translate: float = ADLConfig.lambda_translate,
     ) -> None:
         super().__init__(backbone, task)
-        if alignment_space == "emission" or alignment_solver == "monotone":
-            raise ConfigError(
-                "The random-missing protocol's MM-Align supports alignment_space 'projected' "
-                "or 'encoder' with alignment_solver 'sinkhorn'; the emission space and the "
-                "monotone solver align one source with one victim (use --pair)."
-            )
-        check_in("alignment_space", alignment_space, ["projected", "encoder"])
-        check_in("alignment_solver", alignment_solver, ["sinkhorn"])
+        check_in("alignment_space", alignment_space, ["projected", "encoder", "emission"])
+        check_in("alignment_solver", alignment_solver, ["sinkhorn", "monotone"])
         modalities = backbone.modalities
         self.pairs = tuple((s, v) for v in modalities for s in modalities if s != v)
         d = backbone.d_model
@@ -126,8 +122,17 @@ class MMAlignPatterns(PatternModel):
             {f"{s}>{v}": AlignmentFitter(d, window) for s, v in self.pairs}
         )
         self.step_space = (
-            ModalityStepSpace(modalities, d) if alignment_space == "projected" else None
+            None
+            if alignment_space == "encoder"
+            else ModalityStepSpace(modalities, d, heads=alignment_space == "projected")
         )
+        widths = {m: backbone.encoders[m].input_shift.shape[0] for m in modalities}
+        self.emissions = (
+            nn.ModuleDict({f"{s}>{v}": LinearEmission(widths[s], widths[v]) for s, v in self.pairs})
+            if alignment_space == "emission"
+            else None
+        )
+        self.alignment_space, self.alignment_solver = alignment_space, alignment_solver
         self.window, self.reg, self.max_iter, self.tol = window, reg, max_iter, tol
         self.lambda_con, self.tau = lambda_con, tau
         self.convention, self.fit_normalisation = convention, fit_normalisation
@@ -303,8 +308,8 @@ class MMAlignPatterns(PatternModel):
         self.turn = int(state["turn"])
 
     def alignment_steps(self, modality: str, steps: Tensor) -> Tensor:
-        """Return the steps (B, L, d) the OT cost compares: projected (default) or as encoded."""
-        if self.step_space is None:
+        """Return the steps (B, L, d) a cosine cost compares: projected (default) or as encoded."""
+        if self.alignment_space != "projected":
             return steps
         return self.step_space.project(modality, steps)
 
@@ -316,7 +321,7 @@ class MMAlignPatterns(PatternModel):
         v: str,
         target: Imputed,
     ) -> PairAlignment:
-        """Solve the OT problem of ``s -> v`` on the samples of ``batch`` that hold both."""
+        """Align ``s -> v`` on the samples of ``batch`` that hold both."""
         i, j = batch.modalities.index(s), batch.modalities.index(v)
         both = batch.present[:, i] & batch.present[:, j]  # (B,)
         source_mask = batch.masks[s] & both[:, None]  # (B, L_s) readable steps only
@@ -325,13 +330,24 @@ class MMAlignPatterns(PatternModel):
         centres = target.centres[s][:, :length]  # on v's own axis where v is present
         # no gradient is needed through the paper's cost: nothing is trained on it
         with torch.set_grad_enabled(self.step_space is not None and torch.is_grad_enabled()):
-            cost = column_cosine_cost(
-                projected[s], projected[v], source_mask, victim_mask, centres, self.window
-            )  # (B, L_v, W)
+            if self.emissions is not None:
+                encoders = self.backbone.encoders
+                cost = self.emissions[f"{s}>{v}"].cost(
+                    encoders[s].standardise(batch.features[s]),
+                    encoders[v].standardise(batch.features[v]),
+                    source_mask, victim_mask, centres, self.window,
+                )  # fmt: skip
+            else:
+                cost = column_cosine_cost(
+                    projected[s], projected[v], source_mask, victim_mask, centres, self.window
+                )  # (B, L_v, W)
+        emission = self.emissions is not None
         ot = solve_band(
-            cost, source_mask, victim_mask, centres, window=self.window, reg=self.reg,
-            max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
-            source_relaxation=self.source_relaxation,
+            cost, source_mask, victim_mask, centres, window=self.window,
+            reg=1.0 if emission else self.reg, max_iter=self.max_iter, tol=self.tol,
+            reg_relative=not emission and self.reg_relative,
+            source_relaxation=self.source_relaxation, solver=self.alignment_solver,
+            path_masks=(batch.steps[s] & both[:, None], batch.steps[v] & both[:, None]),
         )  # fmt: skip
         masks = (source_mask, victim_mask, centres, self.window)
         fit_target, valid = ot_fit_targets(ot.plan, *masks, self.convention)
@@ -377,20 +393,23 @@ class MMAlignPatterns(PatternModel):
         parts["con"].append(_masked_info_nce(z[s][:, 0], z[v][:, 0], pair.both, self.tau))
         if self.step_space is not None:
             steps_s, steps_v = z[s][:, 1:], z[v][:, 1:]
-            parts["step"].append(
-                step_contrastive_loss(
-                    pair.cost,
-                    projected[s],
-                    projected[v],
-                    pair.source_mask,
-                    pair.victim_mask,
-                    pair.centres,
-                    pair.column,
-                    self.window,
-                    self.step_tau,
-                    lengths=(batch.lengths[s], batch.lengths[v]),
-                )  # fmt: skip
-            )
+            if self.emissions is not None:
+                parts["step"].append(emission_loss(pair.cost, pair.column))
+            else:
+                parts["step"].append(
+                    step_contrastive_loss(
+                        pair.cost,
+                        projected[s],
+                        projected[v],
+                        pair.source_mask,
+                        pair.victim_mask,
+                        pair.centres,
+                        pair.column,
+                        self.window,
+                        self.step_tau,
+                        lengths=(batch.lengths[s], batch.lengths[v]),
+                    )  # fmt: skip
+                )
             values = self.step_space.translate(s, v, steps_s)
             fast = self.shared_axis and steps_s.shape[1] == length
             imputed = banded_impute(
@@ -401,7 +420,7 @@ class MMAlignPatterns(PatternModel):
 
 @dataclass
 class PairAlignment:
-    """The OT alignment of one ordered pair on one batch.
+    """The alignment of one ordered pair on one batch.
 
     Attributes
     ----------
@@ -411,8 +430,8 @@ class PairAlignment:
         Readable steps of those samples (empty rows elsewhere).
     centres : Tensor, shape (B, L_v)
     cost : Tensor, shape (B, L_v, W)
-        With its gradient in the projected space.
-    ot : ColumnSinkhornResult
+        With its gradient in the projected and emission spaces.
+    ot : ColumnSinkhornResult or MonotoneAlignment
     fit_target, valid : Tensor
         The fitter's targets in the model's convention and where they hold.
     column : Tensor, shape (B, L_v, W)
@@ -424,7 +443,7 @@ class PairAlignment:
     victim_mask: Tensor
     centres: Tensor
     cost: Tensor
-    ot: ColumnSinkhornResult
+    ot: ColumnSinkhornResult | MonotoneAlignment
     fit_target: Tensor
     valid: Tensor
     column: Tensor

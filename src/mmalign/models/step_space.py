@@ -85,11 +85,14 @@ class ModalityStepSpace(nn.Module):
     ----------
     modalities : tuple of str
     d_model : int
+    heads : bool
+        Build the projection heads (as for :class:`StepSpace`).
     """
 
-    def __init__(self, modalities: tuple[str, ...], d_model: int) -> None:
+    def __init__(self, modalities: tuple[str, ...], d_model: int, heads: bool = True) -> None:
         super().__init__()
-        self.heads = nn.ModuleDict({m: _head(d_model) for m in modalities})
+        if heads:
+            self.heads = nn.ModuleDict({m: _head(d_model) for m in modalities})
         self.translators = nn.ModuleDict()
         for s in modalities:
             for v in modalities:
