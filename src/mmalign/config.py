@@ -107,19 +107,19 @@ class ADLConfig:
     train_fitter: bool = option(
         True, "train the alignment fitter (off: the 'w/o fit loss' ablation)"
     )
-    # docs/method.md, "Alignment": raw encoder outputs give a flat cost, and a per-step plan
-    # cannot localise a step whose content says little; the emission cost under a monotone
-    # path (step 5) is the default
+    # docs/method.md, "A step space for the cost": raw encoder outputs give a flat cost
     alignment_space: str = option(
-        "emission",
+        "projected",
         "where the alignment cost compares steps: a learned shared step space, the raw "
         "encoder outputs (the paper), or a linear-Gaussian emission of the victim's input "
         "features from the source's (a cost in nats; reg and reg_relative then do not apply)",
         choices=("projected", "encoder", "emission"),
         normalise="lower",
     )
+    # docs/method.md, "Monotone alignment": per-step plans cannot localise a frame whose
+    # content says little; the order of the steps can
     alignment_solver: str = option(
-        "monotone",
+        "sinkhorn",
         "how the cost becomes an alignment: an entropic OT plan (the paper), or the "
         "posterior of a monotone path through the band (forward-backward)",
         choices=("sinkhorn", "monotone"),

@@ -160,20 +160,11 @@ DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12 = (
 )
 
 
-# the alignment defaults before the monotone solver became the default (issue 11): a changed
-# default gives new fingerprints, and stating the old value gives the old ones
-OLD_ALIGNMENT = {"alignment_space": "projected", "alignment_solver": "sinkhorn"}
-
-
 @pytest.mark.parametrize("fields, fingerprint", PAIR_FINGERPRINTS_BEFORE_ISSUE_12)
 def test_pair_fingerprints_are_unchanged_by_the_random_missing_options(fields, fingerprint):
-    data, method, source, victim, p, seed, config = fields
-    config = {**config, **OLD_ALIGNMENT}
-    assert RunSpec(data, method, source, victim, p, seed, config).fingerprint() == fingerprint
-    # MM-Align's alignment defaults changed; the other methods' runs are the same runs
-    changed = RunSpec(*fields).fingerprint() != fingerprint
-    assert changed == (method == "mm-align")
+    assert RunSpec(*fields).fingerprint() == fingerprint
     # the new options at the values that reproduce earlier runs are the same run
+    data, method, source, victim, p, seed, config = fields
     neutral = {
         **config,
         "missing_rate": None,
@@ -185,11 +176,9 @@ def test_pair_fingerprints_are_unchanged_by_the_random_missing_options(fields, f
 
 
 def test_default_config_hash_is_unchanged():
-    assert config_hash(OLD_ALIGNMENT) == DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12
-    assert config_hash({}) != config_hash(OLD_ALIGNMENT)  # the defaults changed since
+    assert config_hash({}) == DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12
     assert config_hash({"drop_burst": 4.0}) != config_hash({})
-    monotone = {**OLD_ALIGNMENT, "alignment_solver": "monotone"}
-    assert config_hash(monotone) != config_hash(OLD_ALIGNMENT)
+    assert config_hash({"alignment_solver": "monotone"}) != config_hash({})
 
 
 def random_spec(**changes):

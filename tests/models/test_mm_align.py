@@ -117,9 +117,8 @@ def unaligned_batch(has_victim=(True, True), seed=0):
     )
 
 
-@pytest.mark.parametrize("space", ["projected", "emission"])
-def test_unequal_lengths_complete_step_trains_heads_translator_and_fitter(space):
-    model = make_model(alignment_space=space)
+def test_unequal_lengths_complete_step_trains_heads_translator_and_fitter():
+    model = make_model()
     batch = unaligned_batch()
     losses = model.compute_losses(batch, "complete")
     assert set(losses.step) == {"fitter", "backbone"}
@@ -184,7 +183,7 @@ def test_emission_space_with_monotone_solver_trains_emission_and_translator():
 def test_monotone_solver_plan_is_the_band_posterior_of_the_cost(batch_factory):
     from mmalign.ot.monotone import monotone_band_posterior
 
-    model = make_model(alignment_space="projected", alignment_solver="monotone", reg_relative=False)
+    model = make_model(alignment_solver="monotone", reg_relative=False)
     batch = unaligned_batch()
     centres = batch_centres(batch)
     cost = torch.rand(2, 20, 5)

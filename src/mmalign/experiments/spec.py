@@ -67,11 +67,6 @@ _LATER_OPTIONS: dict[str, Any] = {
     "alignment_solver": "sinkhorn",
 }
 
-# Defaults changed after results stores existed, with their earlier values. A method to
-# which such an option does not apply hashes it at the earlier value, so the change leaves
-# that method's fingerprints as they were (issue 11: MM-Align's monotone alignment).
-_EARLIER_DEFAULTS: dict[str, Any] = {"alignment_space": "projected", "alignment_solver": "sinkhorn"}
-
 # (absolute path, size, mtime_ns) -> sha256 hex of the file's bytes
 _FILE_HASH_CACHE: dict[tuple[str, int, int], str] = {}
 _CHUNK = 1 << 20
@@ -333,15 +328,6 @@ def applicable_config(method: str, config: dict) -> dict:
     return options_for(method, config)
 
 
-def _fingerprinted_config(method: str, config: dict) -> dict:
-    """:func:`applicable_config`, with the changed defaults that do not apply at their old value."""
-    applicable = applicable_config(method, config)
-    if method not in METHODS:
-        return applicable
-    earlier = {k: v for k, v in _EARLIER_DEFAULTS.items() if not options_for(method, {k: v})}
-    return {**earlier, **applicable}
-
-
 def run_fingerprint(spec: RunSpec) -> str:
     """Return the fingerprint of ``spec``: a shortened sha256 of what determines its result.
 
@@ -369,7 +355,7 @@ def run_fingerprint(spec: RunSpec) -> str:
             "method": spec.method,
             **identity,
             "seed": int(spec.seed),
-            "config": config_hash(_fingerprinted_config(spec.method, spec.config)),
+            "config": config_hash(applicable_config(spec.method, spec.config)),
         }
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:FINGERPRINT_LENGTH]

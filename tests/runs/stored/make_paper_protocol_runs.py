@@ -18,8 +18,6 @@ DATA = "synthetic:n_train=64,n_valid=24,n_test=24,min_length=5,max_length=10"
 OPTIONS = dict(
     data=DATA, epochs=2, warmup_epochs=1, batch_size=16, d_model=8, n_heads=2, window=2,
     progress=False, p=0.5, threads=1, pair="t:v",
-    # the alignment defaults in force when the runs were stored (before the monotone solver)
-    alignment_space="projected", alignment_solver="sinkhorn",
 )  # fmt: skip
 METHODS = ("mm-align", "lb", "ub")
 
