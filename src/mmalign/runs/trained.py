@@ -37,8 +37,9 @@ from mmalign.validation import ConfigError, DataError, check_in
 __all__ = ["TrainedModel", "load_run"]
 
 
-#: What a run folder written before the shared step space meant (the paper's alignment).
-_BEFORE_STEP_SPACE = {"alignment_space": "encoder", "reg_relative": False}
+#: What a run folder meant by an option its ``config.yaml`` lacks: before the shared step
+#: space, the paper's alignment; before the monotone solver, Sinkhorn.
+_OLDER_RUNS = {"alignment_space": "encoder", "reg_relative": False, "alignment_solver": "sinkhorn"}
 
 
 def _widen_fitter(state: dict[str, Tensor], expected: dict[str, Tensor]) -> None:
@@ -92,8 +93,8 @@ class TrainedModel:
     @classmethod
     def load(cls, run_dir: str | Path, setting: str = "A", device: str = "cpu") -> "TrainedModel":
         """Restore the best checkpoint of ``setting`` from ``run_dir``."""
-        # runs from before the step-space options meant the paper's alignment
-        config, states, meta = read_finished_run(run_dir, _BEFORE_STEP_SPACE)
+        # options older runs lack mean what those runs did
+        config, states, meta = read_finished_run(run_dir, _OLDER_RUNS)
         if "complete" in states:  # the upper bound keeps one state for both settings
             states = {"A": states["complete"], "B": states["complete"]}
         check_in("setting", setting, sorted(states))
