@@ -233,3 +233,20 @@ def test_monotone_solve_reads_an_unknown_cost_as_the_mean_of_the_known_ones():
     torch.testing.assert_close(
         got, solve_band(filled, source_mask, victim_mask, centres, **options).plan
     )
+
+
+@pytest.mark.parametrize("solver", ["sinkhorn", "monotone"])
+def test_a_cost_in_nats_is_solved_at_reg_one_whatever_reg_says(solver):
+    from mmalign.models.mm_align import solve_band
+
+    mask_s, mask_v = torch.ones(2, 4, dtype=torch.bool), torch.ones(2, 6, dtype=torch.bool)
+    centres = torch.tensor([[0, 1, 1, 2, 2, 3]] * 2)
+    cost = 3 * torch.rand(2, 6, 3, generator=torch.Generator().manual_seed(1))
+    common = dict(window=1, max_iter=200, tol=1e-6, source_relaxation=0.0, solver=solver)
+    nats = solve_band(
+        cost, mask_s, mask_v, centres, reg=0.1, reg_relative=True, nats=True, **common
+    )
+    plain = solve_band(cost, mask_s, mask_v, centres, reg=1.0, reg_relative=False, **common)
+    other = solve_band(cost, mask_s, mask_v, centres, reg=0.1, reg_relative=True, **common)
+    torch.testing.assert_close(nats.plan, plain.plan)
+    assert not torch.allclose(nats.plan, other.plan, atol=1e-3)

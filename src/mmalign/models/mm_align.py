@@ -211,12 +211,11 @@ class MMAlign(MissingModalityModel):
         Non-convergence of the OT solver is not warned per batch: the share of unconverged
         samples is the ``ot_unconverged`` entry of :meth:`compute_losses`, logged per epoch.
         """
-        emission = self.emission is not None
         return solve_band(
             cost, batch.source_mask, batch.victim_mask, centres, window=self.window,
-            reg=1.0 if emission else self.reg, max_iter=self.max_iter, tol=self.tol,
-            reg_relative=not emission and self.reg_relative,
+            reg=self.reg, max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
             source_relaxation=self.source_relaxation, solver=self.alignment_solver,
+            nats=self.emission is not None,
         )  # fmt: skip
 
     def _impute_steps(self, steps: Tensor, weights: Tensor, centres: Tensor | None) -> Tensor:
@@ -339,6 +338,7 @@ def solve_band(
     source_relaxation: float,
     solver: str = "sinkhorn",
     path_masks: tuple[Tensor, Tensor] | None = None,
+    nats: bool = False,
 ) -> ColumnSinkhornResult | MonotoneAlignment:
     """Alignment plan (B, M, W) of a cost band, no gradient, per-batch warnings silenced.
 
@@ -351,7 +351,11 @@ def solve_band(
     ``exp(-cost / reg)``; ``path_masks`` (source, victim in-length masks, default the given
     masks) let the path run through steps whose cost is unknown (``inf``): there the log
     weight is the mean of the victim step's known ones, which favours no source step.
+    ``nats``: the cost is a negative log-likelihood (the emission space), so ``reg`` is 1
+    and not relative whatever is passed.
     """
+    if nats:
+        reg, reg_relative = 1.0, False
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         cost = cost.detach()

@@ -341,13 +341,12 @@ class MMAlignPatterns(PatternModel):
                 cost = column_cosine_cost(
                     projected[s], projected[v], source_mask, victim_mask, centres, self.window
                 )  # (B, L_v, W)
-        emission = self.emissions is not None
         ot = solve_band(
-            cost, source_mask, victim_mask, centres, window=self.window,
-            reg=1.0 if emission else self.reg, max_iter=self.max_iter, tol=self.tol,
-            reg_relative=not emission and self.reg_relative,
+            cost, source_mask, victim_mask, centres, window=self.window, reg=self.reg,
+            max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
             source_relaxation=self.source_relaxation, solver=self.alignment_solver,
             path_masks=(batch.steps[s] & both[:, None], batch.steps[v] & both[:, None]),
+            nats=self.emissions is not None,
         )  # fmt: skip
         masks = (source_mask, victim_mask, centres, self.window)
         fit_target, valid = ot_fit_targets(ot.plan, *masks, self.convention)
