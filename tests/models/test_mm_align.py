@@ -250,3 +250,16 @@ def test_a_cost_in_nats_is_solved_at_reg_one_whatever_reg_says(solver):
     other = solve_band(cost, mask_s, mask_v, centres, reg=0.1, reg_relative=True, **common)
     torch.testing.assert_close(nats.plan, plain.plan)
     assert not torch.allclose(nats.plan, other.plan, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("space", "solver"),
+    [("emission", "sinkhorn"), ("projected", "monotone"), ("encoder", "monotone")],
+)
+def test_every_space_works_with_every_solver_on_unequal_lengths(space, solver):
+    model = make_model(alignment_space=space, alignment_solver=solver)
+    batch = unaligned_batch()
+    losses = model.compute_losses(batch, "complete")
+    assert all(torch.isfinite(v) for v in losses.step.values())
+    _, target, _ = model.alignments(batch)
+    torch.testing.assert_close(target.sum(-1)[batch.victim_mask], torch.ones(31))
