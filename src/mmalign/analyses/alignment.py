@@ -447,7 +447,7 @@ def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> Al
     scores = {name: a.result() for name, a in acc.items()}
     return AlignmentScores(
         **scores, n_samples=int(rows.size), source=pair.source_name, victim=pair.victim_name,
-        solver=getattr(model, "alignment_solver", "sinkhorn"),
+        solver=model.alignment_solver,
     )  # fmt: skip
 
 
@@ -500,7 +500,7 @@ def score_pattern_alignments(
         scores = {name: a.result() for name, a in acc.items()}
         out[f"{source}>{victim}"] = AlignmentScores(
             **scores, n_samples=int(rows.size), source=source, victim=victim,
-            solver=getattr(model, "alignment_solver", "sinkhorn"),
+            solver=model.alignment_solver,
         )  # fmt: skip
     return out
 

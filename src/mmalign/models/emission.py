@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mmalign.ot.column_band import column_band_index
+from mmalign.ot.column_band import column_band_index, column_band_valid_from_index
 
 __all__ = ["LinearEmission", "centred", "emission_loss"]
 
@@ -90,8 +90,7 @@ class LinearEmission(nn.Module):
         precision = torch.exp(-self.log_var)  # (D_v,)
         sq = ((y[:, :, None] - band).square() * precision).sum(-1)  # (B, M, W)
         nll = 0.5 * (sq + self.log_var.sum() + y.shape[-1] * math.log(2 * math.pi))
-        source_ok = torch.gather(source_mask.bool(), 1, index.flatten(1)).view_as(index)
-        valid = source_ok & in_range & victim_mask.bool()[:, :, None]
+        valid = column_band_valid_from_index(source_mask, victim_mask, index, in_range)
         return nll.masked_fill(~valid, math.inf)  # (B, M, W)
 
 

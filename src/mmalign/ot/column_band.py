@@ -47,6 +47,7 @@ __all__ = [
     "diagonal_centres",
     "column_band_index",
     "column_band_valid_mask",
+    "column_band_valid_from_index",
     "dense_to_column_band",
     "column_band_to_dense",
     "column_cosine_cost",
@@ -198,10 +199,14 @@ def column_band_index(centres: Tensor, window: int, n_source: int) -> tuple[Tens
     return rows.clamp_(0, max(n_source - 1, 0)), in_range
 
 
-def _valid_from_index(
+def column_band_valid_from_index(
     source_mask: Tensor, victim_mask: Tensor, index: Tensor, in_range: Tensor
 ) -> Tensor:
-    """:func:`column_band_valid_mask` from an index computed once (saves an int64 band)."""
+    """:func:`column_band_valid_mask` from :func:`column_band_index`'s output, computed once.
+
+    ``source_mask`` (B, L) and ``victim_mask`` (B, M) bool; ``index``, ``in_range`` (B, M, W).
+    Returns (B, M, W) bool.
+    """
     source_ok = _gather_rows(source_mask.bool(), index)  # (B, M, W)
     return source_ok.logical_and_(in_range).logical_and_(victim_mask.bool()[:, :, None])
 
@@ -242,7 +247,7 @@ def column_band_valid_mask(
     n_batch, n_cols = centres.shape
     _check_masks(source_mask, victim_mask, n_batch, n_cols)
     index, in_range = column_band_index(centres, window, source_mask.shape[1])
-    return _valid_from_index(source_mask, victim_mask, index, in_range)  # (B, M, W)
+    return column_band_valid_from_index(source_mask, victim_mask, index, in_range)  # (B, M, W)
 
 
 def dense_to_column_band(dense: Tensor, centres: Tensor, window: int) -> Tensor:
@@ -710,7 +715,7 @@ def _solve(
     source_mask = source_mask & both[:, None]  # (B, L)
     victim_mask = victim_mask & both[:, None]  # (B, M)
     index, in_range = column_band_index(centres.to(device), window, n_rows)  # (B, M, W)
-    invalid = _valid_from_index(source_mask, victim_mask, index, in_range).logical_not_()
+    invalid = column_band_valid_from_index(source_mask, victim_mask, index, in_range).logical_not_()
     del in_range
     # zero the ignored entries before dividing so that an inf cost there cannot make a NaN
     # gradient with respect to `reg`

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from mmalign.ot.column_band import column_band_index
+from mmalign.ot.column_band import column_band_index, column_band_valid_from_index
 from mmalign.validation import ConfigError
 
 __all__ = ["MonotoneAlignment", "advance_log_probs", "monotone_band_posterior"]
@@ -161,8 +161,7 @@ def _posterior(
     n_batch, n_victim, width = log_emission.shape
     device = log_emission.device
     index, in_range = column_band_index(centres, window, source_mask.shape[1])  # (B, M, W)
-    source_ok = torch.gather(source_mask, 1, index.flatten(1)).view_as(index) & in_range
-    band_ok = source_ok & victim_mask[:, :, None]  # (B, M, W)
+    band_ok = column_band_valid_from_index(source_mask, victim_mask, index, in_range)
     emit = torch.where(band_ok, log_emission, -math.inf)  # (B, M, W)
     n = source_mask.sum(1)  # (B,)
     m = victim_mask.sum(1)  # (B,)
