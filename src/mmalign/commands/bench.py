@@ -28,6 +28,7 @@ BENCHMARKS: tuple[str, ...] = (
     "epoch_ratio",
     "validation_pass",
     "roofline",
+    "compile_cost",
 )
 
 
