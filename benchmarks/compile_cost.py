@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for _ in range(args.rounds):
             for name, step in steppers.items():
-                attention._keep_mask = keep_mask if name.startswith("eager") else _traceable_keep_mask
+                attention._keep_mask = (
+                    keep_mask if name.startswith("eager") else _traceable_keep_mask
+                )
                 t = time_call(step, repeats=args.repeats, warmup=2)
                 old = best.get(name, (float("inf"), float("inf")))
                 best[name] = (min(old[0], t.min_s), min(old[1], t.median_s))
