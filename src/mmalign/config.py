@@ -125,6 +125,14 @@ class ADLConfig:
         choices=("sinkhorn", "monotone"),
         normalise="lower",
     )
+    # docs/method.md, "Monotone alignment": a geometric time per source step makes one or two
+    # victim steps its likeliest length; sub-states give durations their spread (3-19 frames)
+    alignment_states: int = option(
+        1,
+        "monotone solver: most left-to-right sub-states per source step (1 = geometric "
+        "durations); a step holding D victim steps on average gets min(floor(D / 2), this)",
+        check="positive",
+    )
     reg_relative: bool = option(
         True, "scale reg by each sample's cost spread (std of its in-window costs)"
     )
@@ -296,6 +304,12 @@ class RunConfig:
             raise ConfigError(
                 f"`frame_drop` needs the random-missing protocol; got frame_drop={self.frame_drop!r}"
                 " without missing_rate (use --missing-rate 0 to drop frames only)."
+            )
+        if self.adl.alignment_states > 1 and self.adl.alignment_solver != "monotone":
+            raise ConfigError(
+                f"`alignment_states` applies to the monotone solver; got alignment_states="
+                f"{self.adl.alignment_states} with alignment_solver="
+                f"{self.adl.alignment_solver!r} (add --alignment-solver monotone)."
             )
         if self.model.d_model % self.model.n_heads:
             raise ConfigError(

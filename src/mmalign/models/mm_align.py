@@ -70,6 +70,8 @@ class MMAlign(MissingModalityModel):
         How the cost becomes an alignment: an entropic OT plan (the paper) or the posterior
         of a monotone path through the band (:mod:`mmalign.ot.monotone`, with emission
         weights ``exp(-cost / reg)``).
+    alignment_states : int
+        The monotone solver's most sub-states per source step (1: geometric durations).
     reg_relative : bool
         Scale ``reg`` by each sample's cost spread (standard deviation of its band costs).
     source_relaxation : float
@@ -101,6 +103,7 @@ class MMAlign(MissingModalityModel):
         single_iteration: bool = TrainConfig.single_iteration,
         alignment_space: str = ADLConfig.alignment_space,
         alignment_solver: str = ADLConfig.alignment_solver,
+        alignment_states: int = ADLConfig.alignment_states,
         reg_relative: bool = ADLConfig.reg_relative,
         source_relaxation: float = ADLConfig.source_relaxation,
         lambda_step: float = ADLConfig.lambda_step,
@@ -120,6 +123,7 @@ class MMAlign(MissingModalityModel):
         self.single_iteration = single_iteration
         self.alignment_space = alignment_space
         self.alignment_solver = alignment_solver
+        self.alignment_states = alignment_states
         self.reg_relative = reg_relative
         self.source_relaxation = source_relaxation
         self.lambda_step, self.step_tau = lambda_step, step_tau
@@ -215,7 +219,7 @@ class MMAlign(MissingModalityModel):
             cost, batch.source_mask, batch.victim_mask, centres, window=self.window,
             reg=self.reg, max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
             source_relaxation=self.source_relaxation, solver=self.alignment_solver,
-            nats=self.emission is not None,
+            states=self.alignment_states, nats=self.emission is not None,
         )  # fmt: skip
 
     def _impute_steps(self, steps: Tensor, weights: Tensor, centres: Tensor | None) -> Tensor:
@@ -337,6 +341,7 @@ def solve_band(
     reg_relative: bool,
     source_relaxation: float,
     solver: str = "sinkhorn",
+    states: int = 1,
     path_masks: tuple[Tensor, Tensor] | None = None,
     nats: bool = False,
 ) -> ColumnSinkhornResult | MonotoneAlignment:
@@ -348,7 +353,7 @@ def solve_band(
     OT plan, with ``source_relaxation`` (in reg's units; 0 = balanced) relaxing the source
     marginal. ``solver="monotone"``: the monotone path's posterior
     (:func:`~mmalign.ot.monotone.monotone_band_posterior`) under the weights
-    ``exp(-cost / reg)``; ``path_masks`` (source, victim in-length masks, default the given
+    ``exp(-cost / reg)``, with ``states`` sub-states per source step at most; ``path_masks`` (source, victim in-length masks, default the given
     masks) let the path run through steps whose cost is unknown (``inf``): there the log
     weight is the mean of the victim step's known ones, which favours no source step.
     ``nats``: the cost is a negative log-likelihood (the emission space), so ``reg`` is 1
@@ -367,7 +372,9 @@ def solve_band(
             neutral = log_weight.sum(-1, keepdim=True) / known.sum(-1, keepdim=True).clamp_min(1)
             log_weight = torch.where(known, log_weight, neutral)  # (B, M, W)
             path_source, path_victim = path_masks or (source_mask, victim_mask)
-            return monotone_band_posterior(log_weight, path_source, path_victim, centres, window)
+            return monotone_band_posterior(
+                log_weight, path_source, path_victim, centres, window, states=states
+            )
         relaxation = None
         if source_relaxation > 0:  # in reg's units: rho / (rho + reg) is scale-free
             relaxation = source_relaxation * scale

@@ -82,7 +82,8 @@ class MMAlignPatterns(PatternModel):
     backbone : PatternBackbone
     task : str
     window, reg, max_iter, tol, lambda_con, tau, convention, fit_normalisation,
-    train_fitter, alignment_space, alignment_solver, reg_relative, source_relaxation,
+    train_fitter, alignment_space, alignment_solver, alignment_states, reg_relative,
+    source_relaxation,
     lambda_step, step_tau, lambda_translate
         As for :class:`~mmalign.models.mm_align.MMAlign`. The emission space has one
         emission per ordered pair; the monotone path runs through dropped steps, where it
@@ -106,6 +107,7 @@ class MMAlignPatterns(PatternModel):
         train_fitter: bool = ADLConfig.train_fitter,
         alignment_space: str = ADLConfig.alignment_space,
         alignment_solver: str = ADLConfig.alignment_solver,
+        alignment_states: int = ADLConfig.alignment_states,
         reg_relative: bool = ADLConfig.reg_relative,
         source_relaxation: float = ADLConfig.source_relaxation,
         lambda_step: float = ADLConfig.lambda_step,
@@ -133,6 +135,7 @@ class MMAlignPatterns(PatternModel):
             else None
         )
         self.alignment_space, self.alignment_solver = alignment_space, alignment_solver
+        self.alignment_states = alignment_states
         self.window, self.reg, self.max_iter, self.tol = window, reg, max_iter, tol
         self.lambda_con, self.tau = lambda_con, tau
         self.convention, self.fit_normalisation = convention, fit_normalisation
@@ -345,7 +348,7 @@ class MMAlignPatterns(PatternModel):
             cost, source_mask, victim_mask, centres, window=self.window, reg=self.reg,
             max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
             source_relaxation=self.source_relaxation, solver=self.alignment_solver,
-            path_masks=(batch.steps[s] & both[:, None], batch.steps[v] & both[:, None]),
+            states=self.alignment_states, path_masks=(batch.steps[s] & both[:, None], batch.steps[v] & both[:, None]),
             nats=self.emissions is not None,
         )  # fmt: skip
         masks = (source_mask, victim_mask, centres, self.window)

@@ -20,6 +20,19 @@ Model, per sample with ``n`` source and ``m`` victim steps:
   entropy law with mean ``n / m``, the advance of the rescaled diagonal;
 * step ``j`` at ``s`` is emitted with weight ``exp(log_emission[j, k])``.
 
+With ``states > 1``, the time spent on one source step is no longer geometric. Under the law
+above, a source step holds ``D = 1 / (1 - P(0))`` victim steps on average (about ``m / n``),
+and a geometric duration makes one or two victim steps its likeliest length however long
+``D`` is. Speech recognisers give each unit several left-to-right states for this reason
+(Rabiner 1989, section IV; here each victim step moves to the next state with probability
+``q``). A source step gets ``S = clamp(floor(D / 2), 1, states)`` sub-states, each held a
+geometric number of victim steps with mean ``D / S >= 2``: the path stays in its sub-state
+with probability ``1 - q``, ``q = S (1 - P(0))``, moves to the next with ``q``, and from the
+last sub-state advances ``a >= 1`` source steps with ``q P(a) / (1 - P(0))``, landing in the
+first sub-state. The mean time per source step stays ``D``, and its variance falls from
+``D (D - 1)`` to ``D (D / S - 1)``. With ``S = 1`` this is the model above. The path ends in
+the last sub-state of the last source step, softly (``edge_weight`` again otherwise).
+
 The posterior ``P(s_j = c_j + k - K | all steps)`` is a column band like an OT plan. It is
 returned divided by ``m``, so that, like a plan with uniform victim marginal, every valid
 victim step carries mass ``1 / m``. The loops run over victim steps, vectorised over the
@@ -110,6 +123,7 @@ def monotone_band_posterior(
     centres: Tensor,
     window: int,
     edge_weight: float = 1e-3,
+    states: int = 1,
 ) -> MonotoneAlignment:
     """Forward-backward posterior of a monotone source path under the victim steps (module doc).
 
@@ -130,6 +144,10 @@ def monotone_band_posterior(
     edge_weight : float
         Weight, in ``(0, 1]``, of starting (ending) the path elsewhere than at the first (last)
         source step.
+    states : int
+        Most sub-states per source step (module doc); 1 gives geometric durations. A sample
+        whose source steps hold ``D`` victim steps on average gets
+        ``clamp(floor(D / 2), 1, states)``.
 
     Returns
     -------
@@ -143,10 +161,12 @@ def monotone_band_posterior(
         )
     if not 0 < edge_weight <= 1:
         raise ConfigError(f"`edge_weight` must be in (0, 1]; got {edge_weight!r}.")
+    if isinstance(states, bool) or not isinstance(states, int) or states < 1:
+        raise ConfigError(f"`states` must be an integer >= 1; got {states!r}.")
     with torch.no_grad():
         return _posterior(
             log_emission.detach().float(), source_mask.bool(), victim_mask.bool(),
-            centres.long(), window, math.log(edge_weight),
+            centres.long(), window, math.log(edge_weight), states,
         )  # fmt: skip
 
 
@@ -157,6 +177,7 @@ def _posterior(
     centres: Tensor,
     window: int,
     log_edge: float,
+    states: int,
 ) -> MonotoneAlignment:
     n_batch, n_victim, width = log_emission.shape
     device = log_emission.device
@@ -187,6 +208,11 @@ def _posterior(
     end_index = torch.gather(index, 1, last[:, None, None].expand(-1, 1, width))[:, 0]  # (B, W)
     end = torch.where(end_index == (n - 1)[:, None], 0.0, log_edge)  # (B, W)
 
+    if states > 1:
+        joint, log_likelihood = _sub_state_passes(
+            emit, victim_mask, step, log_advance, log_move, start, end, last, log_edge, states
+        )
+        return _result(joint, band_ok, m, log_likelihood)
     valid = victim_mask[:, :, None]  # (B, M, 1)
     alpha = torch.empty_like(emit)  # (B, M, W)
     alpha[:, 0] = emit[:, 0] + start
@@ -201,8 +227,87 @@ def _posterior(
         beta[:, j] = torch.where(valid[:, j + 1], moved, beta[:, j + 1])
     final = torch.gather(alpha, 1, last[:, None, None].expand(-1, 1, width))[:, 0]  # (B, W)
     log_likelihood = torch.logsumexp(final + end, dim=-1)  # (B,)
-    joint = alpha + beta  # (B, M, W)
+    return _result(alpha + beta, band_ok, m, log_likelihood)
+
+
+def _result(joint: Tensor, band_ok: Tensor, m: Tensor, log_likelihood: Tensor) -> MonotoneAlignment:
+    """Return the plan from the log joint ``alpha + beta`` (B, M, W); valid rows sum to ``1 / m``."""
     posterior = (joint - torch.logsumexp(joint, dim=-1, keepdim=True)).exp()  # (B, M, W)
     posterior = torch.where(band_ok, posterior.nan_to_num(0.0), 0.0)
     plan = posterior / m.clamp_min(1)[:, None, None].to(posterior.dtype)
     return MonotoneAlignment(plan, log_likelihood, torch.ones_like(m, dtype=torch.bool))
+
+
+def _shift(x: Tensor, step: Tensor) -> Tensor:
+    """``out[:, k] = x[:, k + step]`` over the band axis of ``x`` (B, W, S); -inf off the band.
+
+    The same source step sits at band entry ``k`` for victim step ``j`` and at ``k + step``
+    for ``j - 1`` (``step = c_j - c_{j-1}``); a negative ``step`` shifts the other way.
+    """
+    width = x.shape[1]
+    source = torch.arange(width, device=x.device) + step[:, None]  # (B, W)
+    inside = (source >= 0) & (source < width)
+    moved = torch.gather(x, 1, source.clamp(0, width - 1)[..., None].expand_as(x))
+    return torch.where(inside[..., None], moved, -math.inf)
+
+
+def _sub_state_passes(
+    emit: Tensor,
+    victim_mask: Tensor,
+    step: Tensor,
+    log_advance: Tensor,
+    log_move: Tensor,
+    start: Tensor,
+    end: Tensor,
+    last: Tensor,
+    log_edge: float,
+    states: int,
+) -> tuple[Tensor, Tensor]:
+    """Forward-backward with sub-states per source step (module doc).
+
+    Shapes: ``emit`` (B, M, W), ``step`` (B, M), ``log_advance`` (B, G), ``log_move``
+    (B, M, W, W) over advances, ``start``/``end`` (B, W), ``last`` (B,). Sample ``b`` uses the
+    last ``S_b`` of the ``states`` sub-states, so that every sample's path leaves a source step
+    from sub-state ``states - 1``. Returns the log joint (B, M, W), summed over sub-states,
+    and the log-likelihood (B,).
+    """
+    n_batch, n_victim, width = emit.shape
+    device = emit.device
+    stay_first = log_advance[:, 0].exp()  # (B,) P(0)
+    mean_time = 1.0 / (1.0 - stay_first).clamp_min(1e-6)  # (B,) D
+    used = torch.floor(mean_time / 2).clamp(1, states)  # (B,) S_b
+    q = (used * (1.0 - stay_first)).clamp(max=1.0)  # (B,) move to the next sub-state
+    log_q = q.log()[:, None, None]  # (B, 1, 1)
+    log_keep = torch.log1p(-q).clamp_min(torch.finfo(emit.dtype).min)[:, None, None]
+    # leaving the last sub-state for a >= 1 steps: q P(a) / (1 - P(0)) = S_b P(a)
+    offsets = torch.arange(width, device=device)
+    advance = step[:, :, None, None] + offsets[:, None] - offsets  # (B, M, W k, W k')
+    # advance 0 belongs to the sub-state chain; log_move is -inf past the law's largest advance
+    log_leave = torch.where(advance >= 1, log_move + used.log()[:, None, None, None], -math.inf)
+    sub = torch.arange(states, device=device)
+    entry = (sub[None, :] == (states - used.long())[:, None])[:, None, :]  # (B, 1, S)
+    exit_ = sub == states - 1  # (S,)
+    pad = torch.full((n_batch, width, 1), -math.inf, device=device)
+
+    alpha = torch.full((n_batch, n_victim, width, states), -math.inf, device=device)
+    alpha[:, 0] = torch.where(entry, (emit[:, 0] + start)[..., None], -math.inf)
+    for j in range(1, n_victim):  # loop over victim steps, vectorised over batch, band, states
+        prev = alpha[:, j - 1]  # (B, W, S)
+        same = _shift(prev, step[:, j])  # the same source step, re-indexed to this band
+        chain = torch.logaddexp(same + log_keep, torch.cat([pad, same[..., :-1]], -1) + log_q)
+        leave = torch.logsumexp(prev[:, None, :, states - 1] + log_leave[:, j], dim=-1)  # (B, W)
+        chain = torch.where(entry, torch.logaddexp(chain, leave[..., None]), chain)
+        alpha[:, j] = torch.where(victim_mask[:, j, None, None], chain + emit[:, j, :, None], prev)
+    beta = torch.full((n_batch, n_victim, width, states), -math.inf, device=device)
+    beta[:, n_victim - 1] = end[..., None] + torch.where(exit_, 0.0, log_edge)
+    for j in range(n_victim - 2, -1, -1):  # loop over victim steps, vectorised
+        ahead = beta[:, j + 1] + emit[:, j + 1, :, None]  # (B, W k, S)
+        chain = torch.logaddexp(ahead + log_keep, torch.cat([ahead[..., 1:], pad], -1) + log_q)
+        same = _shift(chain, -step[:, j + 1])  # back to step j's band
+        into = torch.logsumexp(torch.where(entry, ahead, -math.inf), dim=-1)  # (B, W k)
+        leave = torch.logsumexp(log_leave[:, j + 1] + into[:, :, None], dim=1)  # (B, W k')
+        same = torch.where(exit_, torch.logaddexp(same, leave[..., None]), same)
+        beta[:, j] = torch.where(victim_mask[:, j + 1, None, None], same, beta[:, j + 1])
+    final = torch.gather(alpha, 1, last[:, None, None, None].expand(-1, 1, width, states))[:, 0]
+    log_likelihood = torch.logsumexp((final + beta[:, n_victim - 1]).flatten(1), dim=-1)
+    return torch.logsumexp(alpha + beta, dim=-1), log_likelihood

@@ -38,8 +38,13 @@ __all__ = ["TrainedModel", "load_run"]
 
 
 #: What a run folder meant by an option its ``config.yaml`` lacks: before the shared step
-#: space, the paper's alignment; before the monotone solver, Sinkhorn.
-_OLDER_RUNS = {"alignment_space": "encoder", "reg_relative": False, "alignment_solver": "sinkhorn"}
+#: space, the paper's alignment; before the monotone solver, Sinkhorn; before its sub-states, 1.
+_OLDER_RUNS = {
+    "alignment_space": "encoder",
+    "reg_relative": False,
+    "alignment_solver": "sinkhorn",
+    "alignment_states": 1,
+}
 
 
 def _widen_fitter(state: dict[str, Tensor], expected: dict[str, Tensor]) -> None:

@@ -58,8 +58,10 @@ class TrainedPatternModel:
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "cpu") -> "TrainedPatternModel":
         """Restore the selected checkpoint of the random-missing run in ``run_dir``."""
-        # random-missing runs from before the monotone solver used Sinkhorn
-        config, states, meta = read_finished_run(run_dir, {"alignment_solver": "sinkhorn"})
+        # random-missing runs from before the monotone solver used Sinkhorn (one sub-state)
+        config, states, meta = read_finished_run(
+            run_dir, {"alignment_solver": "sinkhorn", "alignment_states": 1}
+        )
         if SETTING not in states:
             raise DataError(f"{run_dir}: the run did not finish (no selected checkpoint).")
         dims = PatternDims(dict(zip(meta.modalities, meta.input_dims)), meta.output_dim, meta.task)
