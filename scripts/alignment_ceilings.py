@@ -1,7 +1,7 @@
 """How well can any alignment do on the unaligned synthetic data? Ceilings from the truth.
 
 Run ``python scripts/alignment_ceilings.py [--seed 0] [--threads 1]`` from the repository
-root (about two minutes). It scores, with ``score-alignment``'s metrics, the alignment of
+root (about ten minutes). It scores, with ``score-alignment``'s metrics, the alignment of
 audio frames (victim) to text words (source) on the test split of
 ``synthetic:unaligned=1``, band ``K = 8``, for predictors that are *given* more than a model
 gets, so that a model's score can be read against what the data allows:
@@ -15,11 +15,13 @@ gets, so that a model's score can be read against what the data allows:
   training split; each frame's posterior over its band on its own (what a per-step plan
   such as OT can reach from a linear cost);
 - ``linear emission, monotone``: the same emission under the monotone path
-  (:mod:`mmalign.ot.monotone`);
+  (:mod:`mmalign.ot.monotone`), with geometric durations (``S = 1``) and with up to
+  ``S = 5`` sub-states per word (``--alignment-states 5``);
 - ``EM from a flat start``: the emission fitted without the truth, by three rounds of
   posterior-weighted least squares on the monotone posteriors of half the training split
   (the complete half at ``p = 0.5``), starting from no content: what
-  ``--alignment-space emission --alignment-solver monotone`` does by gradient steps.
+  ``--alignment-space emission --alignment-solver monotone`` does by gradient steps; for
+  ``S = 1`` and ``S = 5``.
 
 Nothing here trains a model or is asserted; ``docs/results.md`` quotes the numbers.
 """
@@ -75,14 +77,15 @@ def _gaussian_log_emission(t: dict, rows: slice, weight: torch.Tensor, precision
     return log_e.masked_fill(~valid, -torch.inf), valid
 
 
-def _posteriors(t, rows, weight, precision, monotone: bool) -> torch.Tensor:
+def _posteriors(t, rows, weight, precision, monotone: bool, states: int = 1) -> torch.Tensor:
     """Column-normalised posterior (B, M, W) of each victim step over its band."""
     log_e, valid = _gaussian_log_emission(t, rows, weight, precision)
     if not monotone:
         return torch.where(valid, log_e.softmax(-1).nan_to_num(0.0), 0.0)
     out = monotone_band_posterior(
-        log_e, t["source_mask"][rows], t["victim_mask"][rows], t["centres"][rows], WINDOW
-    )
+        log_e, t["source_mask"][rows], t["victim_mask"][rows], t["centres"][rows], WINDOW,
+        states=states,
+    )  # fmt: skip
     return out.plan * t["victim_mask"][rows].sum(1).clamp_min(1)[:, None, None]
 
 
@@ -174,27 +177,31 @@ def main(argv: list[str] | None = None) -> None:
     results["durations known"] = _score(test, lambda r: _durations_known(data, test, r))
     all_train = _chunks(train["x"].shape[0])
     weight, precision = _least_squares(train, all_train, lambda r: _truth_band(train, r))
-    for name, monotone in (("per step", False), ("monotone", True)):
+    for name, monotone, states in (("per step", False, 1), ("monotone", True, 1),
+                                   ("monotone, S = 5", True, 5)):  # fmt: skip
         results[f"linear emission, {name}"] = _score(
-            test, lambda r, mono=monotone: _posteriors(test, r, weight, precision, mono)
+            test,
+            lambda r, mono=monotone, s=states: _posteriors(test, r, weight, precision, mono, s),
         )
     half = [slice(r.start, r.stop, 2) for r in all_train]  # every other training sample
     d_s, d_v = train["x"].shape[-1] + 1, train["y"].shape[-1]
-    weight, precision = torch.zeros(d_s, d_v), torch.eye(d_v)  # no content: position only
-    for round_ in range(4):
-        results[f"EM from a flat start, round {round_}"] = _score(
-            test, lambda r, w=weight, p=precision: _posteriors(test, r, w, p, True)
-        )
-        if round_ < 3:
-            weight, precision = _least_squares(
-                train, half, lambda r, w=weight, p=precision: _posteriors(train, r, w, p, True)
+    for states in (1, 5):
+        weight, precision = torch.zeros(d_s, d_v), torch.eye(d_v)  # no content: position only
+        for round_ in range(4):
+            results[f"EM from a flat start, S = {states}, round {round_}"] = _score(
+                test, lambda r, w=weight, p=precision, s=states: _posteriors(test, r, w, p, True, s)
             )
+            if round_ < 3:
+                weight, precision = _least_squares(
+                    train, half,
+                    lambda r, w=weight, p=precision, s=states: _posteriors(train, r, w, p, True, s),
+                )  # fmt: skip
     print(f"synthetic:unaligned=1 seed {args.seed}, test split, audio frames -> text words, "
           f"K = {WINDOW}, {args.threads} thread(s)")  # fmt: skip
-    print(f"{'predictor':<34} {'mass_on_truth':>13} {'argmax_acc':>10} {'offset_err':>10}")
+    print(f"{'predictor':<42} {'mass_on_truth':>13} {'argmax_acc':>10} {'offset_err':>10}")
     for name, r in results.items():
         print(
-            f"{name:<34} {r['mass_on_truth']:>13.3f} {r['argmax_accuracy']:>10.3f} "
+            f"{name:<42} {r['mass_on_truth']:>13.3f} {r['argmax_accuracy']:>10.3f} "
             f"{r['offset_error']:>10.3f}"
         )
 

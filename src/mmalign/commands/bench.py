@@ -29,6 +29,7 @@ BENCHMARKS: tuple[str, ...] = (
     "validation_pass",
     "roofline",
     "compile_cost",
+    "monotone_cost",
 )
 
 
