@@ -22,3 +22,20 @@ def test_run_help_shows_every_option_flag(capsys):
         assert flag in flags, flag
         if isinstance(f.default, bool):  # booleans are --x / --no-x
             assert "--no-" + flag[2:] in flags, flag
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--alignment-states", "3"],
+            "`alignment_states` applies to the monotone solver; got alignment_states=3 with "
+            "alignment_solver='sinkhorn' (add --alignment-solver monotone).",
+        ),
+        (["--alignment-solver", "monotone", "--alignment-states", "0"], "`alignment_states`"),
+    ],
+)
+def test_bad_alignment_states_exit_with_code_2(capsys, argv, message):
+    assert main(["run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmalign: error: ") and message in err

@@ -171,6 +171,7 @@ def test_pair_fingerprints_are_unchanged_by_the_random_missing_options(fields, f
         "frame_drop": 0.0,
         "drop_burst": 3.0,
         "alignment_solver": "sinkhorn",
+        "alignment_states": 1,
     }
     assert RunSpec(data, method, source, victim, p, seed, neutral).fingerprint() == fingerprint
 
@@ -179,6 +180,9 @@ def test_default_config_hash_is_unchanged():
     assert config_hash({}) == DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12
     assert config_hash({"drop_burst": 4.0}) != config_hash({})
     assert config_hash({"alignment_solver": "monotone"}) != config_hash({})
+    monotone = {"alignment_solver": "monotone"}
+    assert config_hash({**monotone, "alignment_states": 1}) == config_hash(monotone)
+    assert config_hash({**monotone, "alignment_states": 5}) != config_hash(monotone)
 
 
 def random_spec(**changes):

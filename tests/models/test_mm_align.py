@@ -3,6 +3,7 @@ import torch
 
 from mmalign.models.backbone import Backbone
 from mmalign.models.mm_align import MMAlign, batch_centres
+from mmalign.ot.column_band import diagonal_centres
 
 
 def make_model(window=2, **kw):
@@ -193,6 +194,22 @@ def test_monotone_solver_plan_is_the_band_posterior_of_the_cost(batch_factory):
     ).plan
     torch.testing.assert_close(plan, expected)
     assert bool(model.solve_alignment(cost, batch, centres).converged.all())
+    # sub-states: words of 6-7 frames (3 sub-states), so the plan differs from one sub-state's
+    from types import SimpleNamespace
+
+    masks = SimpleNamespace(
+        source_mask=torch.arange(6) < torch.tensor([[3], [3]]),
+        victim_mask=torch.ones(2, 20, dtype=torch.bool),
+    )
+    centres = diagonal_centres(masks.source_mask.sum(1), masks.victim_mask.sum(1), 20)
+    model = make_model(alignment_solver="monotone", alignment_states=4, reg_relative=False)
+    plan = model.solve_alignment(cost, masks, centres).plan
+    expected = monotone_band_posterior(
+        -cost / model.reg, masks.source_mask, masks.victim_mask, centres, model.window, states=4
+    ).plan
+    torch.testing.assert_close(plan, expected)
+    plain = make_model(alignment_solver="monotone", reg_relative=False)
+    assert not torch.allclose(plain.solve_alignment(cost, masks, centres).plan, plan, atol=1e-3)
 
 
 def test_emission_cost_ignores_the_encoders_and_reads_standardised_inputs():

@@ -271,8 +271,15 @@ def test_registry_passes_the_alignment_solver_and_space_to_the_pair_model(datase
 
     dims = PairDims(32, 20, 1, "regression")
     config = apply_overrides(
-        RunConfig(), {**SMALL, "alignment_space": "emission", "alignment_solver": "monotone"}
+        RunConfig(),
+        {
+            **SMALL,
+            "alignment_space": "emission",
+            "alignment_solver": "monotone",
+            "alignment_states": 3,
+        },
     )
     model = get_method("mm-align").build(dims, config)
     assert model.alignment_solver == "monotone" and model.emission is not None
+    assert model.alignment_states == 3
     assert model.emission.mean.weight.shape == (20, 32)

@@ -271,6 +271,9 @@ def test_empty_victim_rows_have_no_mass_and_no_nan():
     source_mask = torch.tensor([[True, True, False], [True, True, True]])
     victim_mask = torch.tensor([[True, True, True], [False, False, False]])
     centres = diagonal_centres(source_mask.sum(1), victim_mask.sum(1), 3)
-    out = monotone_band_posterior(torch.zeros(2, 3, 3), source_mask, victim_mask, centres, 1)
-    assert torch.isfinite(out.plan).all()
-    assert float(out.plan[1].abs().sum()) == 0.0
+    for states in (1, 5):
+        out = monotone_band_posterior(
+            torch.zeros(2, 3, 3), source_mask, victim_mask, centres, 1, states=states
+        )
+        assert torch.isfinite(out.plan).all()
+        assert float(out.plan[1].abs().sum()) == 0.0
