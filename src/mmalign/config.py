@@ -133,6 +133,13 @@ class ADLConfig:
         "durations); a step holding D victim steps on average gets min(floor(D / 2), this)",
         check="positive",
     )
+    emission_update: str = option(
+        "gradient",
+        "emission space: fit the emission by gradient steps with the model, or by stepwise EM "
+        "(a closed-form M-step on running posterior-weighted statistics)",
+        choices=("gradient", "em"),
+        normalise="lower",
+    )
     reg_relative: bool = option(
         True, "scale reg by each sample's cost spread (std of its in-window costs)"
     )
@@ -310,6 +317,12 @@ class RunConfig:
                 f"`alignment_states` applies to the monotone solver; got alignment_states="
                 f"{self.adl.alignment_states} with alignment_solver="
                 f"{self.adl.alignment_solver!r} (add --alignment-solver monotone)."
+            )
+        if self.adl.emission_update != "gradient" and self.adl.alignment_space != "emission":
+            raise ConfigError(
+                f"`emission_update` applies to the emission space; got emission_update="
+                f"{self.adl.emission_update!r} with alignment_space="
+                f"{self.adl.alignment_space!r} (add --alignment-space emission)."
             )
         if self.model.d_model % self.model.n_heads:
             raise ConfigError(

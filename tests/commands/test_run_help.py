@@ -39,3 +39,12 @@ def test_bad_alignment_states_exit_with_code_2(capsys, argv, message):
     assert main(["run", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mmalign: error: ") and message in err
+
+
+def test_emission_update_needs_the_emission_space(capsys):
+    assert main(["run", "--emission-update", "em"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "`emission_update` applies to the emission space; got emission_update='em' with "
+        "alignment_space='projected' (add --alignment-space emission)." in err
+    )

@@ -9,6 +9,7 @@ import torch
 from mmalign.models.emission import LinearEmission, centred, emission_loss
 from mmalign.ot.column_band import column_band_index, diagonal_centres
 from mmalign.ot.monotone import monotone_band_posterior
+from mmalign.validation import ConfigError
 
 
 def test_centred_removes_each_samples_mean_over_valid_steps():
@@ -110,3 +111,89 @@ def test_em_from_a_flat_start_finds_the_alignment_of_toy_sequences():
         optimiser.step()
     end, _ = mass_on_truth(emission.cost(*args).detach())
     assert start < 0.5 < 0.9 < end
+
+
+def _paired_toy(seed=0, n_batch=6, n_words=5, d_s=4, d_v=3, window=3):
+    """Toy words and frames with a known frame -> word alignment; one-hot posteriors of it."""
+    gen = np.random.default_rng(seed)
+    durations = gen.integers(2, 6, size=(n_batch, n_words))
+    m = durations.sum(1)
+    n_frames = int(m.max())
+    owner = np.zeros((n_batch, n_frames), dtype=np.int64)
+    for b in range(n_batch):
+        owner[b, : m[b]] = np.repeat(np.arange(n_words), durations[b])
+    words = gen.standard_normal((n_batch, n_words, d_s)) + gen.standard_normal((n_batch, 1, d_s))
+    readout = gen.standard_normal((d_s, d_v))
+    frames = np.take_along_axis(words, owner[..., None], 1) @ readout + 2.0
+    frames = frames + 0.3 * gen.standard_normal(frames.shape)
+    m_t = torch.tensor(m)
+    victim_mask = torch.arange(n_frames) < m_t[:, None]
+    source = torch.tensor(words).float()
+    victim = torch.tensor(frames).float() * victim_mask[..., None]
+    source_mask = torch.ones(n_batch, n_words, dtype=torch.bool)
+    centres = diagonal_centres(torch.full((n_batch,), n_words), m_t, n_frames)
+    index, in_range = column_band_index(centres, window, n_words)
+    hit = (torch.tensor(owner)[:, :, None] == index) & in_range & victim_mask[..., None]
+    posterior = hit.float()  # the true word where the band holds it
+    pairs = []  # (centred word, centred frame) of every frame on its word, for the reference
+    for b, j, k in hit.nonzero().tolist():
+        x = words[b] - words[b].mean(0)
+        y = frames[b, : m[b]] - frames[b, : m[b]].mean(0)
+        pairs.append((x[index[b, j, k]], y[j]))
+    assert len(pairs) > 0.8 * int(victim_mask.sum())  # the band holds most true words
+    args = (source, victim, source_mask, victim_mask, centres, window, posterior)
+    return args, pairs
+
+
+def _weighted_least_squares(pairs, weights):
+    """Reference: coefficients (D_s + 1, D_v) and residual variances by NumPy's lstsq."""
+    x = np.array([np.append(p[0], 1.0) for p in pairs])
+    y = np.array([p[1] for p in pairs])
+    root = np.sqrt(np.asarray(weights))[:, None]
+    coef = np.linalg.lstsq(x * root, y * root, rcond=None)[0]
+    var = (np.asarray(weights)[:, None] * (y - x @ coef) ** 2).sum(0) / np.sum(weights)
+    return coef, var
+
+
+def test_em_step_is_the_weighted_least_squares_of_the_posteriors():
+    args, pairs = _paired_toy()
+    emission = LinearEmission(4, 3, update="em")
+    emission.em_step(*args)
+    coef, var = _weighted_least_squares(pairs, np.ones(len(pairs)))
+    np.testing.assert_allclose(emission.mean.weight.numpy(), coef[:-1].T, atol=2e-3)
+    np.testing.assert_allclose(emission.mean.bias.numpy(), coef[-1], atol=2e-3)
+    np.testing.assert_allclose(emission.log_var.exp().numpy(), var, rtol=2e-2)
+    assert int(emission.stat_updates) == 1
+
+
+def test_em_steps_average_the_batches_with_decreasing_steps():
+    (args0, pairs0), (args1, pairs1) = _paired_toy(seed=1), _paired_toy(seed=2)
+    emission = LinearEmission(4, 3, update="em")
+    emission.em_step(*args0)
+    emission.em_step(*args1)
+    # running per-batch means, steps 2**-0.7 then 3**-0.7 (from zero statistics of zero mass):
+    # batch 0 weighs (1 - 3**-0.7) 2**-0.7 and batch 1 3**-0.7
+    first, second = 2.0**-0.7, 3.0**-0.7
+    weights = [(1 - second) * first / len(pairs0)] * len(pairs0)
+    weights += [second / len(pairs1)] * len(pairs1)
+    coef, var = _weighted_least_squares(pairs0 + pairs1, weights)
+    np.testing.assert_allclose(emission.mean.weight.numpy(), coef[:-1].T, atol=2e-3)
+    np.testing.assert_allclose(emission.log_var.exp().numpy(), var, rtol=2e-2)
+
+
+def test_em_emission_takes_no_gradient_and_keeps_its_statistics_in_checkpoints():
+    args, _ = _paired_toy()
+    emission = LinearEmission(4, 3, update="em")
+    assert not any(p.requires_grad for p in emission.parameters())
+    assert not emission.cost(*args[:-1]).requires_grad
+    emission.em_step(*args)
+    copy = LinearEmission(4, 3, update="em")
+    copy.load_state_dict(emission.state_dict())
+    torch.testing.assert_close(copy.mean.weight, emission.mean.weight)
+    assert int(copy.stat_updates) == 1
+    # the gradient emission's state is what it always was: older checkpoints load
+    assert set(LinearEmission(4, 3).state_dict()) == {"mean.weight", "mean.bias", "log_var"}
+    with pytest.raises(ConfigError, match="update='em'"):
+        LinearEmission(4, 3).em_step(*args)
+    with pytest.raises(ConfigError, match="`emission_update` must be one of"):
+        LinearEmission(4, 3, update="adam")

@@ -280,3 +280,22 @@ def test_every_space_works_with_every_solver_on_unequal_lengths(space, solver):
     assert all(torch.isfinite(v) for v in losses.step.values())
     _, target, _ = model.alignments(batch)
     torch.testing.assert_close(target.sum(-1)[batch.victim_mask], torch.ones(31))
+
+
+def test_stepwise_em_emission_moves_in_training_only_and_takes_no_gradient():
+    model = make_model(
+        alignment_space="emission", alignment_solver="monotone", emission_update="em"
+    )
+    batch = unaligned_batch()
+    model.eval()
+    model.compute_losses(batch, "complete")  # evaluation leaves the emission as it is
+    assert float(model.emission.mean.weight.abs().sum()) == 0.0
+    model.train()
+    losses = model.compute_losses(batch, "complete")
+    assert float(model.emission.mean.weight.abs().sum()) > 0  # one closed-form step taken
+    assert int(model.emission.stat_updates) == 1
+    losses.step["backbone"].backward()
+    assert all(p.grad is None for p in model.emission.parameters())
+    assert model.backbone.victim_encoder.proj.weight.grad.abs().sum() > 0
+    ids = {id(p) for ps in model.parameter_groups().values() for p in ps}
+    assert not ids & {id(p) for p in model.emission.parameters()}

@@ -283,3 +283,16 @@ def test_registry_passes_the_alignment_solver_and_space_to_the_pair_model(datase
     assert model.alignment_solver == "monotone" and model.emission is not None
     assert model.alignment_states == 3
     assert model.emission.mean.weight.shape == (20, 32)
+
+
+def test_stepwise_em_updates_the_emissions_of_the_aligned_pairs(dataset):
+    seen = _draw(dataset, rate=0.3, drop=0.3, seed=2).splits["train"]
+    batch = PatternData.from_split(dataset.splits["train"], seen).batch(torch.arange(48))
+    model = _model("mm-align-monotone", dataset, emission_update="em")
+    target = model.alignment_target()
+    losses = model.compute_losses(batch, "mixed")
+    updated = {k for k, e in model.emissions.items() if int(e.stat_updates) == 1}
+    assert updated and all(k.endswith(f">{target}") for k in updated)
+    assert all(int(e.stat_updates) == 0 for k, e in model.emissions.items() if k not in updated)
+    losses.step["backbone"].backward()
+    assert all(p.grad is None for p in model.emissions.parameters())

@@ -59,13 +59,14 @@ PROTOCOLS: tuple[str, ...] = ("pair", "random")
 # Options added after results stores existed, each with the value that reproduces the runs
 # made before it: at that value they are left out of the resolved configuration, so the
 # fingerprints and config hashes of earlier runs stay valid (issue 12: random missing;
-# issue 11: the monotone alignment solver and its sub-states).
+# issue 11: the monotone alignment solver, its sub-states, stepwise EM).
 _LATER_OPTIONS: dict[str, Any] = {
     "missing_rate": None,
     "frame_drop": 0.0,
     "drop_burst": 3.0,
     "alignment_solver": "sinkhorn",
     "alignment_states": 1,
+    "emission_update": "gradient",
 }
 
 # (absolute path, size, mtime_ns) -> sha256 hex of the file's bytes

@@ -13,6 +13,14 @@ steps (a sample's level carries no position, and on the synthetic data it is hal
 step's variance). Trained on complete batches by the posterior-weighted negative
 log-likelihood, this is the M-step of EM (Baum-Welch) on the alignment's posterior: from
 ``A = 0`` the first posteriors follow the diagonal only, and each step sharpens them.
+
+``update="em"`` fits it in closed form instead: stepwise EM (Cappé & Moulines, JRSS-B 2009;
+Liang & Klein, NAACL 2009). Each complete training batch gives the posterior-weighted
+sufficient statistics of the regression (``sum w x x^T``, ``sum w x y^T``, ``sum w y^2`` and
+``sum w``, with ``x`` the source step's features and a 1); running averages take them in with
+step size ``(t + 2) ** -0.7`` at the ``t``-th update, and ``A``, ``b`` and ``s^2`` are the
+weighted least-squares solution of the averages. Gradient steps at the backbone's learning
+rate take many epochs to reach what one closed-form step gives (``docs/method.md``).
 """
 
 from __future__ import annotations
@@ -23,8 +31,14 @@ import torch
 from torch import Tensor, nn
 
 from mmalign.ot.column_band import column_band_index, column_band_valid_from_index
+from mmalign.validation import ConfigError, check_in
 
-__all__ = ["LinearEmission", "centred", "emission_loss"]
+__all__ = ["EMISSION_UPDATES", "LinearEmission", "centred", "emission_loss"]
+
+#: How an emission is fitted to the alignment's posteriors (module docstring).
+EMISSION_UPDATES: tuple[str, ...] = ("gradient", "em")
+_STEP_POWER = 0.7  # stepwise EM's step size (t + 2) ** -0.7, Liang & Klein's choice
+_RIDGE = 1e-4  # relative to the mean diagonal of the weighted Gram matrix
 
 
 def centred(x: Tensor, mask: Tensor) -> Tensor:
@@ -42,16 +56,29 @@ class LinearEmission(nn.Module):
     ----------
     d_source, d_victim : int
         Raw feature widths of the source and the victim.
+    update : {"gradient", "em"}
+        ``"gradient"``: the parameters are trained with the model through
+        :func:`emission_loss`. ``"em"``: they take no gradient and :meth:`em_step` sets them
+        (module docstring); the running statistics are buffers, so checkpoints keep them.
 
     ``A`` and ``b`` start at 0 and ``s`` at 1: the first alignments use position only.
     """
 
-    def __init__(self, d_source: int, d_victim: int) -> None:
+    def __init__(self, d_source: int, d_victim: int, update: str = "gradient") -> None:
         super().__init__()
+        check_in("emission_update", update, list(EMISSION_UPDATES))
+        self.update = update
         self.mean = nn.Linear(d_source, d_victim)
         nn.init.zeros_(self.mean.weight)
         nn.init.zeros_(self.mean.bias)
         self.log_var = nn.Parameter(torch.zeros(d_victim))
+        if update == "em":
+            self.requires_grad_(False)
+            self.register_buffer("stat_gram", torch.zeros(d_source + 1, d_source + 1))
+            self.register_buffer("stat_cross", torch.zeros(d_source + 1, d_victim))
+            self.register_buffer("stat_square", torch.zeros(d_victim))
+            self.register_buffer("stat_mass", torch.zeros(()))
+            self.register_buffer("stat_updates", torch.zeros((), dtype=torch.long))
 
     def cost(
         self,
@@ -92,6 +119,71 @@ class LinearEmission(nn.Module):
         nll = 0.5 * (sq + self.log_var.sum() + y.shape[-1] * math.log(2 * math.pi))
         valid = column_band_valid_from_index(source_mask, victim_mask, index, in_range)
         return nll.masked_fill(~valid, math.inf)  # (B, M, W)
+
+    @torch.no_grad()
+    def em_step(
+        self,
+        source: Tensor,
+        victim: Tensor,
+        source_mask: Tensor,
+        victim_mask: Tensor,
+        centres: Tensor,
+        window: int,
+        posterior: Tensor,
+    ) -> None:
+        """One stepwise-EM update from a batch's posteriors (``update="em"`` only).
+
+        Parameters
+        ----------
+        source, victim, source_mask, victim_mask, centres, window
+            As for :meth:`cost`.
+        posterior : Tensor, shape (B, M, W)
+            Each victim step's posterior over its band (rows sum to 1 or 0; 0 off the valid
+            band), e.g. the alignment that gave the fitter its targets.
+        """
+        if self.update != "em":
+            raise ConfigError("`em_step` needs an emission built with update='em'.")
+        x = centred(source, source_mask)  # (B, L, D_s)
+        y = centred(victim, victim_mask)  # (B, M, D_v)
+        x1 = torch.cat([x, source_mask[..., None].to(x.dtype)], -1)  # (B, L, D_s + 1)
+        index, _ = column_band_index(centres, window, source.shape[1])  # (B, M, W)
+        n_batch, n_victim, width = index.shape
+        weight = torch.where(posterior > 0, posterior, 0.0).to(x.dtype)  # (B, M, W)
+        # per source step: its posterior mass, and the posterior-weighted sum of victim steps
+        flat = index.reshape(n_batch, -1)  # (B, M*W)
+        mass = x.new_zeros(x.shape[:2]).scatter_add_(1, flat, weight.reshape(n_batch, -1))
+        spread = (weight[..., None] * y[:, :, None]).reshape(n_batch, -1, y.shape[-1])
+        y_sum = x.new_zeros(*x.shape[:2], y.shape[-1])  # (B, L, D_v)
+        y_sum.scatter_add_(1, flat[..., None].expand(-1, -1, y.shape[-1]), spread)
+        total = weight.sum()
+        if float(total) <= 0:
+            return  # no posterior mass in this batch: nothing to learn from
+        batch_stats = (
+            torch.einsum("bl,bld,ble->de", mass, x1, x1) / total,  # (D_s+1, D_s+1)
+            torch.einsum("bld,blv->dv", x1, y_sum) / total,  # (D_s+1, D_v)
+            torch.einsum("bm,bmv->v", weight.sum(-1), y.square()) / total,  # (D_v,)
+        )
+        step = float(self.stat_updates + 2) ** -_STEP_POWER
+        for stat, new in zip((self.stat_gram, self.stat_cross, self.stat_square), batch_stats):
+            stat.mul_(1 - step).add_(step * new)
+        self.stat_mass.mul_(1 - step).add_(step)
+        self.stat_updates += 1
+        self._solve()
+
+    def _solve(self) -> None:
+        """Set ``A``, ``b`` and ``s^2`` to the weighted least squares of the running statistics."""
+        gram = self.stat_gram.double() / self.stat_mass.double()
+        cross = self.stat_cross.double() / self.stat_mass.double()
+        ridge = _RIDGE * gram.diagonal().mean().clamp_min(1e-12)
+        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+        coef = torch.linalg.solve(gram + ridge * eye, cross)  # (D_s + 1, D_v)
+        square = self.stat_square.double() / self.stat_mass.double()  # (D_v,)
+        # per victim feature d: E[w (y_d - coef_d . x)^2] from the averages
+        var = square - 2 * (coef * cross).sum(0) + (coef * (gram @ coef)).sum(0)
+        var = var.clamp_min(1e-4)
+        self.mean.weight.copy_(coef[:-1].T.to(self.mean.weight.dtype))
+        self.mean.bias.copy_(coef[-1].to(self.mean.bias.dtype))
+        self.log_var.copy_(var.log().to(self.log_var.dtype))
 
 
 def emission_loss(cost: Tensor, target: Tensor) -> Tensor:

@@ -72,6 +72,10 @@ class MMAlign(MissingModalityModel):
         weights ``exp(-cost / reg)``).
     alignment_states : int
         The monotone solver's most sub-states per source step (1: geometric durations).
+    emission_update : {"gradient", "em"}
+        How the emission space's emission is fitted: with the model by gradient steps on the
+        posterior-weighted likelihood, or by stepwise EM on complete training batches
+        (:class:`~mmalign.models.emission.LinearEmission`).
     reg_relative : bool
         Scale ``reg`` by each sample's cost spread (standard deviation of its band costs).
     source_relaxation : float
@@ -104,6 +108,7 @@ class MMAlign(MissingModalityModel):
         alignment_space: str = ADLConfig.alignment_space,
         alignment_solver: str = ADLConfig.alignment_solver,
         alignment_states: int = ADLConfig.alignment_states,
+        emission_update: str = ADLConfig.emission_update,
         reg_relative: bool = ADLConfig.reg_relative,
         source_relaxation: float = ADLConfig.source_relaxation,
         lambda_step: float = ADLConfig.lambda_step,
@@ -137,6 +142,7 @@ class MMAlign(MissingModalityModel):
             LinearEmission(
                 backbone.source_encoder.input_shift.shape[0],
                 backbone.victim_encoder.input_shift.shape[0],
+                emission_update,
             )
             if alignment_space == "emission"
             else None
@@ -197,13 +203,19 @@ class MMAlign(MissingModalityModel):
         once per complete batch.
         """
         if self.emission is not None:
-            encoders = self.backbone.source_encoder, self.backbone.victim_encoder
             return self.emission.cost(
-                encoders[0].standardise(batch.source), encoders[1].standardise(batch.victim),
-                batch.source_mask, batch.victim_mask, centres, self.window,
+                *self._emission_inputs(batch), batch.source_mask, batch.victim_mask, centres,
+                self.window,
             )  # fmt: skip
         return column_cosine_cost(
             p_source, p_victim, batch.source_mask, batch.victim_mask, centres, self.window
+        )
+
+    def _emission_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Return the standardised inputs the emission reads, (B, L, D_s) and (B, M, D_v)."""
+        return (
+            self.backbone.source_encoder.standardise(batch.source),
+            self.backbone.victim_encoder.standardise(batch.victim),
         )
 
     def solve_alignment(
@@ -286,7 +298,10 @@ class MMAlign(MissingModalityModel):
             if self.step_space is not None:
                 col = target if self.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]
                 if self.emission is not None:
-                    own = emission_loss(cost, col)
+                    own = emission_loss(cost, col)  # no gradient with update="em"
+                    if self.emission.update == "em" and self.training:
+                        inputs = self._emission_inputs(batch)
+                        self.emission.em_step(*inputs, *masks, col)
                 else:
                     own = step_contrastive_loss(
                         cost, p_source, p_victim, batch.source_mask, batch.victim_mask, centres,

@@ -82,8 +82,8 @@ class MMAlignPatterns(PatternModel):
     backbone : PatternBackbone
     task : str
     window, reg, max_iter, tol, lambda_con, tau, convention, fit_normalisation,
-    train_fitter, alignment_space, alignment_solver, alignment_states, reg_relative,
-    source_relaxation,
+    train_fitter, alignment_space, alignment_solver, alignment_states, emission_update,
+    reg_relative, source_relaxation,
     lambda_step, step_tau, lambda_translate
         As for :class:`~mmalign.models.mm_align.MMAlign`. The emission space has one
         emission per ordered pair; the monotone path runs through dropped steps, where it
@@ -108,6 +108,7 @@ class MMAlignPatterns(PatternModel):
         alignment_space: str = ADLConfig.alignment_space,
         alignment_solver: str = ADLConfig.alignment_solver,
         alignment_states: int = ADLConfig.alignment_states,
+        emission_update: str = ADLConfig.emission_update,
         reg_relative: bool = ADLConfig.reg_relative,
         source_relaxation: float = ADLConfig.source_relaxation,
         lambda_step: float = ADLConfig.lambda_step,
@@ -130,7 +131,12 @@ class MMAlignPatterns(PatternModel):
         )
         widths = {m: backbone.encoders[m].input_shift.shape[0] for m in modalities}
         self.emissions = (
-            nn.ModuleDict({f"{s}>{v}": LinearEmission(widths[s], widths[v]) for s, v in self.pairs})
+            nn.ModuleDict(
+                {
+                    f"{s}>{v}": LinearEmission(widths[s], widths[v], emission_update)
+                    for s, v in self.pairs
+                }
+            )
             if alignment_space == "emission"
             else None
         )
@@ -316,6 +322,13 @@ class MMAlignPatterns(PatternModel):
             return steps
         return self.step_space.project(modality, steps)
 
+    def _emission_inputs(self, batch: PatternBatch, s: str, v: str) -> tuple[Tensor, Tensor]:
+        """Return the standardised inputs the ``s > v`` emission reads, (B, L_s, D_s), (B, L_v, D_v)."""
+        encoders = self.backbone.encoders
+        return encoders[s].standardise(batch.features[s]), encoders[v].standardise(
+            batch.features[v]
+        )
+
     def _pair_alignment(
         self,
         projected: dict[str, Tensor],
@@ -334,11 +347,9 @@ class MMAlignPatterns(PatternModel):
         # no gradient is needed through the paper's cost: nothing is trained on it
         with torch.set_grad_enabled(self.step_space is not None and torch.is_grad_enabled()):
             if self.emissions is not None:
-                encoders = self.backbone.encoders
                 cost = self.emissions[f"{s}>{v}"].cost(
-                    encoders[s].standardise(batch.features[s]),
-                    encoders[v].standardise(batch.features[v]),
-                    source_mask, victim_mask, centres, self.window,
+                    *self._emission_inputs(batch, s, v), source_mask, victim_mask, centres,
+                    self.window,
                 )  # fmt: skip
             else:
                 cost = column_cosine_cost(
@@ -397,6 +408,12 @@ class MMAlignPatterns(PatternModel):
             steps_s, steps_v = z[s][:, 1:], z[v][:, 1:]
             if self.emissions is not None:
                 parts["step"].append(emission_loss(pair.cost, pair.column))
+                emission = self.emissions[f"{s}>{v}"]
+                if emission.update == "em" and self.training:
+                    emission.em_step(
+                        *self._emission_inputs(batch, s, v), pair.source_mask, pair.victim_mask,
+                        pair.centres, self.window, pair.column,
+                    )  # fmt: skip
             else:
                 parts["step"].append(
                     step_contrastive_loss(

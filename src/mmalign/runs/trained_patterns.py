@@ -60,7 +60,8 @@ class TrainedPatternModel:
         """Restore the selected checkpoint of the random-missing run in ``run_dir``."""
         # random-missing runs from before the monotone solver used Sinkhorn (one sub-state)
         config, states, meta = read_finished_run(
-            run_dir, {"alignment_solver": "sinkhorn", "alignment_states": 1}
+            run_dir,
+            {"alignment_solver": "sinkhorn", "alignment_states": 1, "emission_update": "gradient"},
         )
         if SETTING not in states:
             raise DataError(f"{run_dir}: the run did not finish (no selected checkpoint).")
