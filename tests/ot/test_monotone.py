@@ -66,30 +66,42 @@ def _dense_reference(log_emission, n, m, centres, window, edge):
     return np.nan_to_num(post), np.logaddexp.reduce(alpha[m - 1] + beta[m - 1])
 
 
+def _random_case(lengths, window, seed):
+    """Masks (padded on both sides), centres and random log emissions for (n, m) lengths."""
+    gen = torch.Generator().manual_seed(seed)
+    n = torch.tensor([a for a, _ in lengths])
+    m = torch.tensor([b for _, b in lengths])
+    n_source, n_victim = int(n.max()) + 1, int(m.max()) + 2
+    source_mask = torch.arange(n_source) < n[:, None]
+    victim_mask = torch.arange(n_victim) < m[:, None]
+    centres = diagonal_centres(n, m, n_victim)
+    log_emission = 2 * torch.randn(len(lengths), n_victim, 2 * window + 1, generator=gen)
+    return log_emission, source_mask, victim_mask, centres
+
+
+def _dense_posterior(plan, centres, window, n_source, b, nb, mb):
+    """Sample ``b``'s band plan laid out as a dense (m, n) posterior (rows sum to 1)."""
+    index, in_range = column_band_index(centres, window, n_source)
+    got = np.zeros((mb, nb))
+    for j in range(mb):
+        for k in range(2 * window + 1):
+            if in_range[b, j, k] and index[b, j, k] < nb:
+                got[j, index[b, j, k]] += float(plan[b, j, k]) * mb
+    return got
+
+
 @pytest.mark.parametrize(
     ("lengths", "window"),
     [([(6, 6), (4, 5), (3, 3)], 2), ([(4, 11), (5, 9), (2, 7)], 3), ([(9, 4), (7, 3)], 3)],
 )
 def test_matches_dense_reference(lengths, window):
-    gen = torch.Generator().manual_seed(0)
-    n = torch.tensor([a for a, _ in lengths])
-    m = torch.tensor([b for _, b in lengths])
-    n_source, n_victim = int(n.max()) + 1, int(m.max()) + 2  # extra padding on both sides
-    source_mask = torch.arange(n_source) < n[:, None]
-    victim_mask = torch.arange(n_victim) < m[:, None]
-    centres = diagonal_centres(n, m, n_victim)
-    log_emission = 2 * torch.randn(len(lengths), n_victim, 2 * window + 1, generator=gen)
+    log_emission, source_mask, victim_mask, centres = _random_case(lengths, window, 0)
     out = monotone_band_posterior(log_emission, source_mask, victim_mask, centres, window, 0.01)
-    index, in_range = column_band_index(centres, window, n_source)
     for b, (nb, mb) in enumerate(lengths):
         post, loglik = _dense_reference(
             log_emission[b].double().numpy(), nb, mb, centres[b].tolist(), window, 0.01
         )
-        got = np.zeros((mb, nb))
-        for j in range(mb):
-            for k in range(2 * window + 1):
-                if in_range[b, j, k] and index[b, j, k] < nb:
-                    got[j, index[b, j, k]] += float(out.plan[b, j, k]) * mb
+        got = _dense_posterior(out.plan, centres, window, source_mask.shape[1], b, nb, mb)
         np.testing.assert_allclose(got, post, atol=1e-5)
         assert float(out.log_likelihood[b]) == pytest.approx(loglik, rel=1e-5, abs=1e-4)
         assert float(out.plan[b, mb:].abs().sum()) == 0.0  # padding has no mass
@@ -150,29 +162,17 @@ def _dense_sub_state_reference(log_emission, n, m, centres, window, edge, states
     ],
 )
 def test_sub_states_match_a_dense_reference(lengths, window, states, most_used):
-    gen = torch.Generator().manual_seed(1)
-    n = torch.tensor([a for a, _ in lengths])
-    m = torch.tensor([b for _, b in lengths])
-    n_source, n_victim = int(n.max()) + 1, int(m.max()) + 2  # extra padding on both sides
-    source_mask = torch.arange(n_source) < n[:, None]
-    victim_mask = torch.arange(n_victim) < m[:, None]
-    centres = diagonal_centres(n, m, n_victim)
-    log_emission = 2 * torch.randn(len(lengths), n_victim, 2 * window + 1, generator=gen)
+    log_emission, source_mask, victim_mask, centres = _random_case(lengths, window, 1)
     out = monotone_band_posterior(
         log_emission, source_mask, victim_mask, centres, window, 0.01, states=states
     )
-    index, in_range = column_band_index(centres, window, n_source)
     used_counts = []
     for b, (nb, mb) in enumerate(lengths):
         post, loglik, used = _dense_sub_state_reference(
             log_emission[b].double().numpy(), nb, mb, centres[b].tolist(), window, 0.01, states
         )
         used_counts.append(used)
-        got = np.zeros((mb, nb))
-        for j in range(mb):
-            for k in range(2 * window + 1):
-                if in_range[b, j, k] and index[b, j, k] < nb:
-                    got[j, index[b, j, k]] += float(out.plan[b, j, k]) * mb
+        got = _dense_posterior(out.plan, centres, window, source_mask.shape[1], b, nb, mb)
         np.testing.assert_allclose(got, post, atol=1e-5)
         assert float(out.log_likelihood[b]) == pytest.approx(loglik, rel=1e-5, abs=1e-4)
         assert float(out.plan[b, mb:].abs().sum()) == 0.0
