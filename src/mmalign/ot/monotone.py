@@ -238,16 +238,19 @@ def _result(joint: Tensor, band_ok: Tensor, m: Tensor, log_likelihood: Tensor) -
     return MonotoneAlignment(plan, log_likelihood, torch.ones_like(m, dtype=torch.bool))
 
 
-def _shift(x: Tensor, step: Tensor) -> Tensor:
-    """``out[:, k] = x[:, k + step]`` over the band axis of ``x`` (B, W, S); -inf off the band.
+def _shifts(step: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """Gather index and validity (B, M, W) that re-index band entries by ``step`` (B, M).
 
     The same source step sits at band entry ``k`` for victim step ``j`` and at ``k + step``
-    for ``j - 1`` (``step = c_j - c_{j-1}``); a negative ``step`` shifts the other way.
+    for ``j - 1`` (``step = c_j - c_{j-1}``); a negative ``step`` maps the other way.
     """
-    width = x.shape[1]
-    source = torch.arange(width, device=x.device) + step[:, None]  # (B, W)
-    inside = (source >= 0) & (source < width)
-    moved = torch.gather(x, 1, source.clamp(0, width - 1)[..., None].expand_as(x))
+    source = torch.arange(width, device=step.device) + step[..., None]  # (B, M, W)
+    return source.clamp(0, width - 1), (source >= 0) & (source < width)
+
+
+def _shifted(x: Tensor, index: Tensor, inside: Tensor) -> Tensor:
+    """``x`` (B, W, S) gathered along the band by one step's ``_shifts`` (B, W); -inf off it."""
+    moved = torch.gather(x, 1, index[..., None].expand_as(x))
     return torch.where(inside[..., None], moved, -math.inf)
 
 
@@ -288,12 +291,14 @@ def _sub_state_passes(
     entry = (sub[None, :] == (states - used.long())[:, None])[:, None, :]  # (B, 1, S)
     exit_ = sub == states - 1  # (S,)
     pad = torch.full((n_batch, width, 1), -math.inf, device=device)
+    ahead_index, ahead_inside = _shifts(step, width)  # from step j - 1's band to j's
+    back_index, back_inside = _shifts(-step, width)  # from step j's band to j - 1's
 
     alpha = torch.full((n_batch, n_victim, width, states), -math.inf, device=device)
     alpha[:, 0] = torch.where(entry, (emit[:, 0] + start)[..., None], -math.inf)
     for j in range(1, n_victim):  # loop over victim steps, vectorised over batch, band, states
         prev = alpha[:, j - 1]  # (B, W, S)
-        same = _shift(prev, step[:, j])  # the same source step, re-indexed to this band
+        same = _shifted(prev, ahead_index[:, j], ahead_inside[:, j])  # same source step
         chain = torch.logaddexp(same + log_keep, torch.cat([pad, same[..., :-1]], -1) + log_q)
         leave = torch.logsumexp(prev[:, None, :, states - 1] + log_leave[:, j], dim=-1)  # (B, W)
         chain = torch.where(entry, torch.logaddexp(chain, leave[..., None]), chain)
@@ -303,7 +308,7 @@ def _sub_state_passes(
     for j in range(n_victim - 2, -1, -1):  # loop over victim steps, vectorised
         ahead = beta[:, j + 1] + emit[:, j + 1, :, None]  # (B, W k, S)
         chain = torch.logaddexp(ahead + log_keep, torch.cat([ahead[..., 1:], pad], -1) + log_q)
-        same = _shift(chain, -step[:, j + 1])  # back to step j's band
+        same = _shifted(chain, back_index[:, j + 1], back_inside[:, j + 1])  # to j's band
         into = torch.logsumexp(torch.where(entry, ahead, -math.inf), dim=-1)  # (B, W k)
         leave = torch.logsumexp(log_leave[:, j + 1] + into[:, :, None], dim=1)  # (B, W k')
         same = torch.where(exit_, torch.logaddexp(same, leave[..., None]), same)
