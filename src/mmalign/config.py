@@ -154,7 +154,8 @@ class ADLConfig:
     lambda_step: float = option(
         1.0,
         "weight of the alignment space's own loss: the step-level InfoNCE (projected space) "
-        "or the posterior-weighted emission likelihood (emission space)",
+        "or the posterior-weighted emission likelihood (emission space; no effect with "
+        "emission_update em)",
         check="non_negative",
     )
     step_tau: float = option(0.1, "temperature of the step-level InfoNCE", check="positive")
