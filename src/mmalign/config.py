@@ -140,6 +140,12 @@ class ADLConfig:
         choices=("gradient", "em"),
         normalise="lower",
     )
+    emission_covariance: str = option(
+        "diagonal",
+        "emission space: the emission's noise covariance, per feature or full",
+        choices=("diagonal", "full"),
+        normalise="lower",
+    )
     reg_relative: bool = option(
         True, "scale reg by each sample's cost spread (std of its in-window costs)"
     )
@@ -319,12 +325,14 @@ class RunConfig:
                 f"{self.adl.alignment_states} with alignment_solver="
                 f"{self.adl.alignment_solver!r} (add --alignment-solver monotone)."
             )
-        if self.adl.emission_update != "gradient" and self.adl.alignment_space != "emission":
-            raise ConfigError(
-                f"`emission_update` applies to the emission space; got emission_update="
-                f"{self.adl.emission_update!r} with alignment_space="
-                f"{self.adl.alignment_space!r} (add --alignment-space emission)."
-            )
+        for name, default in (("emission_update", "gradient"), ("emission_covariance", "diagonal")):
+            value = getattr(self.adl, name)
+            if value != default and self.adl.alignment_space != "emission":
+                raise ConfigError(
+                    f"`{name}` applies to the emission space; got {name}={value!r} with "
+                    f"alignment_space={self.adl.alignment_space!r} (add --alignment-space "
+                    "emission)."
+                )
         if self.model.d_model % self.model.n_heads:
             raise ConfigError(
                 f"`d_model` must be divisible by n_heads={self.model.n_heads}; got {self.model.d_model}."

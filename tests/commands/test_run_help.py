@@ -41,10 +41,13 @@ def test_bad_alignment_states_exit_with_code_2(capsys, argv, message):
     assert err.startswith("mmalign: error: ") and message in err
 
 
-def test_emission_update_needs_the_emission_space(capsys):
-    assert main(["run", "--emission-update", "em"]) == 2
+@pytest.mark.parametrize(
+    "flag, value", [("emission_update", "em"), ("emission_covariance", "full")]
+)
+def test_emission_options_need_the_emission_space(capsys, flag, value):
+    assert main(["run", f"--{flag.replace('_', '-')}", value]) == 2
     err = capsys.readouterr().err
     assert (
-        "`emission_update` applies to the emission space; got emission_update='em' with "
+        f"`{flag}` applies to the emission space; got {flag}={value!r} with "
         "alignment_space='projected' (add --alignment-space emission)." in err
     )

@@ -197,3 +197,54 @@ def test_em_emission_takes_no_gradient_and_keeps_its_statistics_in_checkpoints()
         LinearEmission(4, 3).em_step(*args)
     with pytest.raises(ConfigError, match="`emission_update` must be one of"):
         LinearEmission(4, 3, update="adam")
+
+
+def test_full_covariance_cost_is_the_multivariate_normal_log_density():
+    from scipy.stats import multivariate_normal
+
+    torch.manual_seed(1)
+    emission = LinearEmission(3, 4, covariance="full")
+    with torch.no_grad():
+        emission.mean.weight.normal_()
+        emission.mean.bias.normal_()
+        emission.log_var.normal_(0, 0.3)
+        emission.tril.normal_(0, 0.5)
+    n, m = torch.tensor([4, 3]), torch.tensor([7, 5])
+    source_mask = torch.arange(5) < n[:, None]
+    victim_mask = torch.arange(8) < m[:, None]
+    source, victim = torch.randn(2, 5, 3), torch.randn(2, 8, 4)
+    centres = diagonal_centres(n, m, 8)
+    cost = emission.cost(source, victim, source_mask, victim_mask, centres, 1)
+    factor = emission.cholesky().detach().double().numpy()
+    covariance = factor @ factor.T
+    assert not np.allclose(covariance, np.diag(np.diag(covariance)))  # really full
+    weight, bias = emission.mean.weight.detach(), emission.mean.bias.detach()
+    checked = 0
+    for b in range(2):
+        xs = source[b, : n[b]] - source[b, : n[b]].mean(0)
+        ys = victim[b, : m[b]] - victim[b, : m[b]].mean(0)
+        for j in range(int(m[b])):
+            for k in range(3):
+                i = int(centres[b, j]) + k - 1
+                if 0 <= i < n[b]:
+                    mu = (weight @ xs[i] + bias).double().numpy()
+                    expected = -multivariate_normal(mu, covariance).logpdf(ys[j].double().numpy())
+                    assert float(cost[b, j, k].detach()) == pytest.approx(expected, rel=1e-4)
+                    checked += 1
+    assert checked > 20
+    cost[torch.isfinite(cost)].sum().backward()
+    assert emission.tril.grad.abs().sum() > 0  # the off-diagonal factor is learned
+
+
+def test_em_step_with_full_covariance_matches_the_weighted_residual_covariance():
+    args, pairs = _paired_toy(d_v=3)
+    emission = LinearEmission(4, 3, update="em", covariance="full")
+    emission.em_step(*args)
+    coef, _ = _weighted_least_squares(pairs, np.ones(len(pairs)))
+    x = np.array([np.append(p[0], 1.0) for p in pairs])
+    y = np.array([p[1] for p in pairs])
+    residual = y - x @ coef
+    expected = residual.T @ residual / len(pairs)
+    factor = emission.cholesky().double().numpy()
+    np.testing.assert_allclose(factor @ factor.T, expected, atol=2e-3)
+    assert abs(expected[0, 1]) > 1e-3  # the residuals do correlate, so the test can fail

@@ -67,6 +67,7 @@ _LATER_OPTIONS: dict[str, Any] = {
     "alignment_solver": "sinkhorn",
     "alignment_states": 1,
     "emission_update": "gradient",
+    "emission_covariance": "diagonal",
 }
 
 # (absolute path, size, mtime_ns) -> sha256 hex of the file's bytes

@@ -19,7 +19,12 @@ Liang & Klein, NAACL 2009). Each complete training batch gives the posterior-wei
 sufficient statistics of the regression (``sum w x x^T``, ``sum w x y^T``, ``sum w y^2`` and
 ``sum w``, with ``x`` the source step's features and a 1); running averages take them in with
 step size ``(t + 2) ** -0.7`` at the ``t``-th update, and ``A``, ``b`` and ``s^2`` are the
-weighted least-squares solution of the averages. Gradient steps at the backbone's learning
+weighted least-squares solution of the averages.
+
+``covariance="full"`` replaces ``diag(s^2)`` by a full noise covariance ``C C^T`` (``C`` lower
+triangular): the features of one frame share noise (on the synthetic data, the modality's
+unique sequence is read out into every feature), which a diagonal model counts as
+independent evidence. Gradient steps at the backbone's learning
 rate take many epochs to reach what one closed-form step gives (``docs/method.md``).
 """
 
@@ -33,10 +38,18 @@ from torch import Tensor, nn
 from mmalign.ot.column_band import column_band_index, column_band_valid_from_index
 from mmalign.validation import ConfigError, check_in
 
-__all__ = ["EMISSION_UPDATES", "LinearEmission", "centred", "emission_loss"]
+__all__ = [
+    "EMISSION_COVARIANCES",
+    "EMISSION_UPDATES",
+    "LinearEmission",
+    "centred",
+    "emission_loss",
+]
 
 #: How an emission is fitted to the alignment's posteriors (module docstring).
 EMISSION_UPDATES: tuple[str, ...] = ("gradient", "em")
+#: The emission's noise covariance: per feature, or full (the features' noise correlates).
+EMISSION_COVARIANCES: tuple[str, ...] = ("diagonal", "full")
 _STEP_POWER = 0.7  # stepwise EM's step size (t + 2) ** -0.7, Liang & Klein's choice
 _RIDGE = 1e-4  # relative to the mean diagonal of the weighted Gram matrix
 
@@ -50,7 +63,7 @@ def centred(x: Tensor, mask: Tensor) -> Tensor:
 
 
 class LinearEmission(nn.Module):
-    """Gaussian emission ``y ~ N(A x + b, diag(s^2))`` of centred victim from source steps.
+    """Gaussian emission ``y ~ N(A x + b, C C^T)`` of centred victim from source steps.
 
     Parameters
     ----------
@@ -60,25 +73,43 @@ class LinearEmission(nn.Module):
         ``"gradient"``: the parameters are trained with the model through
         :func:`emission_loss`. ``"em"``: they take no gradient and :meth:`em_step` sets them
         (module docstring); the running statistics are buffers, so checkpoints keep them.
+    covariance : {"diagonal", "full"}
+        The noise covariance's Cholesky factor ``C``: ``diag(s)`` (``log_var`` holds
+        ``log s^2``), or lower triangular with that diagonal and the strict lower part
+        ``tril`` besides.
 
-    ``A`` and ``b`` start at 0 and ``s`` at 1: the first alignments use position only.
+    ``A`` and ``b`` start at 0 and ``C`` at the identity: the first alignments use position
+    only.
     """
 
-    def __init__(self, d_source: int, d_victim: int, update: str = "gradient") -> None:
+    def __init__(
+        self, d_source: int, d_victim: int, update: str = "gradient", covariance: str = "diagonal"
+    ) -> None:
         super().__init__()
         check_in("emission_update", update, list(EMISSION_UPDATES))
-        self.update = update
+        check_in("emission_covariance", covariance, list(EMISSION_COVARIANCES))
+        self.update, self.covariance = update, covariance
         self.mean = nn.Linear(d_source, d_victim)
         nn.init.zeros_(self.mean.weight)
         nn.init.zeros_(self.mean.bias)
         self.log_var = nn.Parameter(torch.zeros(d_victim))
+        if covariance == "full":
+            self.tril = nn.Parameter(torch.zeros(d_victim, d_victim))
         if update == "em":
             self.requires_grad_(False)
+            square = (d_victim, d_victim) if covariance == "full" else (d_victim,)
             self.register_buffer("stat_gram", torch.zeros(d_source + 1, d_source + 1))
             self.register_buffer("stat_cross", torch.zeros(d_source + 1, d_victim))
-            self.register_buffer("stat_square", torch.zeros(d_victim))
+            self.register_buffer("stat_square", torch.zeros(square))
             self.register_buffer("stat_mass", torch.zeros(()))
             self.register_buffer("stat_updates", torch.zeros((), dtype=torch.long))
+
+    def cholesky(self) -> Tensor:
+        """Return the noise covariance's Cholesky factor ``C`` (D_v, D_v), lower triangular."""
+        diagonal = torch.diag(torch.exp(0.5 * self.log_var))
+        if self.covariance == "full":
+            return diagonal + torch.tril(self.tril, diagonal=-1)
+        return diagonal
 
     def cost(
         self,
@@ -114,8 +145,14 @@ class LinearEmission(nn.Module):
         n_batch, n_victim, width = index.shape
         rows = index.reshape(n_batch, -1, 1).expand(-1, -1, predicted.shape[-1])
         band = torch.gather(predicted, 1, rows).view(n_batch, n_victim, width, -1)  # (B,M,W,Dv)
-        precision = torch.exp(-self.log_var)  # (D_v,)
-        sq = ((y[:, :, None] - band).square() * precision).sum(-1)  # (B, M, W)
+        residual = y[:, :, None] - band  # (B, M, W, D_v)
+        if self.covariance == "full":  # whiten by the Cholesky factor: z = C^-1 r
+            flat = residual.reshape(-1, residual.shape[-1]).T  # (D_v, B*M*W)
+            white = torch.linalg.solve_triangular(self.cholesky(), flat, upper=False)
+            sq = white.square().sum(0).view(residual.shape[:-1])  # (B, M, W)
+        else:
+            sq = (residual.square() * torch.exp(-self.log_var)).sum(-1)  # (B, M, W)
+        # log det C C^T = sum log s^2: C's diagonal is exp(log_var / 2) in both forms
         nll = 0.5 * (sq + self.log_var.sum() + y.shape[-1] * math.log(2 * math.pi))
         valid = column_band_valid_from_index(source_mask, victim_mask, index, in_range)
         return nll.masked_fill(~valid, math.inf)  # (B, M, W)
@@ -161,7 +198,7 @@ class LinearEmission(nn.Module):
         batch_stats = (
             torch.einsum("bl,bld,ble->de", mass, x1, x1) / total,  # (D_s+1, D_s+1)
             torch.einsum("bld,blv->dv", x1, y_sum) / total,  # (D_s+1, D_v)
-            torch.einsum("bm,bmv->v", weight.sum(-1), y.square()) / total,  # (D_v,)
+            self._square(weight.sum(-1), y) / total,  # (D_v,) or (D_v, D_v)
         )
         step = float(self.stat_updates + 2) ** -_STEP_POWER
         for stat, new in zip((self.stat_gram, self.stat_cross, self.stat_square), batch_stats):
@@ -170,6 +207,12 @@ class LinearEmission(nn.Module):
         self.stat_updates += 1
         self._solve()
 
+    def _square(self, weight: Tensor, y: Tensor) -> Tensor:
+        """Weighted ``sum w y^2`` per feature, or ``sum w y y^T`` (full); ``weight`` (B, M)."""
+        if self.covariance == "full":
+            return torch.einsum("bm,bmv,bmu->vu", weight, y, y)
+        return torch.einsum("bm,bmv->v", weight, y.square())
+
     def _solve(self) -> None:
         """Set ``A``, ``b`` and ``s^2`` to the weighted least squares of the running statistics."""
         gram = self.stat_gram.double() / self.stat_mass.double()
@@ -177,13 +220,23 @@ class LinearEmission(nn.Module):
         ridge = _RIDGE * gram.diagonal().mean().clamp_min(1e-12)
         eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
         coef = torch.linalg.solve(gram + ridge * eye, cross)  # (D_s + 1, D_v)
-        square = self.stat_square.double() / self.stat_mass.double()  # (D_v,)
-        # per victim feature d: E[w (y_d - coef_d . x)^2] from the averages
-        var = square - 2 * (coef * cross).sum(0) + (coef * (gram @ coef)).sum(0)
-        var = var.clamp_min(1e-4)
+        square = self.stat_square.double() / self.stat_mass.double()  # (D_v,) or (D_v, D_v)
         self.mean.weight.copy_(coef[:-1].T.to(self.mean.weight.dtype))
         self.mean.bias.copy_(coef[-1].to(self.mean.bias.dtype))
-        self.log_var.copy_(var.log().to(self.log_var.dtype))
+        # E[w (y - coef^T x)(y - coef^T x)^T] from the averages
+        fitted = coef.T @ cross  # (D_v, D_v), = coef^T gram coef at the solution but for the ridge
+        residual = coef.T @ gram @ coef - fitted - fitted.T
+        if self.covariance == "diagonal":
+            var = (square + residual.diagonal()).clamp_min(1e-4)
+            self.log_var.copy_(var.log().to(self.log_var.dtype))
+            return
+        covariance = square + residual
+        covariance = 0.5 * (covariance + covariance.T) + 1e-4 * torch.eye(
+            covariance.shape[0], dtype=covariance.dtype, device=covariance.device
+        )
+        factor = torch.linalg.cholesky(covariance)  # (D_v, D_v) lower
+        self.log_var.copy_((2 * factor.diagonal().log()).to(self.log_var.dtype))
+        self.tril.copy_(torch.tril(factor, diagonal=-1).to(self.tril.dtype))
 
 
 def emission_loss(cost: Tensor, target: Tensor) -> Tensor:

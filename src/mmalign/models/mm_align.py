@@ -76,6 +76,8 @@ class MMAlign(MissingModalityModel):
         How the emission space's emission is fitted: with the model by gradient steps on the
         posterior-weighted likelihood, or by stepwise EM on complete training batches
         (:class:`~mmalign.models.emission.LinearEmission`).
+    emission_covariance : {"diagonal", "full"}
+        The emission's noise covariance.
     reg_relative : bool
         Scale ``reg`` by each sample's cost spread (standard deviation of its band costs).
     source_relaxation : float
@@ -109,6 +111,7 @@ class MMAlign(MissingModalityModel):
         alignment_solver: str = ADLConfig.alignment_solver,
         alignment_states: int = ADLConfig.alignment_states,
         emission_update: str = ADLConfig.emission_update,
+        emission_covariance: str = ADLConfig.emission_covariance,
         reg_relative: bool = ADLConfig.reg_relative,
         source_relaxation: float = ADLConfig.source_relaxation,
         lambda_step: float = ADLConfig.lambda_step,
@@ -143,6 +146,7 @@ class MMAlign(MissingModalityModel):
                 backbone.source_encoder.input_shift.shape[0],
                 backbone.victim_encoder.input_shift.shape[0],
                 emission_update,
+                emission_covariance,
             )
             if alignment_space == "emission"
             else None

@@ -83,7 +83,7 @@ class MMAlignPatterns(PatternModel):
     task : str
     window, reg, max_iter, tol, lambda_con, tau, convention, fit_normalisation,
     train_fitter, alignment_space, alignment_solver, alignment_states, emission_update,
-    reg_relative, source_relaxation,
+    emission_covariance, reg_relative, source_relaxation,
     lambda_step, step_tau, lambda_translate
         As for :class:`~mmalign.models.mm_align.MMAlign`. The emission space has one
         emission per ordered pair; the monotone path runs through dropped steps, where it
@@ -109,6 +109,7 @@ class MMAlignPatterns(PatternModel):
         alignment_solver: str = ADLConfig.alignment_solver,
         alignment_states: int = ADLConfig.alignment_states,
         emission_update: str = ADLConfig.emission_update,
+        emission_covariance: str = ADLConfig.emission_covariance,
         reg_relative: bool = ADLConfig.reg_relative,
         source_relaxation: float = ADLConfig.source_relaxation,
         lambda_step: float = ADLConfig.lambda_step,
@@ -133,7 +134,9 @@ class MMAlignPatterns(PatternModel):
         self.emissions = (
             nn.ModuleDict(
                 {
-                    f"{s}>{v}": LinearEmission(widths[s], widths[v], emission_update)
+                    f"{s}>{v}": LinearEmission(
+                        widths[s], widths[v], emission_update, emission_covariance
+                    )
                     for s, v in self.pairs
                 }
             )

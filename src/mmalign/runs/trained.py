@@ -39,13 +39,14 @@ __all__ = ["TrainedModel", "load_run"]
 
 #: What a run folder meant by an option its ``config.yaml`` lacks: before the shared step
 #: space, the paper's alignment; before the monotone solver, Sinkhorn; before its sub-states, 1;
-#: before stepwise EM, gradient steps.
+#: before stepwise EM, gradient steps; before full covariances, diagonal ones.
 _OLDER_RUNS = {
     "alignment_space": "encoder",
     "reg_relative": False,
     "alignment_solver": "sinkhorn",
     "alignment_states": 1,
     "emission_update": "gradient",
+    "emission_covariance": "diagonal",
 }
 
 

@@ -61,7 +61,12 @@ class TrainedPatternModel:
         # random-missing runs from before the monotone solver used Sinkhorn (one sub-state)
         config, states, meta = read_finished_run(
             run_dir,
-            {"alignment_solver": "sinkhorn", "alignment_states": 1, "emission_update": "gradient"},
+            {
+                "alignment_solver": "sinkhorn",
+                "alignment_states": 1,
+                "emission_update": "gradient",
+                "emission_covariance": "diagonal",
+            },
         )
         if SETTING not in states:
             raise DataError(f"{run_dir}: the run did not finish (no selected checkpoint).")
