@@ -19,13 +19,13 @@ Liang & Klein, NAACL 2009). Each complete training batch gives the posterior-wei
 sufficient statistics of the regression (``sum w x x^T``, ``sum w x y^T``, ``sum w y^2`` and
 ``sum w``, with ``x`` the source step's features and a 1); running averages take them in with
 step size ``(t + 2) ** -0.7`` at the ``t``-th update, and ``A``, ``b`` and ``s^2`` are the
-weighted least-squares solution of the averages.
+weighted least-squares solution of the averages. Gradient steps at the backbone's learning
+rate take many epochs to reach what one closed-form step gives (``docs/method.md``).
 
 ``covariance="full"`` replaces ``diag(s^2)`` by a full noise covariance ``C C^T`` (``C`` lower
 triangular): the features of one frame share noise (on the synthetic data, the modality's
 unique sequence is read out into every feature), which a diagonal model counts as
-independent evidence. Gradient steps at the backbone's learning
-rate take many epochs to reach what one closed-form step gives (``docs/method.md``).
+independent evidence.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ class LinearEmission(nn.Module):
         y_sum = x.new_zeros(*x.shape[:2], y.shape[-1])  # (B, L, D_v)
         y_sum.scatter_add_(1, flat[..., None].expand(-1, -1, y.shape[-1]), spread)
         total = weight.sum()
-        if float(total) <= 0:
+        if float(total) <= 0:  # one host sync per complete batch, with update="em" only
             return  # no posterior mass in this batch: nothing to learn from
         batch_stats = (
             torch.einsum("bl,bld,ble->de", mass, x1, x1) / total,  # (D_s+1, D_s+1)
@@ -214,7 +214,7 @@ class LinearEmission(nn.Module):
         return torch.einsum("bm,bmv->v", weight, y.square())
 
     def _solve(self) -> None:
-        """Set ``A``, ``b`` and ``s^2`` to the weighted least squares of the running statistics."""
+        """Set ``A``, ``b`` and the noise covariance to the weighted least squares of the averages."""
         gram = self.stat_gram.double() / self.stat_mass.double()
         cross = self.stat_cross.double() / self.stat_mass.double()
         ridge = _RIDGE * gram.diagonal().mean().clamp_min(1e-12)
