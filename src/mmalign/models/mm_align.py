@@ -372,9 +372,10 @@ def solve_band(
     OT plan, with ``source_relaxation`` (in reg's units; 0 = balanced) relaxing the source
     marginal. ``solver="monotone"``: the monotone path's posterior
     (:func:`~mmalign.ot.monotone.monotone_band_posterior`) under the weights
-    ``exp(-cost / reg)``, with ``states`` sub-states per source step at most; ``path_masks`` (source, victim in-length masks, default the given
-    masks) let the path run through steps whose cost is unknown (``inf``): there the log
-    weight is the mean of the victim step's known ones, which favours no source step.
+    ``exp(-cost / reg)``, with ``states`` sub-states per source step at most;
+    ``path_masks`` (source, victim in-length masks, default the given masks) let the path
+    run through steps whose cost is unknown (``inf``): there the log weight is the mean of
+    the victim step's known ones, which favours no source step.
     ``nats``: the cost is a negative log-likelihood (the emission space), so ``reg`` is 1
     and not relative whatever is passed.
     """

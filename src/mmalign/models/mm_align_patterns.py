@@ -362,7 +362,8 @@ class MMAlignPatterns(PatternModel):
             cost, source_mask, victim_mask, centres, window=self.window, reg=self.reg,
             max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
             source_relaxation=self.source_relaxation, solver=self.alignment_solver,
-            states=self.alignment_states, path_masks=(batch.steps[s] & both[:, None], batch.steps[v] & both[:, None]),
+            states=self.alignment_states,
+            path_masks=(batch.steps[s] & both[:, None], batch.steps[v] & both[:, None]),
             nats=self.emissions is not None,
         )  # fmt: skip
         masks = (source_mask, victim_mask, centres, self.window)
