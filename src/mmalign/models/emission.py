@@ -214,7 +214,7 @@ class LinearEmission(nn.Module):
         return torch.einsum("bm,bmv->v", weight, y.square())
 
     def _solve(self) -> None:
-        """Set ``A``, ``b`` and the noise covariance to the weighted least squares of the averages."""
+        """Set ``A``, ``b`` and the noise covariance to the averages' weighted least squares."""
         gram = self.stat_gram.double() / self.stat_mass.double()
         cross = self.stat_cross.double() / self.stat_mass.double()
         ridge = _RIDGE * gram.diagonal().mean().clamp_min(1e-12)
