@@ -326,7 +326,7 @@ class MMAlignPatterns(PatternModel):
         return self.step_space.project(modality, steps)
 
     def _emission_inputs(self, batch: PatternBatch, s: str, v: str) -> tuple[Tensor, Tensor]:
-        """Return the standardised inputs of the ``s > v`` emission, (B, L_s, D_s), (B, L_v, D_v)."""
+        """Return the ``s > v`` emission's standardised inputs, (B, L_s, D_s), (B, L_v, D_v)."""
         encoders = self.backbone.encoders
         return encoders[s].standardise(batch.features[s]), encoders[v].standardise(
             batch.features[v]
