@@ -231,7 +231,7 @@ def _posterior(
 
 
 def _result(joint: Tensor, band_ok: Tensor, m: Tensor, log_likelihood: Tensor) -> MonotoneAlignment:
-    """Return the plan from the log joint ``alpha + beta`` (B, M, W); valid rows sum to ``1 / m``."""
+    """Return the plan from the log joint ``alpha + beta`` (B, M, W); rows sum to ``1 / m``."""
     posterior = (joint - torch.logsumexp(joint, dim=-1, keepdim=True)).exp()  # (B, M, W)
     posterior = torch.where(band_ok, posterior.nan_to_num(0.0), 0.0)
     plan = posterior / m.clamp_min(1)[:, None, None].to(posterior.dtype)
