@@ -277,11 +277,18 @@ def test_registry_passes_the_alignment_solver_and_space_to_the_pair_model(datase
             "alignment_space": "emission",
             "alignment_solver": "monotone",
             "alignment_states": 3,
+            "emission_update": "em",
+            "emission_covariance": "full",
         },
     )
     model = get_method("mm-align").build(dims, config)
     assert model.alignment_solver == "monotone" and model.emission is not None
     assert model.alignment_states == 3
+    assert (model.emission.update, model.emission.covariance) == ("em", "full")
+    patterns = get_method("mm-align").build_patterns(
+        PatternDims({"text": 32, "vision": 20, "audio": 5}, 1, "regression"), config
+    )
+    assert {(e.update, e.covariance) for e in patterns.emissions.values()} == {("em", "full")}
     assert model.emission.mean.weight.shape == (20, 32)
 
 
