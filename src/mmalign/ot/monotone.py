@@ -210,7 +210,17 @@ def _posterior(
 
     if states > 1:
         joint, log_likelihood = _sub_state_passes(
-            emit, victim_mask, step, log_advance, log_move, start, end, last, log_edge, states
+            emit,
+            victim_mask,
+            step,
+            advance,
+            log_advance,
+            log_move,
+            start,
+            end,
+            last,
+            log_edge,
+            states,
         )
         return _result(joint, band_ok, m, log_likelihood)
     valid = victim_mask[:, :, None]  # (B, M, 1)
@@ -258,6 +268,7 @@ def _sub_state_passes(
     emit: Tensor,
     victim_mask: Tensor,
     step: Tensor,
+    advance: Tensor,
     log_advance: Tensor,
     log_move: Tensor,
     start: Tensor,
@@ -268,10 +279,11 @@ def _sub_state_passes(
 ) -> tuple[Tensor, Tensor]:
     """Forward-backward with sub-states per source step (module doc).
 
-    Shapes: ``emit`` (B, M, W), ``step`` (B, M), ``log_advance`` (B, G), ``log_move``
-    (B, M, W, W) over advances, ``start``/``end`` (B, W), ``last`` (B,). Sample ``b`` uses the
-    last ``S_b`` of the ``states`` sub-states, so that every sample's path leaves a source step
-    from sub-state ``states - 1``. Returns the log joint (B, M, W), summed over sub-states,
+    Shapes: ``emit`` (B, M, W), ``step`` (B, M), ``advance`` and ``log_move`` (B, M, W, W)
+    (each transition's advance and its log-probability), ``log_advance`` (B, G),
+    ``start``/``end`` (B, W), ``last`` (B,). Sample ``b`` uses the last ``S_b`` of the
+    ``states`` sub-states, so that every sample's path leaves a source step from sub-state
+    ``states - 1``. Returns the log joint (B, M, W), summed over sub-states,
     and the log-likelihood (B,).
     """
     n_batch, n_victim, width = emit.shape
@@ -283,8 +295,6 @@ def _sub_state_passes(
     log_q = q.log()[:, None, None]  # (B, 1, 1)
     log_keep = torch.log1p(-q).clamp_min(torch.finfo(emit.dtype).min)[:, None, None]
     # leaving the last sub-state for a >= 1 steps: q P(a) / (1 - P(0)) = S_b P(a)
-    offsets = torch.arange(width, device=device)
-    advance = step[:, :, None, None] + offsets[:, None] - offsets  # (B, M, W k, W k')
     # advance 0 belongs to the sub-state chain; log_move is -inf past the law's largest advance
     log_leave = torch.where(advance >= 1, log_move + used.log()[:, None, None, None], -math.inf)
     sub = torch.arange(states, device=device)
