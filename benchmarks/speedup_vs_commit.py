@@ -19,10 +19,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks._worktree import REPOSITORY, worktree
 
 __all__ = ["main"]
 
@@ -85,25 +86,13 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--methods", default="mm-align,lb")
     args = parser.parse_args(argv)
-    root = Path(__file__).resolve().parents[1]
     before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "baseline"
-        subprocess.run(
-            ["git", "-C", str(root), "worktree", "add", "--detach", str(tree), args.baseline],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        try:
-            times: dict[str, dict[str, list[float]]] = {"baseline": {}, "this tree": {}}
-            for _ in range(args.rounds):
-                for label, src in (("baseline", tree / "src"), ("this tree", root / "src")):
-                    for name, seconds in _time_tree(src, args.threads, args.methods).items():
-                        times[label].setdefault(name, []).append(seconds)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(root), "worktree", "remove", "--force", str(tree)],
-                check=False, capture_output=True,
-            )  # fmt: skip
+    times: dict[str, dict[str, list[float]]] = {"baseline": {}, "this tree": {}}
+    with worktree(args.baseline) as tree:
+        for _ in range(args.rounds):
+            for label, src in (("baseline", tree / "src"), ("this tree", REPOSITORY / "src")):
+                for name, seconds in _time_tree(src, args.threads, args.methods).items():
+                    times[label].setdefault(name, []).append(seconds)
     print(
         f"threads {args.threads}, {args.rounds} rounds, load before {before:.2f}, after "
         f"{os.getloadavg()[0]:.2f}; training part of one epoch (T->V, p = 0.1, default options)"

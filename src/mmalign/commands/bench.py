@@ -30,6 +30,7 @@ BENCHMARKS: tuple[str, ...] = (
     "roofline",
     "compile_cost",
     "monotone_cost",
+    "grid_throughput",
 )
 
 
