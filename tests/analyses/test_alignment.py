@@ -11,6 +11,7 @@ from mmalign.analyses.alignment import (
     mean_abs_alignment,
     run_alignment_summary,
 )
+from mmalign.config import ADLConfig
 from mmalign.data.batching import PairData
 from mmalign.data.synthetic import SyntheticConfig, make_synthetic
 from mmalign.ot.band import dense_to_band
@@ -62,15 +63,14 @@ def test_summary_window_statistics():
 class FakeModel:
     """Bands that depend on the sample's row index, in the column layout of the fitter."""
 
-    window = 2
-    convention = "column"
+    adl = ADLConfig(window=2, convention="column")
 
     def eval(self):
         return self
 
     def alignments(self, batch):
         n, length = batch.source_mask.shape
-        width = 2 * self.window + 1
+        width = 2 * self.adl.window + 1
         ramp = torch.arange(length * width, dtype=torch.float32).reshape(1, length, width)
         scale = (batch.index.float() + 1)[:, None, None]  # (B, 1, 1)
         predicted = ramp * scale * batch.source_mask[:, :, None]  # (B, L, W)

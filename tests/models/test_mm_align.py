@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from mmalign.config import ADLConfig
 from mmalign.models.backbone import Backbone
 from mmalign.models.mm_align import MMAlign, batch_centres
 from mmalign.ot.column_band import diagonal_centres
@@ -190,7 +191,7 @@ def test_monotone_solver_plan_is_the_band_posterior_of_the_cost(batch_factory):
     cost = torch.rand(2, 20, 5)
     plan = model.solve_alignment(cost, batch, centres).plan
     expected = monotone_band_posterior(
-        -cost / model.reg, batch.source_mask, batch.victim_mask, centres, model.window
+        -cost / model.adl.reg, batch.source_mask, batch.victim_mask, centres, model.adl.window
     ).plan
     torch.testing.assert_close(plan, expected)
     assert bool(model.solve_alignment(cost, batch, centres).converged.all())
@@ -205,7 +206,12 @@ def test_monotone_solver_plan_is_the_band_posterior_of_the_cost(batch_factory):
     model = make_model(alignment_solver="monotone", alignment_states=4, reg_relative=False)
     plan = model.solve_alignment(cost, masks, centres).plan
     expected = monotone_band_posterior(
-        -cost / model.reg, masks.source_mask, masks.victim_mask, centres, model.window, states=4
+        -cost / model.adl.reg,
+        masks.source_mask,
+        masks.victim_mask,
+        centres,
+        model.adl.window,
+        states=4,
     ).plan
     torch.testing.assert_close(plan, expected)
     plain = make_model(alignment_solver="monotone", reg_relative=False)
@@ -238,18 +244,16 @@ def test_monotone_solve_reads_an_unknown_cost_as_the_mean_of_the_known_ones():
     victim_mask = torch.ones(1, 6, dtype=torch.bool)
     centres = torch.tensor([[0, 1, 1, 2, 2, 3]])
     cost = torch.rand(1, 6, 3, generator=torch.Generator().manual_seed(0))
-    options = dict(
+    adl = ADLConfig(
         window=1, reg=0.5, max_iter=10, tol=1e-3, reg_relative=False,
-        source_relaxation=0.0, solver="monotone",
+        source_relaxation=0.0, alignment_solver="monotone",
     )  # fmt: skip
     holed = cost.clone()
     holed[0, 2, 0] = float("inf")  # victim step 2 cannot read source step 0
     filled = cost.clone()
     filled[0, 2, 0] = (cost[0, 2, 1] + cost[0, 2, 2]) / 2
-    got = solve_band(holed, source_mask, victim_mask, centres, **options).plan
-    torch.testing.assert_close(
-        got, solve_band(filled, source_mask, victim_mask, centres, **options).plan
-    )
+    got = solve_band(holed, source_mask, victim_mask, centres, adl).plan
+    torch.testing.assert_close(got, solve_band(filled, source_mask, victim_mask, centres, adl).plan)
 
 
 @pytest.mark.parametrize("solver", ["sinkhorn", "monotone"])
@@ -259,12 +263,13 @@ def test_a_cost_in_nats_is_solved_at_reg_one_whatever_reg_says(solver):
     mask_s, mask_v = torch.ones(2, 4, dtype=torch.bool), torch.ones(2, 6, dtype=torch.bool)
     centres = torch.tensor([[0, 1, 1, 2, 2, 3]] * 2)
     cost = 3 * torch.rand(2, 6, 3, generator=torch.Generator().manual_seed(1))
-    common = dict(window=1, max_iter=200, tol=1e-6, source_relaxation=0.0, solver=solver)
-    nats = solve_band(
-        cost, mask_s, mask_v, centres, reg=0.1, reg_relative=True, nats=True, **common
+    common = dict(window=1, max_iter=200, tol=1e-6, source_relaxation=0.0, alignment_solver=solver)
+    relative = ADLConfig(reg=0.1, reg_relative=True, **common)
+    nats = solve_band(cost, mask_s, mask_v, centres, relative, nats=True)
+    plain = solve_band(
+        cost, mask_s, mask_v, centres, ADLConfig(reg=1.0, reg_relative=False, **common)
     )
-    plain = solve_band(cost, mask_s, mask_v, centres, reg=1.0, reg_relative=False, **common)
-    other = solve_band(cost, mask_s, mask_v, centres, reg=0.1, reg_relative=True, **common)
+    other = solve_band(cost, mask_s, mask_v, centres, relative)
     torch.testing.assert_close(nats.plan, plain.plan)
     assert not torch.allclose(nats.plan, other.plan, atol=1e-3)
 
@@ -299,3 +304,21 @@ def test_stepwise_em_emission_moves_in_training_only_and_takes_no_gradient():
     assert model.backbone.victim_encoder.proj.weight.grad.abs().sum() > 0
     ids = {id(p) for ps in model.parameter_groups().values() for p in ps}
     assert not ids & {id(p) for p in model.emission.parameters()}
+
+
+def test_alignment_options_come_from_the_option_table_and_are_checked_like_it():
+    from mmalign.models.mm_align import alignment_config
+    from mmalign.validation import ConfigError
+
+    base = ADLConfig(window=3, reg=0.2)
+    assert alignment_config(base, {"reg": 0.5}) == ADLConfig(window=3, reg=0.5)
+    assert alignment_config(None, {}) == ADLConfig()
+    model = make_model(window=2, alignment_solver="monotone", alignment_states=3)
+    assert (model.adl.window, model.adl.alignment_states) == (2, 3)
+    assert model.fitter.window == 2
+    with pytest.raises(ConfigError, match=r"unknown alignment option\(s\) \['windw'\]"):
+        alignment_config(None, {"windw": 4})
+    with pytest.raises(ConfigError, match="alignment_space"):
+        make_model(alignment_space="nowhere")
+    with pytest.raises(ConfigError, match="reg"):
+        alignment_config(base, {"reg": -1.0})

@@ -149,7 +149,7 @@ def test_imputation_is_the_mean_over_present_sources(dataset):
             values = model.step_space.translate(s, vision, steps)
             from mmalign.models.adl import banded_impute
 
-            parts.append(banded_impute(w, values, model.window, out.centres[s]))
+            parts.append(banded_impute(w, values, model.adl.window, out.centres[s]))
     expected = (parts[0] + parts[1]) / 2
     torch.testing.assert_close(out.z[rows, 1:], expected[rows], rtol=1e-5, atol=1e-6)
 
@@ -258,7 +258,7 @@ def test_monotone_emission_alignment_trains_emissions_and_runs_through_dropped_s
     k, i = batch.modalities.index(target), batch.modalities.index(source)
     both = (batch.present[:, k] & batch.present[:, i])[:, None]
     band = column_band_valid_mask(
-        batch.masks[source] & both, batch.masks[target] & both, centres, model.window
+        batch.masks[source] & both, batch.masks[target] & both, centres, model.adl.window
     )
     rows = band.any(-1)
     assert rows.sum() > 100
@@ -282,8 +282,8 @@ def test_registry_passes_the_alignment_solver_and_space_to_the_pair_model(datase
         },
     )
     model = get_method("mm-align").build(dims, config)
-    assert model.alignment_solver == "monotone" and model.emission is not None
-    assert model.alignment_states == 3
+    assert model.adl.alignment_solver == "monotone" and model.emission is not None
+    assert model.adl.alignment_states == 3
     assert (model.emission.update, model.emission.covariance) == ("em", "full")
     patterns = get_method("mm-align").build_patterns(
         PatternDims({"text": 32, "vision": 20, "audio": 5}, 1, "regression"), config

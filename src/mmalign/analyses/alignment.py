@@ -222,10 +222,10 @@ def mean_abs_alignment(model, pair, size: int = 20, batch_size: int = 64) -> Ali
         batch_lengths = batch.source_mask.sum(1)  # (B,)
         for name, band, convention in (
             ("predicted", predicted, "column"),
-            ("ot", target, model.convention),
+            ("ot", target, model.adl.convention),
         ):
             total, kept = block_abs_sum(
-                band.float(), batch_lengths, model.window, size, convention, centres
+                band.float(), batch_lengths, model.adl.window, size, convention, centres
             )
             totals[name] = totals[name] + total.cpu().double().numpy()
         count += kept
@@ -233,7 +233,7 @@ def mean_abs_alignment(model, pair, size: int = 20, batch_size: int = 64) -> Ali
         predicted=totals["predicted"] / count,
         ot=totals["ot"] / count,
         n_samples=count,
-        window=int(model.window),
+        window=int(model.adl.window),
     )
 
 
@@ -383,8 +383,8 @@ def _column_alignments(model, batch) -> tuple[Tensor, Tensor, Tensor]:
     sample plots read victim rows, so they are transposed.
     """
     predicted, target, centres = model.alignments(batch)  # (B, M, W), (B, M)
-    if model.convention == "row":
-        target = band_transpose(target, model.window, batch.victim_mask.shape[1])
+    if model.adl.convention == "row":
+        target = band_transpose(target, model.adl.window, batch.victim_mask.shape[1])
     return predicted, target, centres
 
 
@@ -434,7 +434,7 @@ def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> Al
     )
     if rows.size == 0:
         raise ConfigError("no sample of the split has both modalities: nothing to score.")
-    window = int(model.window)
+    window = int(model.adl.window)
     acc = {name: ScoreAccumulator() for name in PREDICTORS}
     model.eval()
     all_spans = torch.as_tensor(np.asarray(spans, dtype=np.int64))
@@ -447,7 +447,7 @@ def score_alignments(model, pair, spans: np.ndarray, batch_size: int = 64) -> Al
     scores = {name: a.result() for name, a in acc.items()}
     return AlignmentScores(
         **scores, n_samples=int(rows.size), source=pair.source_name, victim=pair.victim_name,
-        solver=model.alignment_solver,
+        solver=model.adl.alignment_solver,
     )  # fmt: skip
 
 
@@ -477,7 +477,7 @@ def score_pattern_alignments(
     from mmalign.ot.column_band import column_band_valid_mask
 
     model.eval()
-    window = int(model.window)
+    window = int(model.adl.window)
     out = {}
     for source, victim in model.pairs:
         key = f"{victim}_{source}"
@@ -500,7 +500,7 @@ def score_pattern_alignments(
         scores = {name: a.result() for name, a in acc.items()}
         out[f"{source}>{victim}"] = AlignmentScores(
             **scores, n_samples=int(rows.size), source=source, victim=victim,
-            solver=model.alignment_solver,
+            solver=model.adl.alignment_solver,
         )  # fmt: skip
     return out
 
@@ -606,8 +606,8 @@ def sample_alignments(
     for batch in iterate_batches(pair, np.asarray(rows), len(rows) or 1, shuffle=False):
         predicted, target, centres = _column_alignments(model, batch)
         n_source = batch.source_mask.shape[1]
-        dense_p = column_band_to_dense(predicted, centres, model.window, n_source)
-        dense_o = column_band_to_dense(target, centres, model.window, n_source)
+        dense_p = column_band_to_dense(predicted, centres, model.adl.window, n_source)
+        dense_o = column_band_to_dense(target, centres, model.adl.window, n_source)
         for b, row in enumerate(batch.index.tolist()):
             n, m = int(batch.source_mask[b].sum()), int(batch.victim_mask[b].sum())
             truth = None if spans is None else np.asarray(spans[row, :m])

@@ -10,18 +10,22 @@ Sequences", EMNLP 2022, sections 3.3-3.5 (Eq. 1-17, Algorithm 1). Our correction
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from mmalign.config import ADLConfig, TrainConfig
 from mmalign.data.batching import Batch
-from mmalign.models.adl import AlignmentFitter, Convention, banded_impute, fit_loss, ot_fit_targets
+from mmalign.models.adl import AlignmentFitter, banded_impute, fit_loss, ot_fit_targets
 from mmalign.models.backbone import Backbone
 from mmalign.models.emission import LinearEmission, emission_loss
 from mmalign.models.losses import info_nce
 from mmalign.models.method import Losses, MissingModalityModel, Pass, Phase
 from mmalign.models.step_space import StepSpace, step_contrastive_loss, translation_loss
+from mmalign.options import validate_fields
 from mmalign.ot.column_band import (
     ColumnSinkhornResult,
     column_cosine_cost,
@@ -29,9 +33,9 @@ from mmalign.ot.column_band import (
     sinkhorn_columns,
 )
 from mmalign.ot.monotone import MonotoneAlignment, monotone_band_posterior
-from mmalign.validation import ConfigError, ConvergenceWarning, check_in
+from mmalign.validation import ConfigError, ConvergenceWarning
 
-__all__ = ["MMAlign"]
+__all__ = ["MMAlign", "alignment_config", "solve_band", "cost_spread"]
 
 
 class MMAlign(MissingModalityModel):
@@ -42,53 +46,29 @@ class MMAlign(MissingModalityModel):
     backbone : Backbone
     task : str
         ``"regression"`` or ``"classification"``.
-    window : int
-        ``K``: victim step ``j`` aligns only with source steps ``i`` where
-        ``abs(i - c_j) <= K``, ``c_j`` the rescaled diagonal (``j`` for equal lengths).
-    reg : float
-        Entropic regularisation ``mu`` of the OT problem (Eq. 8); relative to each sample's
-        cost spread when ``reg_relative``.
-    max_iter, tol : int, float
-        Sinkhorn stopping rule.
+    adl : ADLConfig, optional
+        The alignment options; default the option table's defaults. Each field's meaning is
+        its help in :class:`~mmalign.config.ADLConfig` (``mmalign run --help``), with the
+        method in docs/method.md. In short: ``window`` is ``K``, victim step ``j`` aligns
+        only with source steps ``i`` where ``abs(i - c_j) <= K`` (``c_j`` the rescaled
+        diagonal); ``alignment_space`` is where the cost compares steps (a learned step space
+        with a translator, :mod:`mmalign.models.step_space`; the raw encoder outputs, as in
+        the paper; or a linear-Gaussian emission, :mod:`mmalign.models.emission`, whose cost
+        is in nats so ``reg`` is then 1); ``alignment_solver`` is how the cost becomes an
+        alignment (an entropic OT plan, :func:`solve_band`, or a monotone path's posterior,
+        :mod:`mmalign.ot.monotone`); ``train_fitter=False`` is the "w/o fit loss" ablation.
     lambda_con, tau : float
         Weight and temperature of the InfoNCE regulariser (Eq. 16-17).
-    convention : {"column", "row"}
-        Which plan slices the fitter learns (see :func:`ot_fit_targets`).
-    fit_normalisation : {"mse", "eq13"}
-    train_fitter : bool
-        False gives the "w/o fit loss" ablation (the fitter keeps its random weights).
     single_iteration : bool
         True (Algorithm 1): one pass over each complete batch steps the fitter, then the
         backbone. False gives the "w/o SI" ablation: a fitter pass, then a backbone pass.
-    alignment_space : {"projected", "encoder", "emission"}
-        Where the alignment cost compares steps: in a learned shared step space with a
-        translator for the imputation (default, :mod:`mmalign.models.step_space`), on the
-        raw encoder outputs as in the paper, or as the negative log-likelihood of the
-        victim's input features under a linear-Gaussian emission from the source's
-        (:mod:`mmalign.models.emission`, with the translator; ``reg`` is then 1 nat).
-    alignment_solver : {"sinkhorn", "monotone"}
-        How the cost becomes an alignment: an entropic OT plan (the paper) or the posterior
-        of a monotone path through the band (:mod:`mmalign.ot.monotone`, with emission
-        weights ``exp(-cost / reg)``).
-    alignment_states : int
-        The monotone solver's most sub-states per source step (1: geometric durations).
-    emission_update : {"gradient", "em"}
-        How the emission space's emission is fitted: with the model by gradient steps on the
-        posterior-weighted likelihood, or by stepwise EM on complete training batches
-        (:class:`~mmalign.models.emission.LinearEmission`).
-    emission_covariance : {"diagonal", "full"}
-        The emission's noise covariance.
-    reg_relative : bool
-        Scale ``reg`` by each sample's cost spread (standard deviation of its band costs).
-    source_relaxation : float
-        ``rho``, in the units of ``reg``: the source marginal is a KL penalty of that weight
-        instead of a hard ``1/n`` (semi-relaxed OT); 0 keeps the paper's balanced problem.
-    lambda_step, step_tau : float
-        Weight of the alignment space's own loss (the step-level InfoNCE in the projected
-        space, the posterior-weighted emission likelihood in the emission space) and the
-        InfoNCE's temperature.
-    lambda_translate : float
-        Weight of the translation loss (projected and emission spaces).
+    **options
+        Fields of ``adl`` to replace, e.g. ``window=4`` (checked like the option table).
+
+    Raises
+    ------
+    ConfigError
+        An unknown option or a value the option table does not allow.
     """
 
     group_order = ("fitter", "backbone")
@@ -97,58 +77,31 @@ class MMAlign(MissingModalityModel):
         self,
         backbone: Backbone,
         task: str,
-        window: int = ADLConfig.window,
-        reg: float = ADLConfig.reg,
-        max_iter: int = ADLConfig.max_iter,
-        tol: float = ADLConfig.tol,
+        adl: ADLConfig | None = None,
+        *,
         lambda_con: float = TrainConfig.lambda_con,
         tau: float = TrainConfig.tau,
-        convention: Convention = ADLConfig.convention,  # type: ignore[assignment]
-        fit_normalisation: str = ADLConfig.fit_normalisation,
-        train_fitter: bool = ADLConfig.train_fitter,
         single_iteration: bool = TrainConfig.single_iteration,
-        alignment_space: str = ADLConfig.alignment_space,
-        alignment_solver: str = ADLConfig.alignment_solver,
-        alignment_states: int = ADLConfig.alignment_states,
-        emission_update: str = ADLConfig.emission_update,
-        emission_covariance: str = ADLConfig.emission_covariance,
-        reg_relative: bool = ADLConfig.reg_relative,
-        source_relaxation: float = ADLConfig.source_relaxation,
-        lambda_step: float = ADLConfig.lambda_step,
-        step_tau: float = ADLConfig.step_tau,
-        lambda_translate: float = ADLConfig.lambda_translate,
+        **options: Any,
     ) -> None:
         super().__init__(backbone, task)
-        check_in("alignment_space", alignment_space, ["projected", "encoder", "emission"])
-        check_in("alignment_solver", alignment_solver, ["sinkhorn", "monotone"])
-        self.fitter = AlignmentFitter(backbone.d_model, window)
-        self.window = window
-        self.reg, self.max_iter, self.tol = reg, max_iter, tol
+        self.adl = alignment_config(adl, options)
+        self.fitter = AlignmentFitter(backbone.d_model, self.adl.window)
         self.lambda_con, self.tau = lambda_con, tau
-        self.convention = convention
-        self.fit_normalisation = fit_normalisation
-        self.train_fitter = train_fitter
         self.single_iteration = single_iteration
-        self.alignment_space = alignment_space
-        self.alignment_solver = alignment_solver
-        self.alignment_states = alignment_states
-        self.reg_relative = reg_relative
-        self.source_relaxation = source_relaxation
-        self.lambda_step, self.step_tau = lambda_step, step_tau
-        self.lambda_translate = lambda_translate
         self.step_space = (
             None
-            if alignment_space == "encoder"
-            else StepSpace(backbone.d_model, heads=alignment_space == "projected")
+            if self.adl.alignment_space == "encoder"
+            else StepSpace(backbone.d_model, heads=self.adl.alignment_space == "projected")
         )
         self.emission = (
             LinearEmission(
                 backbone.source_encoder.input_shift.shape[0],
                 backbone.victim_encoder.input_shift.shape[0],
-                emission_update,
-                emission_covariance,
+                self.adl.emission_update,
+                self.adl.emission_covariance,
             )
-            if alignment_space == "emission"
+            if self.adl.alignment_space == "emission"
             else None
         )
         # victim steps per source step, for the length of an imputed victim (set_victim_rate)
@@ -191,7 +144,7 @@ class MMAlign(MissingModalityModel):
 
     def alignment_steps(self, z_source: Tensor, z_victim: Tensor) -> tuple[Tensor, Tensor]:
         """Return the steps a cosine cost compares: projected (default) or the encoder outputs."""
-        if self.alignment_space != "projected":
+        if self.adl.alignment_space != "projected":
             return z_source, z_victim
         return self.step_space.project(z_source, z_victim)
 
@@ -209,10 +162,10 @@ class MMAlign(MissingModalityModel):
         if self.emission is not None:
             return self.emission.cost(
                 *self._emission_inputs(batch), batch.source_mask, batch.victim_mask, centres,
-                self.window,
+                self.adl.window,
             )  # fmt: skip
         return column_cosine_cost(
-            p_source, p_victim, batch.source_mask, batch.victim_mask, centres, self.window
+            p_source, p_victim, batch.source_mask, batch.victim_mask, centres, self.adl.window
         )
 
     def _emission_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -232,17 +185,15 @@ class MMAlign(MissingModalityModel):
         samples is the ``ot_unconverged`` entry of :meth:`compute_losses`, logged per epoch.
         """
         return solve_band(
-            cost, batch.source_mask, batch.victim_mask, centres, window=self.window,
-            reg=self.reg, max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
-            source_relaxation=self.source_relaxation, solver=self.alignment_solver,
-            states=self.alignment_states, nats=self.emission is not None,
+            cost, batch.source_mask, batch.victim_mask, centres, self.adl,
+            nats=self.emission is not None,
         )  # fmt: skip
 
     def _impute_steps(self, steps: Tensor, weights: Tensor, centres: Tensor | None) -> Tensor:
         """Eq. 14 on source steps (translated into the victim space when there is a translator)."""
         if self.step_space is not None:
             steps = self.step_space.translate(steps)
-        return banded_impute(weights, steps, self.window, centres)
+        return banded_impute(weights, steps, self.adl.window, centres)
 
     def imputed_length(self, source_mask: Tensor) -> tuple[Tensor, Tensor | None]:
         """Victim mask (B, M) and band centres (B, M) of an imputed victim.
@@ -287,7 +238,7 @@ class MMAlign(MissingModalityModel):
         con = info_nce(z_source[:, 0], z_victim[:, 0], self.tau)
         step = main + self.lambda_con * con
         logged = {"main": main.detach(), "con": con.detach()}
-        if phase == "complete" and (self.train_fitter or self.step_space is not None):
+        if phase == "complete" and (self.adl.train_fitter or self.step_space is not None):
             steps_s, steps_v = z_source[:, 1:], z_victim[:, 1:]
             centres = batch_centres(batch)
             # no gradient is needed through the paper's cost: nothing is trained on it
@@ -295,12 +246,16 @@ class MMAlign(MissingModalityModel):
                 p_source, p_victim = self.alignment_steps(steps_s, steps_v)
                 cost = self.alignment_cost(p_source, p_victim, batch, centres)  # (B, M, W)
             ot = self.solve_alignment(cost, batch, centres)
-            masks = (batch.source_mask, batch.victim_mask, centres, self.window)
-            target, valid = ot_fit_targets(ot.plan, *masks, self.convention)
+            masks = (batch.source_mask, batch.victim_mask, centres, self.adl.window)
+            target, valid = ot_fit_targets(ot.plan, *masks, self.adl.convention)
             logged["ot_unconverged"] = (~ot.converged).float().mean()
             losses = Losses({"backbone": step}, logged)
             if self.step_space is not None:
-                col = target if self.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]
+                col = (
+                    target
+                    if self.adl.convention == "column"
+                    else ot_fit_targets(ot.plan, *masks)[0]
+                )
                 if self.emission is not None:
                     own = emission_loss(cost, col)  # no gradient with update="em"
                     if self.emission.update == "em" and self.training:
@@ -309,18 +264,18 @@ class MMAlign(MissingModalityModel):
                 else:
                     own = step_contrastive_loss(
                         cost, p_source, p_victim, batch.source_mask, batch.victim_mask, centres,
-                        col, self.window, self.step_tau,
+                        col, self.adl.window, self.adl.step_tau,
                     )  # fmt: skip
                 imputed = self._impute_steps(steps_s, col, centres)  # (B, M, d)
                 trans = translation_loss(imputed, steps_v, batch.victim_mask)
                 losses.step["backbone"] = (
-                    step + self.lambda_step * own + self.lambda_translate * trans
+                    step + self.adl.lambda_step * own + self.adl.lambda_translate * trans
                 )
                 logged.update(step=own.detach(), translate=trans.detach())
-            if self.train_fitter:
+            if self.adl.train_fitter:
                 # the fitter step updates psi only (line 11): its input is detached from theta
                 pred = self.fitter(steps_s.detach(), batch.source_mask, centres, batch.victim_mask)
-                losses.step["fitter"] = fit_loss(pred, target, valid, self.fit_normalisation)
+                losses.step["fitter"] = fit_loss(pred, target, valid, self.adl.fit_normalisation)
             return losses
         return Losses({"backbone": step}, logged)
 
@@ -334,7 +289,12 @@ class MMAlign(MissingModalityModel):
         cost = self.alignment_cost(p_source, p_victim, batch, centres)
         ot = self.solve_alignment(cost, batch, centres)
         target, _ = ot_fit_targets(
-            ot.plan, batch.source_mask, batch.victim_mask, centres, self.window, self.convention
+            ot.plan,
+            batch.source_mask,
+            batch.victim_mask,
+            centres,
+            self.adl.window,
+            self.adl.convention,
         )
         predicted = self.fitter(z_source[:, 1:], batch.source_mask, centres, batch.victim_mask)
         return predicted, target, centres
@@ -347,45 +307,60 @@ def batch_centres(batch: Batch) -> Tensor:
     )
 
 
+def alignment_config(adl: ADLConfig | None, options: Mapping[str, Any]) -> ADLConfig:
+    """Return ``adl`` (default: the option table's defaults) with ``options`` replaced, checked.
+
+    Raises
+    ------
+    ConfigError
+        An option that is not a field of :class:`~mmalign.config.ADLConfig`, or a value its
+        field does not allow.
+    """
+    names = {f.name for f in fields(ADLConfig)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown alignment option(s) {unknown}; the options are {sorted(names)}."
+        )
+    adl = replace(adl or ADLConfig(), **options)
+    validate_fields(adl)
+    return adl
+
+
 def solve_band(
     cost: Tensor,
     source_mask: Tensor,
     victim_mask: Tensor,
     centres: Tensor,
+    adl: ADLConfig,
     *,
-    window: int,
-    reg: float,
-    max_iter: int,
-    tol: float,
-    reg_relative: bool,
-    source_relaxation: float,
-    solver: str = "sinkhorn",
-    states: int = 1,
     path_masks: tuple[Tensor, Tensor] | None = None,
     nats: bool = False,
 ) -> ColumnSinkhornResult | MonotoneAlignment:
     """Alignment plan (B, M, W) of a cost band, no gradient, per-batch warnings silenced.
 
-    With ``reg_relative`` the regularisation of sample ``b`` is ``reg`` times
-    :func:`cost_spread` (the standard deviation of its in-window costs), so the plan's
-    sharpness does not depend on the scale of the cost. ``solver="sinkhorn"``: the entropic
-    OT plan, with ``source_relaxation`` (in reg's units; 0 = balanced) relaxing the source
-    marginal. ``solver="monotone"``: the monotone path's posterior
+    ``adl`` gives the window, the solver and its options. With ``adl.reg_relative`` the
+    regularisation of sample ``b`` is ``reg`` times :func:`cost_spread` (the standard
+    deviation of its in-window costs), so the plan's sharpness does not depend on the scale
+    of the cost. ``alignment_solver="sinkhorn"``: the entropic OT plan, with
+    ``source_relaxation`` (in reg's units; 0 = balanced) relaxing the source marginal.
+    ``alignment_solver="monotone"``: the monotone path's posterior
     (:func:`~mmalign.ot.monotone.monotone_band_posterior`) under the weights
-    ``exp(-cost / reg)``, with ``states`` sub-states per source step at most;
+    ``exp(-cost / reg)``, with ``alignment_states`` sub-states per source step at most;
     ``path_masks`` (source, victim in-length masks, default the given masks) let the path
     run through steps whose cost is unknown (``inf``): there the log weight is the mean of
     the victim step's known ones, which favours no source step.
     ``nats``: the cost is a negative log-likelihood (the emission space), so ``reg`` is 1
-    and not relative whatever is passed.
+    and not relative whatever ``adl`` says.
     """
+    reg, reg_relative, window = adl.reg, adl.reg_relative, adl.window
     if nats:
         reg, reg_relative = 1.0, False
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         cost = cost.detach()
         scale: float | Tensor = cost_spread(cost) if reg_relative else 1.0  # (B,)
-        if solver == "monotone":
+        if adl.alignment_solver == "monotone":
             temperature = reg * scale[:, None, None] if reg_relative else reg
             known = torch.isfinite(cost)  # (B, M, W)
             log_weight = torch.where(known, -cost / temperature, 0.0)
@@ -393,14 +368,14 @@ def solve_band(
             log_weight = torch.where(known, log_weight, neutral)  # (B, M, W)
             path_source, path_victim = path_masks or (source_mask, victim_mask)
             return monotone_band_posterior(
-                log_weight, path_source, path_victim, centres, window, states=states
+                log_weight, path_source, path_victim, centres, window, states=adl.alignment_states
             )
         relaxation = None
-        if source_relaxation > 0:  # in reg's units: rho / (rho + reg) is scale-free
-            relaxation = source_relaxation * scale
+        if adl.source_relaxation > 0:  # in reg's units: rho / (rho + reg) is scale-free
+            relaxation = adl.source_relaxation * scale
         return sinkhorn_columns(
             cost, source_mask, victim_mask, centres, window=window, reg=reg * scale,
-            max_iter=max_iter, tol=tol, source_relaxation=relaxation,
+            max_iter=adl.max_iter, tol=adl.tol, source_relaxation=relaxation,
         )  # fmt: skip
 
 

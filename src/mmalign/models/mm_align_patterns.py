@@ -31,22 +31,23 @@ inside present ones. What we added (``docs/method.md``, "Random missing"):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from mmalign.config import ADLConfig, TrainConfig
 from mmalign.data.pattern_batching import PatternBatch
-from mmalign.models.adl import AlignmentFitter, Convention, banded_impute, fit_loss, ot_fit_targets
+from mmalign.models.adl import AlignmentFitter, banded_impute, fit_loss, ot_fit_targets
 from mmalign.models.emission import LinearEmission, emission_loss
 from mmalign.models.method import Losses, Phase
-from mmalign.models.mm_align import solve_band
+from mmalign.models.mm_align import alignment_config, solve_band
 from mmalign.models.pattern_backbone import PatternBackbone
 from mmalign.models.pattern_method import PatternModel
 from mmalign.models.step_space import ModalityStepSpace, step_contrastive_loss, translation_loss
 from mmalign.ot.column_band import ColumnSinkhornResult, column_cosine_cost, diagonal_centres
 from mmalign.ot.monotone import MonotoneAlignment
-from mmalign.validation import ConfigError, check_in
+from mmalign.validation import ConfigError
 
 __all__ = ["MMAlignPatterns", "Imputed", "PairAlignment"]
 
@@ -81,10 +82,9 @@ class MMAlignPatterns(PatternModel):
     ----------
     backbone : PatternBackbone
     task : str
-    window, reg, max_iter, tol, lambda_con, tau, convention, fit_normalisation,
-    train_fitter, alignment_space, alignment_solver, alignment_states, emission_update,
-    emission_covariance, reg_relative, source_relaxation,
-    lambda_step, step_tau, lambda_translate
+    adl : ADLConfig, optional
+    lambda_con, tau : float
+    **options
         As for :class:`~mmalign.models.mm_align.MMAlign`. The emission space has one
         emission per ordered pair; the monotone path runs through dropped steps, where it
         reads no cost.
@@ -96,62 +96,39 @@ class MMAlignPatterns(PatternModel):
         self,
         backbone: PatternBackbone,
         task: str,
-        window: int = ADLConfig.window,
-        reg: float = ADLConfig.reg,
-        max_iter: int = ADLConfig.max_iter,
-        tol: float = ADLConfig.tol,
+        adl: ADLConfig | None = None,
+        *,
         lambda_con: float = TrainConfig.lambda_con,
         tau: float = TrainConfig.tau,
-        convention: Convention = ADLConfig.convention,  # type: ignore[assignment]
-        fit_normalisation: str = ADLConfig.fit_normalisation,
-        train_fitter: bool = ADLConfig.train_fitter,
-        alignment_space: str = ADLConfig.alignment_space,
-        alignment_solver: str = ADLConfig.alignment_solver,
-        alignment_states: int = ADLConfig.alignment_states,
-        emission_update: str = ADLConfig.emission_update,
-        emission_covariance: str = ADLConfig.emission_covariance,
-        reg_relative: bool = ADLConfig.reg_relative,
-        source_relaxation: float = ADLConfig.source_relaxation,
-        lambda_step: float = ADLConfig.lambda_step,
-        step_tau: float = ADLConfig.step_tau,
-        lambda_translate: float = ADLConfig.lambda_translate,
+        **options: Any,
     ) -> None:
         super().__init__(backbone, task)
-        check_in("alignment_space", alignment_space, ["projected", "encoder", "emission"])
-        check_in("alignment_solver", alignment_solver, ["sinkhorn", "monotone"])
+        self.adl = adl = alignment_config(adl, options)
+        self.lambda_con, self.tau = lambda_con, tau
         modalities = backbone.modalities
         self.pairs = tuple((s, v) for v in modalities for s in modalities if s != v)
         d = backbone.d_model
         self.fitters = nn.ModuleDict(
-            {f"{s}>{v}": AlignmentFitter(d, window) for s, v in self.pairs}
+            {f"{s}>{v}": AlignmentFitter(d, adl.window) for s, v in self.pairs}
         )
         self.step_space = (
             None
-            if alignment_space == "encoder"
-            else ModalityStepSpace(modalities, d, heads=alignment_space == "projected")
+            if adl.alignment_space == "encoder"
+            else ModalityStepSpace(modalities, d, heads=adl.alignment_space == "projected")
         )
         widths = {m: backbone.encoders[m].input_shift.shape[0] for m in modalities}
         self.emissions = (
             nn.ModuleDict(
                 {
                     f"{s}>{v}": LinearEmission(
-                        widths[s], widths[v], emission_update, emission_covariance
+                        widths[s], widths[v], adl.emission_update, adl.emission_covariance
                     )
                     for s, v in self.pairs
                 }
             )
-            if alignment_space == "emission"
+            if adl.alignment_space == "emission"
             else None
         )
-        self.alignment_space, self.alignment_solver = alignment_space, alignment_solver
-        self.alignment_states = alignment_states
-        self.window, self.reg, self.max_iter, self.tol = window, reg, max_iter, tol
-        self.lambda_con, self.tau = lambda_con, tau
-        self.convention, self.fit_normalisation = convention, fit_normalisation
-        self.train_fitter, self.reg_relative = train_fitter, reg_relative
-        self.source_relaxation = source_relaxation
-        self.lambda_step, self.step_tau = lambda_step, step_tau
-        self.lambda_translate = lambda_translate
         # target steps per source step of each ordered pair (set_victim_rates)
         self.register_buffer("victim_rates", torch.ones(len(self.pairs)))
         # every modality on one time axis with equal lengths (aligned data): faster paths
@@ -217,7 +194,7 @@ class MMAlignPatterns(PatternModel):
             values = (
                 steps if self.step_space is None else self.step_space.translate(s, target, steps)
             )
-            part = banded_impute(w.detach(), values, self.window, None if fast else c)
+            part = banded_impute(w.detach(), values, self.adl.window, None if fast else c)
             has = batch.present[:, j] & batch.masks[s].any(1)  # (B,)
             total = total + torch.where(has[:, None, None], part, torch.zeros_like(part))
             count = count + has.to(count.dtype)
@@ -296,13 +273,17 @@ class MMAlignPatterns(PatternModel):
         mean = {k: torch.stack(x).mean() if x else main.new_zeros(()) for k, x in parts.items()}
         step = main + self.lambda_con * mean["con"]
         if self.step_space is not None:
-            step = step + self.lambda_step * mean["step"] + self.lambda_translate * mean["trans"]
+            step = (
+                step
+                + self.adl.lambda_step * mean["step"]
+                + self.adl.lambda_translate * mean["trans"]
+            )
         logged = {"main": main.detach(), "con": mean["con"].detach()}
         logged["ot_unconverged"] = mean["ot"]
         if self.step_space is not None:
             logged.update(step=mean["step"].detach(), translate=mean["trans"].detach())
         losses = Losses({"backbone": step}, logged)
-        if self.train_fitter and parts["fit"]:
+        if self.adl.train_fitter and parts["fit"]:
             losses.step["fitter"] = mean["fit"]
         return losses
 
@@ -321,7 +302,7 @@ class MMAlignPatterns(PatternModel):
 
     def alignment_steps(self, modality: str, steps: Tensor) -> Tensor:
         """Return the steps (B, L, d) a cosine cost compares: projected (default) or as encoded."""
-        if self.alignment_space != "projected":
+        if self.adl.alignment_space != "projected":
             return steps
         return self.step_space.project(modality, steps)
 
@@ -352,23 +333,22 @@ class MMAlignPatterns(PatternModel):
             if self.emissions is not None:
                 cost = self.emissions[f"{s}>{v}"].cost(
                     *self._emission_inputs(batch, s, v), source_mask, victim_mask, centres,
-                    self.window,
+                    self.adl.window,
                 )  # fmt: skip
             else:
                 cost = column_cosine_cost(
-                    projected[s], projected[v], source_mask, victim_mask, centres, self.window
+                    projected[s], projected[v], source_mask, victim_mask, centres, self.adl.window
                 )  # (B, L_v, W)
         ot = solve_band(
-            cost, source_mask, victim_mask, centres, window=self.window, reg=self.reg,
-            max_iter=self.max_iter, tol=self.tol, reg_relative=self.reg_relative,
-            source_relaxation=self.source_relaxation, solver=self.alignment_solver,
-            states=self.alignment_states,
+            cost, source_mask, victim_mask, centres, self.adl,
             path_masks=(batch.steps[s] & both[:, None], batch.steps[v] & both[:, None]),
             nats=self.emissions is not None,
         )  # fmt: skip
-        masks = (source_mask, victim_mask, centres, self.window)
-        fit_target, valid = ot_fit_targets(ot.plan, *masks, self.convention)
-        column = fit_target if self.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]
+        masks = (source_mask, victim_mask, centres, self.adl.window)
+        fit_target, valid = ot_fit_targets(ot.plan, *masks, self.adl.convention)
+        column = (
+            fit_target if self.adl.convention == "column" else ot_fit_targets(ot.plan, *masks)[0]
+        )
         return PairAlignment(
             both, source_mask, victim_mask, centres, cost, ot, fit_target, valid, column
         )
@@ -403,9 +383,11 @@ class MMAlignPatterns(PatternModel):
         pair = self._pair_alignment(projected, batch, s, v, target)
         length = batch.masks[v].shape[1]
         parts["ot"].append((~pair.ot.converged & pair.both).sum() / pair.both.sum().clamp_min(1))
-        if self.train_fitter:
+        if self.adl.train_fitter:
             pred = target.weights[s][:, :length]  # (B, L_v, W)
-            parts["fit"].append(fit_loss(pred, pair.fit_target, pair.valid, self.fit_normalisation))
+            parts["fit"].append(
+                fit_loss(pred, pair.fit_target, pair.valid, self.adl.fit_normalisation)
+            )
         # the head tokens' InfoNCE (Eq. 16-17), over the rows with both
         parts["con"].append(_masked_info_nce(z[s][:, 0], z[v][:, 0], pair.both, self.tau))
         if self.step_space is not None:
@@ -416,7 +398,7 @@ class MMAlignPatterns(PatternModel):
                 if emission.update == "em" and self.training:
                     emission.em_step(
                         *self._emission_inputs(batch, s, v), pair.source_mask, pair.victim_mask,
-                        pair.centres, self.window, pair.column,
+                        pair.centres, self.adl.window, pair.column,
                     )  # fmt: skip
             else:
                 parts["step"].append(
@@ -428,15 +410,15 @@ class MMAlignPatterns(PatternModel):
                         pair.victim_mask,
                         pair.centres,
                         pair.column,
-                        self.window,
-                        self.step_tau,
+                        self.adl.window,
+                        self.adl.step_tau,
                         lengths=(batch.lengths[s], batch.lengths[v]),
                     )  # fmt: skip
                 )
             values = self.step_space.translate(s, v, steps_s)
             fast = self.shared_axis and steps_s.shape[1] == length
             imputed = banded_impute(
-                pair.column, values, self.window, None if fast else pair.centres
+                pair.column, values, self.adl.window, None if fast else pair.centres
             )
             parts["trans"].append(translation_loss(imputed, steps_v, pair.victim_mask))
 

@@ -15,10 +15,10 @@ a builder here and one entry in :data:`METHODS` (see docs/architecture.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from mmalign.config import RunConfig, flat_fields
+from mmalign.config import ADLConfig, RunConfig, flat_fields
 from mmalign.validation import ConfigError, check_in
 
 if TYPE_CHECKING:
@@ -141,29 +141,8 @@ def _mm_align(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
 
 
 def _alignment_options(config: RunConfig) -> dict[str, Any]:
-    """MM-Align's alignment and contrastive options, as keyword arguments of its models."""
-    a, t = config.adl, config.train
-    return dict(
-        window=a.window,
-        reg=a.reg,
-        max_iter=a.max_iter,
-        tol=a.tol,
-        lambda_con=t.lambda_con,
-        tau=t.tau,
-        convention=a.convention,
-        fit_normalisation=a.fit_normalisation,
-        train_fitter=a.train_fitter,
-        alignment_space=a.alignment_space,
-        alignment_solver=a.alignment_solver,
-        alignment_states=a.alignment_states,
-        emission_update=a.emission_update,
-        emission_covariance=a.emission_covariance,
-        reg_relative=a.reg_relative,
-        source_relaxation=a.source_relaxation,
-        lambda_step=a.lambda_step,
-        step_tau=a.step_tau,
-        lambda_translate=a.lambda_translate,
-    )
+    """MM-Align's alignment options and contrastive weights, as keywords of its models."""
+    return dict(adl=config.adl, lambda_con=config.train.lambda_con, tau=config.train.tau)
 
 
 def build_pattern_backbone(dims: "PatternDims", config: RunConfig) -> "PatternBackbone":
@@ -241,24 +220,8 @@ def _modal_trans(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
     )
 
 
-_ADL_OPTIONS = (
-    "window",
-    "reg",
-    "max_iter",
-    "tol",
-    "convention",
-    "fit_normalisation",
-    "alignment_space",
-    "alignment_solver",
-    "alignment_states",
-    "emission_update",
-    "emission_covariance",
-    "reg_relative",
-    "source_relaxation",
-    "lambda_step",
-    "step_tau",
-    "lambda_translate",
-)
+#: MM-Align's alignment options: every field of the option table's ``adl`` section.
+_ADL_OPTIONS = tuple(f.name for f in fields(ADLConfig))
 
 _PAIR_GENERATOR = (
     "it is built for one source and one victim ({what}); any subset of three modalities would "
@@ -323,7 +286,6 @@ METHODS: dict[str, MethodSpec] = {
             lr_options={"fitter": "lr_fit"},
             options=(
                 *_ADL_OPTIONS,
-                "train_fitter",
                 "lr_fit",
                 "lambda_con",
                 "tau",
