@@ -56,6 +56,11 @@ def _run_grid(src: Path, store: Path, args: argparse.Namespace) -> tuple[float, 
     return time.perf_counter() - start, load, os.getloadavg()[0]
 
 
+def _git(*command: str) -> str:
+    done = subprocess.run(["git", "-C", str(REPOSITORY), *command], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def _run_times(store: Path) -> dict[str, list[float]]:
     walls: dict[str, list[float]] = defaultdict(list)
     for row in ResultStore(store).rows():
@@ -87,14 +92,13 @@ def main(argv=None) -> int:
             grids[label] = _run_grid(src, store, args)
             runs[label] = _run_times(store)
             print(f"{label}: grid done in {grids[label][0]:.0f} s", flush=True)
-    head = subprocess.run(
-        ["git", "-C", str(REPOSITORY), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
+    head = _git("rev-parse", "--short", "HEAD")
+    if _git("status", "--porcelain", "--untracked-files=no"):
+        head += " with uncommitted changes"
     print(
         f"\ngrid: {args.methods} | pairs {args.pairs} | p {args.ps} | {args.seeds} seed(s) | "
         f"{args.workers} workers x {args.threads_per_worker} thread(s) | default options of "
-        f"each tree, set: {args.set or 'none'} | baseline {args.baseline}, this tree {head} (uncommitted changes included)"
+        f"each tree, set: {args.set or 'none'} | baseline {args.baseline}, this tree {head}"
     )
     print("\n| tree | runs | grid wall s | load before | load after | runs per hour |")
     print("|---|---|---|---|---|---|")

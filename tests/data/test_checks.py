@@ -14,6 +14,7 @@ from mmalign.data.checks import (
     check_ot_convergence,
     check_resampling,
     check_split_sizes,
+    check_window,
 )
 from mmalign.data.dataset import MultimodalDataset, Split
 from mmalign.data.splits import make_missing_split
@@ -205,6 +206,34 @@ def test_resampling_rejects_bad_shapes():
         check_resampling(np.array([1, 2]), np.array([1]))
     with pytest.raises(ConfigError, match=">= 0"):
         check_resampling(np.array([1, -2]), np.array([1, 2]))
+
+
+# --- check_window ----------------------------------------------------------------------
+
+
+def test_window_fires_when_the_source_is_finer_and_the_band_spans_under_two_victim_steps():
+    # 11, 9 and 12 audio frames per word: median 11, so K must reach 22 frames
+    ls, lv = np.array([110, 90, 120, 0]), np.array([10, 10, 10, 5])
+    out = check_window(ls, lv, 8, source="audio", victim="text")
+    assert [w.code for w in out] == ["window_narrow"]
+    msg = out[0].message
+    assert "one text step spans about 11.0 audio steps (median over 3 samples)" in msg
+    assert "only K=8 audio steps" in msg and "Set --window 22 or more" in msg
+    assert check_window(ls, lv, 21) != [] and check_window(ls, lv, 22) == []
+
+
+def test_window_silent_when_aligned_or_the_source_is_coarser(synthetic):
+    train = synthetic.splits["train"]
+    assert check_window(train.lengths["text"], train.lengths["audio"], 0) == []  # aligned
+    assert check_window(np.array([10, 20]), np.array([110, 190]), 1) == []  # words -> frames
+    assert check_window(np.array([0]), np.array([0]), 0) == []
+
+
+def test_window_rejects_bad_input():
+    with pytest.raises(ConfigError, match="same shape"):
+        check_window(np.array([1, 2]), np.array([1]), 8)
+    with pytest.raises(ConfigError, match=">= 0"):
+        check_window(np.array([1]), np.array([1]), -1)
 
 
 # --- check_ot_convergence --------------------------------------------------------------

@@ -112,6 +112,18 @@ def test_a_constant_victim_is_warned_logged_and_recorded(tmp_path):
     assert "warning: modality 'vision' is constant" in (tmp_path / "r" / "train.log").read_text()
 
 
+def test_a_window_narrower_than_two_victim_steps_of_source_frames_is_warned(tmp_path):
+    data = "synthetic:unaligned=1,n_train=64,n_valid=24,n_test=24,min_length=5,max_length=8"
+    options = {**SMALL, "data": data, "pair": "a:t", "warmup_epochs": 0}
+    with pytest.warns(DataQualityWarning, match="Set --window"):
+        narrow = mmalign.run(out=tmp_path / "narrow", **QUIET, **options)
+    assert any("one text step spans about" in w for w in narrow.warnings)
+    wide = _run(tmp_path / "wide", **{**options, "window": 60})
+    assert not any("--window" in w for w in wide.warnings)
+    lb = _run(tmp_path / "lb", **{k: v for k, v in options.items() if k != "window"}, method="lb")
+    assert not any("--window" in w for w in lb.warnings)
+
+
 def test_window_is_refused_for_a_method_without_one(tmp_path, capsys):
     code = main(["run", "--method", "lb", "--window", "4", "--out", str(tmp_path / "r")])
     assert code == 2

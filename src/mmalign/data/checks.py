@@ -16,6 +16,8 @@ Thresholds (module constants, justified in ``docs/warnings.md``):
 ``MIN_COMPLETE``          32: a complete split below ``max(32, batch_size)`` samples.
 ``RESAMPLE_DROP_SHARE``   0.5: resampling discards more than half of the victim's valid steps.
 ``OT_UNCONVERGED_SHARE``  0.5: Sinkhorn hit ``max_iter`` for more than half of the samples.
+``WINDOW_SPAN``           2: the alignment window reaches fewer source steps either side of
+                          the diagonal than two victim steps span.
 ========================  =====================================================================
 """
 
@@ -38,9 +40,11 @@ __all__ = [
     "MIN_COMPLETE",
     "RESAMPLE_DROP_SHARE",
     "OT_UNCONVERGED_SHARE",
+    "WINDOW_SPAN",
     "check_modalities",
     "check_split_sizes",
     "check_resampling",
+    "check_window",
     "check_ot_convergence",
     "check_floor",
 ]
@@ -55,6 +59,8 @@ MIN_COMPLETE = 32
 RESAMPLE_DROP_SHARE = 0.5
 #: Share of samples with an unconverged Sinkhorn above which it is reported.
 OT_UNCONVERGED_SHARE = 0.5
+#: Victim steps the window must reach either side of the diagonal, in the victim's own steps.
+WINDOW_SPAN = 2.0
 
 
 class DataQualityWarning(UserWarning):
@@ -310,6 +316,79 @@ def check_resampling(
             "the discarded steps. Use aligned features of the data set (e.g. MMSA aligned_50) "
             "if it has them; otherwise note in the results that this version resamples the "
             "victim by nearest step and does not pool the skipped steps.",
+        )
+    ]
+
+
+def check_window(
+    source_lengths: np.ndarray,
+    victim_lengths: np.ndarray,
+    window: int,
+    *,
+    source: str = "source",
+    victim: str = "victim",
+) -> list[DataWarning]:
+    """Report an alignment window narrower than the victim's steps, counted in source steps.
+
+    Victim step ``j`` may align only with source steps ``i`` where ``|i - j * Ls / Lv| <=
+    window``. When the source is the finer axis (audio frames as the source of text words),
+    one victim step spans ``R = Ls / Lv`` source steps, and its true place drifts from the
+    rescaled diagonal by a victim step or more. Fires (code ``window_narrow``) when the
+    median ``R`` over the given samples exceeds 1 and ``window < WINDOW_SPAN * R``.
+
+    Parameters
+    ----------
+    source_lengths, victim_lengths : ndarray, shape (N,)
+        int lengths of the samples that hold both (e.g. the complete training split).
+    window : int
+        The window radius ``K`` (``--window``).
+    source, victim : str
+        Modality names used in the message.
+
+    Returns
+    -------
+    list of DataWarning
+
+    Raises
+    ------
+    ConfigError
+        Shapes differ or are not 1-D, or a length or the window is negative.
+
+    Examples
+    --------
+    >>> w = check_window(np.array([110, 90]), np.array([10, 10]), 8, source="audio",
+    ...                  victim="text")
+    >>> w[0].code, "--window 20" in w[0].message
+    ('window_narrow', True)
+    >>> check_window(np.array([10, 20]), np.array([110, 90]), 8)
+    []
+    """
+    ls = np.asarray(source_lengths)
+    lv = np.asarray(victim_lengths)
+    if ls.ndim != 1 or ls.shape != lv.shape:
+        raise ConfigError(
+            "`source_lengths` and `victim_lengths` must have the same shape (N,); got "
+            f"{ls.shape} and {lv.shape}."
+        )
+    if (ls.size and (ls.min() < 0 or lv.min() < 0)) or window < 0:
+        raise ConfigError("lengths and `window` must be >= 0; got a negative.")
+    both = (ls > 0) & (lv > 0)
+    if not both.any():
+        return []
+    span = float(np.median(ls[both] / lv[both]))
+    if span <= 1 or window >= WINDOW_SPAN * span:
+        return []
+    wanted = math.ceil(WINDOW_SPAN * span)
+    return [
+        DataWarning(
+            "window_narrow",
+            f"one {victim} step spans about {span:.1f} {source} steps (median over "
+            f"{int(both.sum())} samples), but the alignment window reaches only K={window} "
+            f"{source} steps either side of the rescaled diagonal, less than "
+            f"{WINDOW_SPAN:g} {victim} steps: a {victim} step whose true place drifts further "
+            "from the diagonal cannot be aligned to it, and the alignment is then mostly the "
+            f"diagonal. Set --window {wanted} or more (the band holds 2K+1 {source} steps per "
+            f"{victim} step; time and memory grow linearly with K).",
         )
     ]
 

@@ -36,6 +36,7 @@ from mmalign.data.checks import (
     check_ot_convergence,
     check_resampling,
     check_split_sizes,
+    check_window,
 )
 from mmalign.data.dataset import MultimodalDataset, canonical_modality
 from mmalign.data.spec import DataSpec
@@ -197,6 +198,14 @@ def _data_warnings(
         found += check_split_sizes(len(plan.complete), len(plan.missing), config.train.batch_size)
     train = dataset.splits["train"]
     if plan.method.own_axis:  # the victim keeps its own time axis: nothing is resampled
+        if "window" in plan.method.options:
+            found += check_window(
+                train.lengths[plan.source][plan.complete],
+                train.lengths[plan.victim][plan.complete],
+                config.adl.window,
+                source=plan.source,
+                victim=plan.victim,
+            )
         return found
     found += check_resampling(
         train.lengths[plan.source][plan.complete],
