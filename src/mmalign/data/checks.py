@@ -247,6 +247,21 @@ def check_split_sizes(n_complete: int, n_missing: int, batch_size: int) -> list[
     ]
 
 
+def _length_pair(
+    source_lengths: np.ndarray, victim_lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check and return two (N,) int64 length arrays of the same samples."""
+    ls, lv = np.asarray(source_lengths), np.asarray(victim_lengths)
+    if ls.ndim != 1 or ls.shape != lv.shape:
+        raise ConfigError(
+            "`source_lengths` and `victim_lengths` must have the same shape (N,); got "
+            f"{ls.shape} and {lv.shape}."
+        )
+    if ls.size and (ls.min() < 0 or lv.min() < 0):
+        raise ConfigError("`source_lengths` and `victim_lengths` must be >= 0; got a negative.")
+    return ls.astype(np.int64), lv.astype(np.int64)
+
+
 def check_resampling(
     source_lengths: np.ndarray,
     victim_lengths: np.ndarray,
@@ -287,16 +302,7 @@ def check_resampling(
     >>> check_resampling(np.array([10, 20]), np.array([10, 15]))
     []
     """
-    ls = np.asarray(source_lengths)
-    lv = np.asarray(victim_lengths)
-    if ls.ndim != 1 or ls.shape != lv.shape:
-        raise ConfigError(
-            "`source_lengths` and `victim_lengths` must have the same shape (N,); got "
-            f"{ls.shape} and {lv.shape}."
-        )
-    if ls.size and (ls.min() < 0 or lv.min() < 0):
-        raise ConfigError("`source_lengths` and `victim_lengths` must be >= 0; got a negative.")
-    ls, lv = ls.astype(np.int64), lv.astype(np.int64)
+    ls, lv = _length_pair(source_lengths, victim_lengths)
     total = int(lv.sum())
     if total == 0:
         return []
@@ -363,15 +369,9 @@ def check_window(
     >>> check_window(np.array([10, 20]), np.array([110, 90]), 8)
     []
     """
-    ls = np.asarray(source_lengths)
-    lv = np.asarray(victim_lengths)
-    if ls.ndim != 1 or ls.shape != lv.shape:
-        raise ConfigError(
-            "`source_lengths` and `victim_lengths` must have the same shape (N,); got "
-            f"{ls.shape} and {lv.shape}."
-        )
-    if (ls.size and (ls.min() < 0 or lv.min() < 0)) or window < 0:
-        raise ConfigError("lengths and `window` must be >= 0; got a negative.")
+    ls, lv = _length_pair(source_lengths, victim_lengths)
+    if window < 0:
+        raise ConfigError(f"`window` must be >= 0; got {window!r}.")
     both = (ls > 0) & (lv > 0)
     if not both.any():
         return []
