@@ -13,13 +13,12 @@ source step ``j + k - K`` for victim step ``j``.
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
+from mmalign.models.bigru import bidirectional_gru
 from mmalign.ot.band import band_transpose, band_valid_mask
 from mmalign.ot.column_band import column_band_index, column_band_valid_mask
 from mmalign.validation import ConfigError, check_in
@@ -50,10 +49,9 @@ class AlignmentFitter(nn.Module):
         super().__init__()
         hidden = hidden or d_model
         self.window = window
-        # the two directions' parameters as two GRUs, run together over the padded batch by
-        # :meth:`encode` (the backward one on each sample's steps reversed): the parameters,
-        # initialisation and outputs of one packed bidirectional GRU, at about 0.6x its cost
-        # on a CPU (no packing, no host sync)
+        # the two directions as two GRUs, run together over the padded batch
+        # (:func:`~mmalign.models.bigru.bidirectional_gru`): the parameters, initialisation
+        # and outputs of one packed bidirectional GRU, without packing or a host sync
         self.gru = nn.GRU(d_model, hidden, batch_first=True)
         self.gru_reverse = nn.GRU(d_model, hidden, batch_first=True) if bidirectional else None
         self.register_load_state_dict_pre_hook(_split_bidirectional_gru)
@@ -68,28 +66,7 @@ class AlignmentFitter(nn.Module):
         if self.gru_reverse is None:
             out, _ = self.gru(z_source)  # (B, L, h): padding comes after the valid steps
             return out * source_mask[..., None].to(out.dtype)
-        steps = torch.arange(z_source.shape[1], device=z_source.device)
-        n = source_mask.sum(1, keepdim=True)  # (B, 1)
-        # each sample's valid steps reversed in place; padded steps stay where they are
-        flip = torch.where(steps < n, n - 1 - steps, steps)[..., None]  # (B, L, 1)
-        both = torch.cat([z_source, z_source.gather(1, flip.expand_as(z_source))], -1)
-        # both directions in one GRU call with block-diagonal weights: a GRU's gates act unit
-        # by unit, so the blocks never mix; half the per-step calls of two GRUs
-        weights = _block_diagonal_gru(self.gru, self.gru_reverse)
-        with warnings.catch_warnings():  # cuDNN would ask to compact the joined weights
-            warnings.filterwarnings("ignore", "RNN module weights are not part")
-            out, _ = functional_call(self._fused_gru(), weights, (both,))
-        forward, back = out.chunk(2, dim=-1)  # (B, L, h) each
-        out = torch.cat([forward, back.gather(1, flip.expand_as(back))], -1)  # (B, L, 2h)
-        return out * source_mask[..., None].to(out.dtype)
-
-    def _fused_gru(self) -> nn.GRU:
-        """Return a parameter-free GRU of twice the width for :func:`functional_call` to run."""
-        if not hasattr(self, "_fused"):  # on the meta device: no memory, no random draws
-            width, hidden = self.gru.input_size, self.gru.hidden_size
-            fused = nn.GRU(2 * width, 2 * hidden, batch_first=True, device="meta")
-            object.__setattr__(self, "_fused", fused)  # not a submodule: not in state_dict
-        return self._fused
+        return bidirectional_gru(self.gru, self.gru_reverse, z_source, source_mask)
 
     def forward(
         self,
@@ -145,25 +122,6 @@ class AlignmentFitter(nn.Module):
         logits = logits.masked_fill(~valid, float("-inf"))  # (B, M, W)
         weights = torch.softmax(logits, dim=-1)
         return torch.where(valid, weights, torch.zeros_like(weights))  # padded rows: 0, not NaN
-
-
-def _block_diagonal_gru(first: nn.GRU, second: nn.GRU) -> dict[str, Tensor]:
-    """Weights of one GRU that runs ``first`` on the first half of its input and ``second`` on the other.
-
-    Each gate's input and hidden matrices become block diagonal and its biases are joined,
-    gate by gate (``r``, ``z``, ``n``): (3h, d) and (3h, d) -> (6h, 2d).
-    """
-    out = {}
-    for name in ("weight_ih_l0", "weight_hh_l0"):
-        a, b = getattr(first, name), getattr(second, name)  # (3h, d) each
-        h, d = a.shape[0] // 3, a.shape[1]
-        top = torch.cat([a.view(3, h, d), a.new_zeros(3, h, d)], -1)  # (3, h, 2d)
-        bottom = torch.cat([b.new_zeros(3, h, d), b.view(3, h, d)], -1)  # (3, h, 2d)
-        out[name] = torch.cat([top, bottom], 1).reshape(6 * h, 2 * d)
-    for name in ("bias_ih_l0", "bias_hh_l0"):
-        a, b = getattr(first, name), getattr(second, name)  # (3h,) each
-        out[name] = torch.cat([a.view(3, -1), b.view(3, -1)], 1).reshape(-1)
-    return out
 
 
 def _split_bidirectional_gru(module, state_dict, prefix, *args) -> None:

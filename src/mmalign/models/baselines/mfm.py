@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmalign.data.batching import Batch
 from mmalign.models.backbone import Backbone
+from mmalign.models.bigru import BiGRU
 from mmalign.models.method import Losses, MissingModalityModel, Phase
 from mmalign.validation import check_non_negative, check_positive
 
-__all__ = ["MFM", "masked_mse", "masked_mean", "run_masked_gru"]
+__all__ = ["MFM", "masked_mse", "masked_mean"]
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -72,32 +72,6 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     return (x * weight).sum(1) / weight.sum(1).clamp(min=1.0)  # (B, d)
 
 
-def run_masked_gru(gru: nn.GRU, x: Tensor, mask: Tensor) -> Tensor:
-    """Run a batch-first GRU on the valid prefix of each sample; padded outputs are 0.
-
-    Packing makes the backward direction start at each sample's last valid step, so the
-    outputs do not depend on the amount of padding.
-
-    Parameters
-    ----------
-    gru : nn.GRU
-        Built with ``batch_first=True``.
-    x : Tensor, shape (B, L, D)
-    mask : Tensor, shape (B, L)
-        Valid steps first (right padding).
-
-    Returns
-    -------
-    Tensor, shape (B, L, h)
-        ``h`` = hidden width times the number of directions.
-    """
-    lengths = mask.sum(1).clamp(min=1).cpu()
-    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-    out, _ = gru(packed)
-    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (B, L, h)
-    return out * mask[..., None].to(out.dtype)  # (B, L, h)
-
-
 class SpecificEncoder(nn.Module):
     """Modality-specific (generative) factor: masked mean of a per-step MLP, (B, L, d) -> (B, f)."""
 
@@ -121,13 +95,13 @@ class SequenceDecoder(nn.Module):
 
     def __init__(self, factor_dim: int, d_model: int) -> None:
         super().__init__()
-        self.gru = nn.GRU(2 * factor_dim, d_model, batch_first=True, bidirectional=True)
+        self.gru = BiGRU(2 * factor_dim, d_model)
         self.out = nn.Linear(2 * d_model, d_model)
 
     def forward(self, shared: Tensor, specific: Tensor, mask: Tensor) -> Tensor:
         """``shared`` (B, L, f), ``specific`` (B, f), ``mask`` (B, L) -> steps (B, L, d)."""
         tiled = specific[:, None, :].expand(-1, shared.shape[1], -1)  # (B, L, f)
-        hidden = run_masked_gru(self.gru, torch.cat([shared, tiled], dim=-1), mask)  # (B, L, 2d)
+        hidden = self.gru(torch.cat([shared, tiled], dim=-1), mask)  # (B, L, 2d)
         return self.out(hidden)
 
 
@@ -158,7 +132,7 @@ class MFM(MissingModalityModel):
         check_positive("factor_dim", factor_dim)
         check_non_negative("recon_weight", recon_weight)
         self.recon_weight = float(recon_weight)
-        self.shared_gru = nn.GRU(d, factor_dim, batch_first=True, bidirectional=True)
+        self.shared_gru = BiGRU(d, factor_dim)
         self.shared_proj = nn.Linear(2 * factor_dim, factor_dim)
         self.source_specific = SpecificEncoder(d, factor_dim)
         self.victim_specific = SpecificEncoder(d, factor_dim)
@@ -171,7 +145,7 @@ class MFM(MissingModalityModel):
 
     def shared_factor(self, source_steps: Tensor, source_mask: Tensor) -> Tensor:
         """Discriminative factor sequence from the encoded source steps: (B, L, d) -> (B, L, f)."""
-        return self.shared_proj(run_masked_gru(self.shared_gru, source_steps, source_mask))
+        return self.shared_proj(self.shared_gru(source_steps, source_mask))
 
     def source_factors(
         self, source_steps: Tensor, source_mask: Tensor
