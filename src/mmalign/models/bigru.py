@@ -1,5 +1,10 @@
 """A bidirectional GRU over right-padded sequences, without packing.
 
+The GRU of Cho et al., "Learning Phrase Representations using RNN Encoder-Decoder for
+Statistical Machine Translation", EMNLP 2014, run both ways (Schuster and Paliwal,
+"Bidirectional Recurrent Neural Networks", IEEE Trans. Signal Processing, 1997), as
+``torch.nn.GRU(..., bidirectional=True)`` computes it.
+
 A packed bidirectional ``nn.GRU`` needs each sample's length on the host (a sync) and runs
 its two directions as separate per-step calls. Here the two directions are two ``nn.GRU``
 modules with the parameters, initialisation and outputs of one packed bidirectional GRU:
