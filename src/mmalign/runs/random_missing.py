@@ -20,7 +20,13 @@ import torch
 import yaml
 
 from mmalign.config import RunConfig, config_to_dict
-from mmalign.data.checks import DataWarning, check_floor, check_modalities, check_ot_convergence
+from mmalign.data.checks import (
+    DataWarning,
+    check_floor,
+    check_modalities,
+    check_ot_convergence,
+    check_window,
+)
 from mmalign.data.dataset import MultimodalDataset, Split
 from mmalign.data.missingness import (
     RandomMissingness,
@@ -113,20 +119,42 @@ def _standardize(model: PatternModel, dataset: MultimodalDataset, plan: RandomMi
         encoder.set_input_statistics(torch.from_numpy(mean), torch.from_numpy(std))
 
 
-def _victim_rates(
+def _pair_lengths(
     dataset: MultimodalDataset, plan: RandomMissingPlan
-) -> dict[tuple[str, str], float]:
-    """Median ``L_v / L_s`` per ordered pair over training samples that hold both (1 if none)."""
+) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """Lengths (L_s, L_v) per ordered pair over the training samples that hold both."""
     train, seen = dataset.splits["train"], plan.missingness(dataset, "train")
-    rates = {}
+    out = {}
     for i, s in enumerate(seen.modalities):
         for j, v in enumerate(seen.modalities):
             if s == v:
                 continue
             n, m = np.asarray(train.lengths[s]), np.asarray(train.lengths[v])
             keep = seen.present[:, i] & seen.present[:, j] & (n > 0) & (m > 0)
-            rates[s, v] = float(np.median(m[keep] / n[keep])) if keep.any() else 1.0
-    return rates
+            out[s, v] = n[keep], m[keep]
+    return out
+
+
+def _victim_rates(
+    dataset: MultimodalDataset, plan: RandomMissingPlan
+) -> dict[tuple[str, str], float]:
+    """Median ``L_v / L_s`` per ordered pair over training samples that hold both (1 if none)."""
+    return {
+        pair: float(np.median(m / n)) if n.size else 1.0
+        for pair, (n, m) in _pair_lengths(dataset, plan).items()
+    }
+
+
+def _window_warnings(
+    config: RunConfig, dataset: MultimodalDataset, plan: RandomMissingPlan
+) -> list[DataWarning]:
+    """``window_narrow`` for each ordered pair whose source is the finer axis (MM-Align)."""
+    if "window" not in plan.method.options:
+        return []
+    found = []
+    for (s, v), (n, m) in _pair_lengths(dataset, plan).items():
+        found += check_window(n, m, config.adl.window, source=s, victim=v)
+    return found
 
 
 def _shared_axis(dataset: MultimodalDataset) -> bool:
@@ -267,6 +295,7 @@ def train_and_test(
         f"{_pattern_counts(train_seen)}; device {device}, {torch.get_num_threads()} thread(s)"
     )
     before = check_modalities(dataset, list(dataset.modalities))
+    before += _window_warnings(config, dataset, plan)
     runlog.warn(before)
     torch.manual_seed(config.seed)
     model = plan.method.build_patterns(plan.dims, config)
