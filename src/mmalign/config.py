@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -40,7 +41,26 @@ __all__ = [
     "config_from_dict",
     "load_config",
     "load_yaml_options",
+    "LATER_OPTIONS",
 ]
+
+
+#: Options added after run folders and results stores existed, each with the value that
+#: reproduces the runs made before it (issue 12: random missing; issue 11: the monotone
+#: solver, its sub-states, stepwise EM, full covariances). A run folder whose config.yaml
+#: lacks one meant this value, and at this value the option is left out of fingerprints and
+#: config hashes, so those of earlier runs stay valid. A new option of that kind goes here.
+LATER_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {
+        "missing_rate": None,
+        "frame_drop": 0.0,
+        "drop_burst": 3.0,
+        "alignment_solver": "sinkhorn",
+        "alignment_states": 1,
+        "emission_update": "gradient",
+        "emission_covariance": "diagonal",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mmalign.config import (
+    LATER_OPTIONS,
     check_option,
     config_from_dict,
     execution_options,
@@ -55,20 +56,6 @@ FINGERPRINT_LENGTH = 16
 
 #: The protocols a run can follow: the paper's source:victim pair, or random missing.
 PROTOCOLS: tuple[str, ...] = ("pair", "random")
-
-# Options added after results stores existed, each with the value that reproduces the runs
-# made before it: at that value they are left out of the resolved configuration, so the
-# fingerprints and config hashes of earlier runs stay valid (issue 12: random missing;
-# issue 11: the monotone alignment solver, its sub-states, stepwise EM).
-_LATER_OPTIONS: dict[str, Any] = {
-    "missing_rate": None,
-    "frame_drop": 0.0,
-    "drop_burst": 3.0,
-    "alignment_solver": "sinkhorn",
-    "alignment_states": 1,
-    "emission_update": "gradient",
-    "emission_covariance": "diagonal",
-}
 
 # (absolute path, size, mtime_ns) -> sha256 hex of the file's bytes
 _FILE_HASH_CACHE: dict[tuple[str, int, int], str] = {}
@@ -247,7 +234,7 @@ def _resolved(config: dict) -> dict:
         if name in skip:  # per-run identity is hashed separately; execution options never
             continue
         value = getattr(getattr(resolved, section) if section else resolved, name)
-        if name in _LATER_OPTIONS and value == _LATER_OPTIONS[name]:
+        if name in LATER_OPTIONS and value == LATER_OPTIONS[name]:
             continue  # what runs made before the option did: their hashes stay as they were
         out[name] = value
     return out

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmalign.config import RunConfig
+from mmalign.config import LATER_OPTIONS, RunConfig
 from mmalign.data.batching import Batch, PairData
 from mmalign.data.dataset import Split
 from mmalign.evaluate.metrics import compute_metrics
@@ -38,16 +38,8 @@ __all__ = ["TrainedModel", "load_run"]
 
 
 #: What a run folder meant by an option its ``config.yaml`` lacks: before the shared step
-#: space, the paper's alignment; before the monotone solver, Sinkhorn; before its sub-states, 1;
-#: before stepwise EM, gradient steps; before full covariances, diagonal ones.
-_OLDER_RUNS = {
-    "alignment_space": "encoder",
-    "reg_relative": False,
-    "alignment_solver": "sinkhorn",
-    "alignment_states": 1,
-    "emission_update": "gradient",
-    "emission_covariance": "diagonal",
-}
+#: space, the paper's alignment; the options added later (:data:`~mmalign.config.LATER_OPTIONS`).
+_OLDER_RUNS = {"alignment_space": "encoder", "reg_relative": False, **LATER_OPTIONS}
 
 
 def _widen_fitter(state: dict[str, Tensor], expected: dict[str, Tensor]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmalign.config import RunConfig
+from mmalign.config import LATER_OPTIONS, RunConfig
 from mmalign.data.dataset import Split
 from mmalign.data.missingness import SplitMissingness, ordered_patterns
 from mmalign.data.pattern_batching import PatternData
@@ -58,16 +58,8 @@ class TrainedPatternModel:
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "cpu") -> "TrainedPatternModel":
         """Restore the selected checkpoint of the random-missing run in ``run_dir``."""
-        # random-missing runs from before the monotone solver used Sinkhorn (one sub-state)
-        config, states, meta = read_finished_run(
-            run_dir,
-            {
-                "alignment_solver": "sinkhorn",
-                "alignment_states": 1,
-                "emission_update": "gradient",
-                "emission_covariance": "diagonal",
-            },
-        )
+        # random-missing runs postdate the step space: only the later options can be missing
+        config, states, meta = read_finished_run(run_dir, LATER_OPTIONS)
         if SETTING not in states:
             raise DataError(f"{run_dir}: the run did not finish (no selected checkpoint).")
         dims = PatternDims(dict(zip(meta.modalities, meta.input_dims)), meta.output_dim, meta.task)
