@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from mmalign.models.bigru import bidirectional_gru
+from mmalign.models.bigru import bidirectional_gru, split_packed_gru_keys
 from mmalign.ot.band import band_transpose, band_valid_mask
 from mmalign.ot.column_band import column_band_index, column_band_valid_mask
 from mmalign.validation import ConfigError, check_in
@@ -126,10 +126,7 @@ class AlignmentFitter(nn.Module):
 
 def _split_bidirectional_gru(module, state_dict, prefix, *args) -> None:
     """Load a fitter saved with one bidirectional GRU: its ``*_reverse`` weights are the reverse GRU's."""
-    for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-        old = f"{prefix}gru.{name}_reverse"
-        if old in state_dict:
-            state_dict[f"{prefix}gru_reverse.{name}"] = state_dict.pop(old)
+    split_packed_gru_keys(state_dict, f"{prefix}gru.", f"{prefix}gru.", f"{prefix}gru_reverse.")
 
 
 def ot_fit_targets(

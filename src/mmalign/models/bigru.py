@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-__all__ = ["BiGRU", "bidirectional_gru"]
+__all__ = ["BiGRU", "bidirectional_gru", "split_packed_gru_keys"]
 
 
 def bidirectional_gru(forward: nn.GRU, reverse: nn.GRU, x: Tensor, mask: Tensor) -> Tensor:
@@ -110,9 +110,22 @@ def _fused_gru(input_size: int, hidden_size: int) -> nn.GRU:
 _GRU_PARAMETERS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
 
+def split_packed_gru_keys(state_dict: dict, packed: str, forward: str, reverse: str) -> None:
+    """Rename, in place, one bidirectional ``nn.GRU``'s saved parameters to two GRUs'.
+
+    ``{packed}weight_ih_l0`` goes to ``{forward}weight_ih_l0`` and
+    ``{packed}weight_ih_l0_reverse`` to ``{reverse}weight_ih_l0``, and so on for each
+    parameter; keys that are not there are left alone (a state dict saved with two GRUs).
+    """
+    for name in _GRU_PARAMETERS:
+        for old, new in (
+            (packed + name, forward + name),
+            (f"{packed}{name}_reverse", reverse + name),
+        ):
+            if old in state_dict:
+                state_dict[new] = state_dict.pop(old)
+
+
 def _from_packed_gru(module, state_dict, prefix, *args) -> None:
     """Load a state dict of one bidirectional ``nn.GRU`` into :class:`BiGRU`'s two GRUs."""
-    for name in _GRU_PARAMETERS:
-        for old, new in ((name, f"gru.{name}"), (f"{name}_reverse", f"gru_reverse.{name}")):
-            if prefix + old in state_dict:
-                state_dict[prefix + new] = state_dict.pop(prefix + old)
+    split_packed_gru_keys(state_dict, prefix, f"{prefix}gru.", f"{prefix}gru_reverse.")
