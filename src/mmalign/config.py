@@ -59,6 +59,7 @@ LATER_OPTIONS: Mapping[str, Any] = MappingProxyType(
         "alignment_states": 1,
         "emission_update": "gradient",
         "emission_covariance": "diagonal",
+        "lambda_imputed": 0.0,
     }
 )
 
@@ -255,6 +256,13 @@ class TrainConfig:
     )
     single_iteration: bool = option(
         True, "fitter and backbone in one pass over complete batches (off: the 'w/o SI' ablation)"
+    )
+    # 0 is Algorithm 1: only missing batches train the imputed path (docs/method.md)
+    lambda_imputed: float = option(
+        0.0,
+        "MM-Align: weight of the task loss of the imputed path on complete batches (the victim "
+        "imputed as if missing; 0 = the paper, only missing batches train that path)",
+        check="non_negative",
     )
     eval_batch_size: int = option(
         256, "batch size of validation and test predictions", check="positive"

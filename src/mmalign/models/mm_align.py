@@ -62,6 +62,10 @@ class MMAlign(MissingModalityModel):
     single_iteration : bool
         True (Algorithm 1): one pass over each complete batch steps the fitter, then the
         backbone. False gives the "w/o SI" ablation: a fitter pass, then a backbone pass.
+    lambda_imputed : float
+        Weight of the task loss of the imputed path on complete batches: the prediction from
+        the source and the victim imputed as if it were missing. 0 is Algorithm 1, where
+        only missing batches train the path that setting A tests (docs/method.md).
     **options
         Fields of ``adl`` to replace, e.g. ``window=4`` (checked like the option table).
 
@@ -82,6 +86,7 @@ class MMAlign(MissingModalityModel):
         lambda_con: float = TrainConfig.lambda_con,
         tau: float = TrainConfig.tau,
         single_iteration: bool = TrainConfig.single_iteration,
+        lambda_imputed: float = TrainConfig.lambda_imputed,
         **options: Any,
     ) -> None:
         super().__init__(backbone, task)
@@ -89,6 +94,14 @@ class MMAlign(MissingModalityModel):
         self.fitter = AlignmentFitter(backbone.d_model, self.adl.window)
         self.lambda_con, self.tau = lambda_con, tau
         self.single_iteration = single_iteration
+        if not lambda_imputed >= 0:
+            raise ConfigError(f"`lambda_imputed` must be >= 0; got {lambda_imputed!r}.")
+        self.lambda_imputed = float(lambda_imputed)
+        if self.lambda_imputed > 0:
+            # the backbone's loss then reads the fitter's weights, so the backbone backward
+            # must run before the fitter's step changes them in place; the two losses share
+            # no parameters, so the order changes nothing else
+            self.group_order = ("backbone", "fitter")
         self.step_space = (
             None
             if self.adl.alignment_space == "encoder"
@@ -130,6 +143,8 @@ class MMAlign(MissingModalityModel):
             text += f"  fit {record['complete/fitter']:.4f}"
         if "complete/step" in record:
             text += f"  step {record['complete/step']:.3f}"
+        if "complete/imputed" in record:
+            text += f"  imputed {record['complete/imputed']:.4f}"
         if record.get("complete/ot_unconverged", 0.0) > 0:
             text += f"  OT unconverged {100 * record['complete/ot_unconverged']:.0f}%"
         return text
@@ -225,19 +240,22 @@ class MMAlign(MissingModalityModel):
         On complete batches the projected (emission) space adds the step-level InfoNCE (the
         posterior-weighted emission likelihood), weight ``lambda_step``, and the translation
         loss (``lambda_translate``) to the backbone's loss; both use the alignment that gives
-        the fitter its targets.
+        the fitter its targets. With ``lambda_imputed > 0`` complete batches also train the
+        imputed path, the one a missing batch trains.
         """
         z_source = self.backbone.encode_source(batch.source, batch.source_mask)
         if phase == "missing":
-            z_victim, mask = self.impute_victim(z_source, batch)
-            out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, mask)
-            return Losses({"backbone": self.loss(out, batch)})
+            return Losses({"backbone": self.imputed_loss(z_source, batch)})
         z_victim = self.backbone.encode_victim(batch.victim, batch.victim_mask)
         out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, batch.victim_mask)
         main = self.loss(out, batch)
         con = info_nce(z_source[:, 0], z_victim[:, 0], self.tau)
         step = main + self.lambda_con * con
         logged = {"main": main.detach(), "con": con.detach()}
+        if phase == "complete" and self.lambda_imputed > 0:
+            imputed = self.imputed_loss(z_source, batch)
+            step = step + self.lambda_imputed * imputed
+            logged["imputed"] = imputed.detach()
         if phase == "complete" and (self.adl.train_fitter or self.step_space is not None):
             steps_s, steps_v = z_source[:, 1:], z_victim[:, 1:]
             centres = batch_centres(batch)
@@ -278,6 +296,12 @@ class MMAlign(MissingModalityModel):
                 losses.step["fitter"] = fit_loss(pred, target, valid, self.adl.fit_normalisation)
             return losses
         return Losses({"backbone": step}, logged)
+
+    def imputed_loss(self, z_source: Tensor, batch: Batch) -> Tensor:
+        """Task loss of the imputed path: the source (B, 1+L, d) and the victim imputed from it."""
+        z_victim, mask = self.impute_victim(z_source, batch)
+        out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, mask)
+        return self.loss(out, batch)
 
     @torch.no_grad()
     def alignments(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:

@@ -136,6 +136,7 @@ def _mm_align(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
         build_backbone(dims, config),
         dims.task,
         single_iteration=config.train.single_iteration,
+        lambda_imputed=config.train.lambda_imputed,
         **_alignment_options(config),
     )
 
@@ -290,6 +291,7 @@ METHODS: dict[str, MethodSpec] = {
                 "lambda_con",
                 "tau",
                 "single_iteration",
+                "lambda_imputed",
             ),
         ),
     )
