@@ -26,6 +26,7 @@ LAYERS = {
     "analyses": 9,
     "commands": 10,
     "cli": 11,
+    "__main__": 12,
     "__init__": 11,
 }
 

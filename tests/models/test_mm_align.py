@@ -322,3 +322,46 @@ def test_alignment_options_come_from_the_option_table_and_are_checked_like_it():
         make_model(alignment_space="nowhere")
     with pytest.raises(ConfigError, match="reg"):
         alignment_config(base, {"reg": -1.0})
+
+
+def test_imputed_loss_on_complete_batches_is_the_missing_pass_loss(batch_factory):
+    batch = batch_factory()
+    plain, imputing = make_model(), make_model(lambda_imputed=0.5)
+    plain.eval(), imputing.eval()  # no dropout: the passes are comparable
+    base = plain.compute_losses(batch, "complete")
+    losses = imputing.compute_losses(batch, "complete")
+    missing = imputing.compute_losses(batch, "missing").step["backbone"]
+    assert "imputed" not in base.logged
+    torch.testing.assert_close(losses.logged["imputed"], missing.detach())
+    torch.testing.assert_close(losses.step["backbone"], base.step["backbone"] + 0.5 * missing)
+    torch.testing.assert_close(losses.step["fitter"], base.step["fitter"])
+    # warm-up keeps Algorithm 1: the fitter has not learned anything to impute with yet
+    assert "imputed" not in imputing.compute_losses(batch, "warmup").logged
+
+
+def test_imputed_loss_leaves_the_fitter_step_alone_and_trains_the_backbone(batch_factory):
+    from mmalign.train.loop import train_step
+
+    def one_step(lambda_imputed):
+        torch.manual_seed(0)
+        backbone = Backbone(6, 5, 1, d_model=8, n_heads=2, dropout=0.0)
+        model = MMAlign(backbone, "regression", window=2, lambda_imputed=lambda_imputed)
+        optimizers = {
+            g: torch.optim.SGD(ps, lr=0.1) for g, ps in model.parameter_groups().items()
+        }
+        train_step(model, model.compute_losses(batch_factory(), "complete"), optimizers, None, 0)
+        return model
+
+    plain, imputing = one_step(0.0), one_step(1.0)
+    assert imputing.group_order == ("backbone", "fitter")  # no in-place error in backward
+    for a, b in zip(plain.fitter.parameters(), imputing.fitter.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    moved = plain.backbone.source_encoder.proj.weight - imputing.backbone.source_encoder.proj.weight
+    assert moved.abs().max() > 1e-6
+
+
+def test_negative_lambda_imputed_is_refused():
+    from mmalign.validation import ConfigError
+
+    with pytest.raises(ConfigError, match="lambda_imputed"):
+        make_model(lambda_imputed=-1.0)
