@@ -365,3 +365,30 @@ def test_negative_lambda_imputed_is_refused():
 
     with pytest.raises(ConfigError, match="lambda_imputed"):
         make_model(lambda_imputed=-1.0)
+
+
+def test_missing_pass_gives_the_backbone_the_same_gradients_without_any_for_the_fitter(
+    batch_factory,
+):
+    model = make_model()
+    model.eval()  # no dropout: the two passes are comparable
+    batch = batch_factory(has_victim=False)
+    model.compute_losses(batch, "missing").step["backbone"].backward()
+    assert all(p.grad is None for p in model.fitter.parameters())
+    got = {n: p.grad.clone() for n, p in model.backbone.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    # the reference: the same pass with the fitter called as a plain module
+    z = model.backbone.encode_source(batch.source, batch.source_mask)
+    weights = model.fitter(z[:, 1:], batch.source_mask)
+    imputed = model._impute_steps(z[:, 1:], weights, None)
+    head = model.backbone.victim_head_token().expand(z.shape[0], 1, -1)
+    out = model.backbone.predict_fused(
+        z, batch.source_mask, torch.cat([head, imputed], 1), batch.source_mask
+    )
+    model.loss(out, batch).backward()
+    assert all(p.grad is not None for p in model.fitter.parameters())
+    want = {n: p.grad for n, p in model.backbone.named_parameters() if p.grad is not None}
+    assert set(got) == set(want)
+    assert model.backbone.source_encoder.proj.weight.grad.abs().sum() > 0
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], msg=name)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from mmalign.config import ADLConfig, TrainConfig
 from mmalign.data.batching import Batch
@@ -229,7 +230,12 @@ class MMAlign(MissingModalityModel):
         """Eq. 14-15: fitter weights times source steps; the head gets the initial head token."""
         steps = z_source[:, 1:]  # (B, L, d)
         mask, centres = self.imputed_length(batch.source_mask)
-        weights = self.fitter(steps, batch.source_mask, centres, mask)  # (B, M, W)
+        # the fitter's own parameters take no gradient here: only its fit loss steps them
+        # (Algorithm 1), so their weight gradients would be computed for nothing
+        frozen = {name: p.detach() for name, p in self.fitter.named_parameters()}
+        weights = functional_call(
+            self.fitter, frozen, (steps, batch.source_mask, centres, mask)
+        )  # (B, M, W)
         imputed = self._impute_steps(steps, weights, centres)  # (B, M, d)
         head = self.backbone.victim_head_token().expand(steps.shape[0], 1, -1)  # (B, 1, d)
         return torch.cat([head, imputed], dim=1), mask  # (B, 1+M, d)
