@@ -346,9 +346,7 @@ def test_imputed_loss_leaves_the_fitter_step_alone_and_trains_the_backbone(batch
         torch.manual_seed(0)
         backbone = Backbone(6, 5, 1, d_model=8, n_heads=2, dropout=0.0)
         model = MMAlign(backbone, "regression", window=2, lambda_imputed=lambda_imputed)
-        optimizers = {
-            g: torch.optim.SGD(ps, lr=0.1) for g, ps in model.parameter_groups().items()
-        }
+        optimizers = {g: torch.optim.SGD(ps, lr=0.1) for g, ps in model.parameter_groups().items()}
         train_step(model, model.compute_losses(batch_factory(), "complete"), optimizers, None, 0)
         return model
 
