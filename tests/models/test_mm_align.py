@@ -326,7 +326,7 @@ def test_alignment_options_come_from_the_option_table_and_are_checked_like_it():
 
 def test_imputed_loss_on_complete_batches_is_the_missing_pass_loss(batch_factory):
     batch = batch_factory()
-    plain, imputing = make_model(), make_model(lambda_imputed=0.5)
+    plain, imputing = make_model(lambda_imputed=0.0), make_model(lambda_imputed=0.5)
     plain.eval(), imputing.eval()  # no dropout: the passes are comparable
     base = plain.compute_losses(batch, "complete")
     losses = imputing.compute_losses(batch, "complete")

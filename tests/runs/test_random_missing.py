@@ -142,10 +142,6 @@ def test_run_spec_runs_the_random_protocol_without_a_pair(tmp_path):
         (["--missing-rate", "1"], r"`missing_rate` must be in \[0, 1\)"),
         (["--missing-rate", "0.3", "--frame-drop", "0.8"], "`frame_drop` must be <="),
         (["--missing-rate", "0.3", "--drop-burst", "0.5"], "`drop_burst` must be >= 1"),
-        (
-            ["--missing-rate", "0.3", "--method", "mm-align", "--lambda-imputed", "1"],
-            "`lambda_imputed` applies to the pair protocol",
-        ),
         (["--method", "lb", "--lambda-imputed", "1"], "lambda_imputed.*mm-align"),
     ],
 )

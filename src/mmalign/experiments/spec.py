@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from mmalign.config import (
     LATER_OPTIONS,
+    PAIR_ONLY_OPTIONS,
     check_option,
     config_from_dict,
     execution_options,
@@ -36,7 +37,7 @@ from mmalign.config import (
 )
 from mmalign.data.dataset import canonical_modality
 from mmalign.data.spec import DataSpec
-from mmalign.models.registry import METHODS, options_for
+from mmalign.models.registry import METHODS, method_specific_options, options_for
 from mmalign.validation import ConfigError, DataError
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "data_identity",
     "file_content_hash",
     "run_fingerprint",
+    "unread_later_options",
 ]
 
 #: Hex digits kept from the sha256 (64 bits: collisions are negligible for any grid).
@@ -203,7 +205,7 @@ def canonical_json(value: Any) -> str:
         raise ConfigError(f"`config` must hold plain JSON values; got {value!r} ({err}).") from err
 
 
-def config_hash(config: dict) -> str:
+def config_hash(config: dict, ignore: frozenset[str] = frozenset()) -> str:
     """Return the sha256 hex of the *resolved* run configuration, execution options left out.
 
     When every key is an option of :class:`~mmalign.config.RunConfig`, the overrides
@@ -217,12 +219,36 @@ def config_hash(config: dict) -> str:
     True
     >>> config_hash({}) == config_hash({"window": 8})  # 8 is the default window
     True
+
+    ``ignore``: options of :data:`~mmalign.config.LATER_OPTIONS` that the run does not read
+    (:func:`unread_later_options`), hashed as if at their earlier value whatever they are.
     """
     kept = {k: v for k, v in config.items() if k.split(".")[-1] not in execution_options()}
-    return hashlib.sha256(canonical_json(_resolved(kept)).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(_resolved(kept, ignore)).encode()).hexdigest()
 
 
-def _resolved(config: dict) -> dict:
+def unread_later_options(method: str, protocol: str) -> frozenset[str]:
+    """Later options (:data:`~mmalign.config.LATER_OPTIONS`) that a run does not read.
+
+    Those of another method, and the pair protocol's under the random-missing one. Their
+    value, a default included, then changes nothing in the run and nothing in its hash.
+    Only later options qualify: others were always hashed, and older hashes must stay.
+
+    >>> sorted(unread_later_options("lb", "pair")) == sorted(
+    ...     n for n in LATER_OPTIONS if n in method_specific_options()
+    ... )
+    True
+    >>> sorted(unread_later_options("mm-align", "random"))
+    ['lambda_imputed']
+    """
+    reads = set(METHODS[method].options) if method in METHODS else set(method_specific_options())
+    unread = {n for n in LATER_OPTIONS if n in method_specific_options() and n not in reads}
+    if protocol == "random":
+        unread |= PAIR_ONLY_OPTIONS & set(LATER_OPTIONS)
+    return frozenset(unread)
+
+
+def _resolved(config: dict, ignore: frozenset[str] = frozenset()) -> dict:
     """Every training option with its value (defaults filled in), or ``config`` unchanged."""
     known = flat_fields()
     if not all(k.split(".")[-1].replace("-", "_") in known for k in config):
@@ -234,7 +260,7 @@ def _resolved(config: dict) -> dict:
         if name in skip:  # per-run identity is hashed separately; execution options never
             continue
         value = getattr(getattr(resolved, section) if section else resolved, name)
-        if name in LATER_OPTIONS and value == LATER_OPTIONS[name]:
+        if name in LATER_OPTIONS and (value == LATER_OPTIONS[name] or name in ignore):
             continue  # what runs made before the option did: their hashes stay as they were
         out[name] = value
     return out
@@ -345,7 +371,10 @@ def run_fingerprint(spec: RunSpec) -> str:
             "method": spec.method,
             **identity,
             "seed": int(spec.seed),
-            "config": config_hash(applicable_config(spec.method, spec.config)),
+            "config": config_hash(
+                applicable_config(spec.method, spec.config),
+                unread_later_options(spec.method, spec.protocol),
+            ),
         }
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:FINGERPRINT_LENGTH]

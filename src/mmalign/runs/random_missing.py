@@ -87,12 +87,6 @@ class RandomMissingPlan:
                 f"`method` {method.name!r} does not take the random-missing protocol "
                 f"(--missing-rate): {method.patterns_note}. Use lb, ub or mm-align."
             )
-        if config.train.lambda_imputed:
-            raise ConfigError(
-                "`lambda_imputed` applies to the pair protocol (--pair, --p): under "
-                "--missing-rate every batch already trains MM-Align on imputed inputs. "
-                "Leave it at 0."
-            )
         if len(dataset.modalities) < 2:
             raise ConfigError(
                 f"`missing_rate` needs at least two modalities; {dataset.name} has "

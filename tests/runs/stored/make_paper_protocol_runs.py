@@ -20,13 +20,17 @@ OPTIONS = dict(
     progress=False, p=0.5, threads=1, pair="t:v",
 )  # fmt: skip
 METHODS = ("mm-align", "lb", "ub")
+#: Per method: the runs were stored with Algorithm 1, before MM-Align's default
+#: ``lambda_imputed`` became 1 (docs/method.md, "Defaults")
+METHOD_OPTIONS = {"mm-align": dict(lambda_imputed=0.0)}
 
 
 def stored_run(method: str) -> dict:
     """Train ``method`` with :data:`OPTIONS`; return its test metrics and predictions."""
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        result = mmalign.run(out=Path(tmp) / "r", method=method, log=lambda s: None, **OPTIONS)
+        options = {**OPTIONS, **METHOD_OPTIONS.get(method, {})}
+        result = mmalign.run(out=Path(tmp) / "r", method=method, log=lambda s: None, **options)
         rows = (Path(tmp) / "r" / "predictions.csv").read_text().splitlines()
     return {
         "test": {s: r.test for s, r in result.settings.items()},
