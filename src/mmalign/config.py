@@ -264,12 +264,13 @@ class TrainConfig:
         True, "fitter and backbone in one pass over complete batches (off: the 'w/o SI' ablation)"
     )
     # 1, not Algorithm 1's 0: setting A tests the imputed path, which Algorithm 1 trains on
-    # the missing split alone (docs/method.md, "Defaults")
+    # the missing split alone; one value for every imputing method (docs/method.md, "Defaults")
     lambda_imputed: float = option(
         1.0,
-        "MM-Align: weight of the task loss of the imputed path on complete batches (the victim "
-        "imputed as if missing; 0 = the paper, only missing batches train that path). Pair "
-        "protocol only: under --missing-rate every batch trains on imputed inputs",
+        "MFM, SMIL, Modal-Trans, MM-Align: weight of the task loss of the imputed path on "
+        "complete batches (the victim imputed as if missing; 0 = the paper, only missing "
+        "batches train that path). Pair protocol only: under --missing-rate every batch "
+        "trains on imputed inputs",
         check="non_negative",
     )
     eval_batch_size: int = option(

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from mmalign.data.batching import Batch
 from mmalign.models.backbone import Backbone
 from mmalign.models.losses import task_loss
+from mmalign.validation import check_non_negative
 
 __all__ = ["Phase", "Pass", "Losses", "PairDims", "MissingModalityModel"]
 
@@ -76,15 +77,27 @@ class MissingModalityModel(nn.Module):
     Subclasses implement :meth:`compute_losses` and :meth:`impute_victim`; the default
     :meth:`predict` fuses the source with the real victim where present and the imputation
     elsewhere.
+
+    Parameters
+    ----------
+    backbone : Backbone
+    task : str
+        ``"regression"`` or ``"classification"``.
+    lambda_imputed : float
+        Methods that impute: weight of :meth:`imputed_loss` on complete batches
+        (:meth:`with_imputed_loss`); 0 trains the imputed path on missing batches only, as
+        Algorithm 1 does. Methods that never impute leave it at 0.
     """
 
     #: order in which the loop steps the optimiser groups on one batch
     group_order: tuple[str, ...] = ("backbone",)
 
-    def __init__(self, backbone: Backbone, task: str) -> None:
+    def __init__(self, backbone: Backbone, task: str, lambda_imputed: float = 0.0) -> None:
         super().__init__()
+        check_non_negative("lambda_imputed", lambda_imputed)
         self.backbone = backbone
         self.task = task
+        self.lambda_imputed = float(lambda_imputed)
 
     # -- hooks -------------------------------------------------------------------------
     def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
@@ -125,6 +138,28 @@ class MissingModalityModel(nn.Module):
     def loss(self, output: Tensor, batch: Batch) -> Tensor:
         """Task loss of ``output`` (B, C) against the batch labels."""
         return task_loss(output, batch.labels, self.task)
+
+    def imputed_loss(self, z_source: Tensor, batch: Batch) -> Tensor:
+        """Task loss of the imputed path: the source (B, 1+L, d), the victim imputed from it."""
+        z_victim, mask = self.impute_victim(z_source, batch)
+        out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, mask)
+        return self.loss(out, batch)
+
+    def with_imputed_loss(
+        self, losses: Losses, z_source: Tensor, batch: Batch, phase: Phase
+    ) -> Losses:
+        """On complete batches add ``lambda_imputed`` times :meth:`imputed_loss` to the backbone's.
+
+        Setting A tests the imputed path; without this only missing batches train it, so at
+        ``p = 0.5`` it learns from half the samples a source-only model learns from
+        (docs/method.md, "Training"). Logged as ``imputed``. Other phases: ``losses`` as given.
+        """
+        if phase != "complete" or self.lambda_imputed == 0:
+            return losses
+        imputed = self.imputed_loss(z_source, batch)
+        losses.step["backbone"] = losses.step["backbone"] + self.lambda_imputed * imputed
+        losses.logged["imputed"] = imputed.detach()
+        return losses
 
     def encode_pair_or_impute(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """Encode the source; encode the victim where present and impute it elsewhere.

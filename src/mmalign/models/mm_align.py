@@ -64,9 +64,9 @@ class MMAlign(MissingModalityModel):
         True (Algorithm 1): one pass over each complete batch steps the fitter, then the
         backbone. False gives the "w/o SI" ablation: a fitter pass, then a backbone pass.
     lambda_imputed : float
-        Weight of the task loss of the imputed path on complete batches: the prediction from
-        the source and the victim imputed as if it were missing. 0 is Algorithm 1, where
-        only missing batches train the path that setting A tests (docs/method.md).
+        Weight of the task loss of the imputed path on complete batches
+        (:meth:`~mmalign.models.method.MissingModalityModel.with_imputed_loss`). 0 is
+        Algorithm 1, where only missing batches train the path that setting A tests.
     **options
         Fields of ``adl`` to replace, e.g. ``window=4`` (checked like the option table).
 
@@ -90,14 +90,11 @@ class MMAlign(MissingModalityModel):
         lambda_imputed: float = TrainConfig.lambda_imputed,
         **options: Any,
     ) -> None:
-        super().__init__(backbone, task)
+        super().__init__(backbone, task, lambda_imputed)
         self.adl = alignment_config(adl, options)
         self.fitter = AlignmentFitter(backbone.d_model, self.adl.window)
         self.lambda_con, self.tau = lambda_con, tau
         self.single_iteration = single_iteration
-        if not lambda_imputed >= 0:
-            raise ConfigError(f"`lambda_imputed` must be >= 0; got {lambda_imputed!r}.")
-        self.lambda_imputed = float(lambda_imputed)
         if self.lambda_imputed > 0:
             # the backbone's loss then reads the fitter's weights, so the backbone backward
             # must run before the fitter's step changes them in place; the two losses share
@@ -258,10 +255,10 @@ class MMAlign(MissingModalityModel):
         con = info_nce(z_source[:, 0], z_victim[:, 0], self.tau)
         step = main + self.lambda_con * con
         logged = {"main": main.detach(), "con": con.detach()}
-        if phase == "complete" and self.lambda_imputed > 0:
-            imputed = self.imputed_loss(z_source, batch)
-            step = step + self.lambda_imputed * imputed
-            logged["imputed"] = imputed.detach()
+        # complete batches: + the imputed path's loss (logged in `logged`), before the OT
+        # part so that the dropout stream stays that of the runs in docs/results.md
+        paired = self.with_imputed_loss(Losses({"backbone": step}, logged), z_source, batch, phase)
+        step = paired.step["backbone"]
         if phase == "complete" and (self.adl.train_fitter or self.step_space is not None):
             steps_s, steps_v = z_source[:, 1:], z_victim[:, 1:]
             centres = batch_centres(batch)
@@ -302,12 +299,6 @@ class MMAlign(MissingModalityModel):
                 losses.step["fitter"] = fit_loss(pred, target, valid, self.adl.fit_normalisation)
             return losses
         return Losses({"backbone": step}, logged)
-
-    def imputed_loss(self, z_source: Tensor, batch: Batch) -> Tensor:
-        """Task loss of the imputed path: the source (B, 1+L, d) and the victim imputed from it."""
-        z_victim, mask = self.impute_victim(z_source, batch)
-        out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, mask)
-        return self.loss(out, batch)
 
     @torch.no_grad()
     def alignments(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:

@@ -188,6 +188,7 @@ def _mfm(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
         dims.task,
         factor_dim=b.mfm_factor_dim or None,  # 0: the backbone width d
         recon_weight=b.recon_weight,
+        lambda_imputed=config.train.lambda_imputed,
     )
 
 
@@ -202,6 +203,7 @@ def _smil(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
         decay=b.smil_decay,
         recon_weight=b.recon_weight,
         kl_weight=b.smil_kl_weight,
+        lambda_imputed=config.train.lambda_imputed,
     )
 
 
@@ -218,6 +220,7 @@ def _modal_trans(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
         ff_mult=m.ff_mult,
         recon_weight=b.recon_weight,
         cycle_weight=b.cycle_weight,
+        lambda_imputed=config.train.lambda_imputed,
     )
 
 
@@ -257,7 +260,7 @@ METHODS: dict[str, MethodSpec] = {
             "MFM",
             _mfm,
             "MFM: factorised shared/specific factors, victim generated from the source",
-            options=("recon_weight", "mfm_factor_dim"),
+            options=("recon_weight", "mfm_factor_dim", "lambda_imputed"),
             patterns_note=_PAIR_GENERATOR.format(what="its generator of the victim factors"),
         ),
         MethodSpec(
@@ -265,7 +268,13 @@ METHODS: dict[str, MethodSpec] = {
             "SMIL",
             _smil,
             "SMIL: victim as weighted cluster centres with learned Gaussian noise",
-            options=("recon_weight", "smil_clusters", "smil_decay", "smil_kl_weight"),
+            options=(
+                "recon_weight",
+                "smil_clusters",
+                "smil_decay",
+                "smil_kl_weight",
+                "lambda_imputed",
+            ),
             patterns_note=_PAIR_GENERATOR.format(what="its cluster prior of the victim"),
         ),
         MethodSpec(
@@ -273,7 +282,7 @@ METHODS: dict[str, MethodSpec] = {
             "Modal-Trans",
             _modal_trans,
             "Modal-Trans: cyclic transformer translation, autoregressive decoding",
-            options=("recon_weight", "cycle_weight", "mt_layers"),
+            options=("recon_weight", "cycle_weight", "mt_layers", "lambda_imputed"),
             patterns_note=_PAIR_GENERATOR.format(what="its cyclic source-to-victim translator"),
         ),
         MethodSpec(

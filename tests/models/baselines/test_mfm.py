@@ -16,6 +16,7 @@ def test_every_phase_gives_finite_losses_and_gradients(batch_factory, build_meth
     batch = batch_factory(has_victim=phase != "missing")
     losses = model.compute_losses(batch, phase)
     expected = {"backbone"} if phase == "missing" else {"backbone", "main", "recon"}
+    expected |= {"imputed"} if phase == "complete" else set()  # lambda_imputed's default 1
     assert set(losses.step) == {"backbone"}
     assert set(losses.logged) == expected - {"backbone"}
     losses.step["backbone"].backward()

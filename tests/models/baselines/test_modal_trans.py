@@ -22,6 +22,7 @@ def test_every_phase_gives_finite_losses_and_gradients(batch_factory, build_meth
     batch = batch_factory(has_victim=phase != "missing")
     losses = model.compute_losses(batch, phase)
     extra = {"cycle"} if phase == "missing" else {"translation", "cycle"}
+    extra |= {"imputed"} if phase == "complete" else set()  # lambda_imputed's default 1
     assert set(losses.step) == {"backbone"}
     assert set(losses.logged) == {"main"} | extra
     losses.step["backbone"].backward()

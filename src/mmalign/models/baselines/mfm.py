@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mmalign.config import TrainConfig
 from mmalign.data.batching import Batch
 from mmalign.models.backbone import Backbone
 from mmalign.models.bigru import BiGRU
@@ -117,6 +118,10 @@ class MFM(MissingModalityModel):
         Width ``f`` of every factor (default: the backbone width ``d``).
     recon_weight : float
         Weight of the reconstruction losses added to the main loss on complete batches.
+    lambda_imputed : float
+        Weight of the imputed path's task loss on complete batches
+        (:meth:`~mmalign.models.method.MissingModalityModel.with_imputed_loss`; 0 = missing
+        batches only).
     """
 
     def __init__(
@@ -125,8 +130,9 @@ class MFM(MissingModalityModel):
         task: str,
         factor_dim: int | None = None,
         recon_weight: float = 1.0,
+        lambda_imputed: float = TrainConfig.lambda_imputed,
     ) -> None:
-        super().__init__(backbone, task)
+        super().__init__(backbone, task, lambda_imputed)
         d = backbone.d_model
         factor_dim = d if factor_dim is None else factor_dim
         check_positive("factor_dim", factor_dim)
@@ -220,4 +226,5 @@ class MFM(MissingModalityModel):
             + masked_mse(generated, target_victim, both)
         ) / 3.0
         total = main + self.recon_weight * recon
-        return Losses({"backbone": total}, {"main": main.detach(), "recon": recon.detach()})
+        losses = Losses({"backbone": total}, {"main": main.detach(), "recon": recon.detach()})
+        return self.with_imputed_loss(losses, z_source, batch, phase)

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import Tensor, nn
 
+from mmalign.config import TrainConfig
 from mmalign.data.batching import Batch
 from mmalign.models.backbone import Backbone, sinusoidal_positions
 from mmalign.models.baselines.mfm import masked_mse
@@ -273,6 +274,10 @@ class ModalTrans(MissingModalityModel):
         Weight of the teacher-forced translation loss (complete batches).
     cycle_weight : float
         Weight of the cyclic back-translation loss.
+    lambda_imputed : float
+        Weight of the imputed path's task loss on complete batches
+        (:meth:`~mmalign.models.method.MissingModalityModel.with_imputed_loss`; 0 = missing
+        batches only).
     """
 
     def __init__(
@@ -285,8 +290,9 @@ class ModalTrans(MissingModalityModel):
         ff_mult: int = 2,
         recon_weight: float = 1.0,
         cycle_weight: float = 1.0,
+        lambda_imputed: float = TrainConfig.lambda_imputed,
     ) -> None:
-        super().__init__(backbone, task)
+        super().__init__(backbone, task, lambda_imputed)
         d = backbone.d_model
         for name, value in (("n_heads", n_heads), ("n_layers", n_layers), ("ff_mult", ff_mult)):
             check_positive(name, value)
@@ -349,4 +355,4 @@ class ModalTrans(MissingModalityModel):
             "translation": translation.detach(),
             "cycle": cycle.detach(),
         }
-        return Losses({"backbone": total}, logged)
+        return self.with_imputed_loss(Losses({"backbone": total}, logged), z_source, batch, phase)

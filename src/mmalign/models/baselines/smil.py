@@ -35,6 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mmalign.config import TrainConfig
 from mmalign.data.batching import Batch
 from mmalign.models.backbone import Backbone
 from mmalign.models.baselines.mfm import masked_mean, masked_mse
@@ -89,6 +90,10 @@ class SMIL(MissingModalityModel):
         Weight of the reconstruction loss on complete batches.
     kl_weight : float
         Weight of the KL term that keeps the perturbation's variance near 1.
+    lambda_imputed : float
+        Weight of the imputed path's task loss on complete batches
+        (:meth:`~mmalign.models.method.MissingModalityModel.with_imputed_loss`; 0 = missing
+        batches only).
     """
 
     def __init__(
@@ -99,8 +104,9 @@ class SMIL(MissingModalityModel):
         decay: float = 0.9,
         recon_weight: float = 1.0,
         kl_weight: float = 1e-3,
+        lambda_imputed: float = TrainConfig.lambda_imputed,
     ) -> None:
-        super().__init__(backbone, task)
+        super().__init__(backbone, task, lambda_imputed)
         if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
             raise ConfigError(f"`n_clusters` must be an integer >= 1; got {n_clusters!r}.")
         check_fraction("decay", decay)
@@ -200,4 +206,4 @@ class SMIL(MissingModalityModel):
         kl = self._kl(logvar, batch.source_mask)
         total = main + self.recon_weight * recon + self.kl_weight * kl
         logged = {"main": main.detach(), "recon": recon.detach(), "kl": kl.detach()}
-        return Losses({"backbone": total}, logged)
+        return self.with_imputed_loss(Losses({"backbone": total}, logged), z_source, batch, phase)
