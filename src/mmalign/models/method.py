@@ -114,10 +114,14 @@ class MissingModalityModel(nn.Module):
         """Return the method's part of the epoch log line, from the epoch's mean losses.
 
         ``record`` maps ``"<phase>/<name>"`` to the epoch mean of each stepped and logged loss.
+        With ``lambda_imputed > 0`` it also shows the imputed path's loss on complete batches.
         """
         for key in ("complete/main", "warmup/main", "complete/backbone", "warmup/backbone"):
             if key in record:
-                return f"loss {record[key]:.4f}"
+                text = f"loss {record[key]:.4f}"
+                if "complete/imputed" in record:
+                    text += f"  imputed {record['complete/imputed']:.4f}"
+                return text
         return ""
 
     def impute_victim(self, z_source: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:

@@ -141,8 +141,6 @@ class MMAlign(MissingModalityModel):
             text += f"  fit {record['complete/fitter']:.4f}"
         if "complete/step" in record:
             text += f"  step {record['complete/step']:.3f}"
-        if "complete/imputed" in record:
-            text += f"  imputed {record['complete/imputed']:.4f}"
         if record.get("complete/ot_unconverged", 0.0) > 0:
             text += f"  OT unconverged {100 * record['complete/ot_unconverged']:.0f}%"
         return text

@@ -32,3 +32,11 @@ def test_training_steps_with_the_imputed_path_run(name, build_method, run_steps,
 @pytest.mark.parametrize("name", ["lb", "ub"])
 def test_methods_that_never_impute_ignore_the_option(name, build_method):
     assert build_method(name).lambda_imputed == 0.0
+
+
+@pytest.mark.parametrize("name", IMPUTING)
+def test_the_epoch_line_shows_the_imputed_paths_loss(name, build_method):
+    model = build_method(name)
+    line = model.epoch_summary({"complete/main": 0.5, "complete/imputed": 0.75})
+    assert line.startswith("loss 0.5000  imputed 0.7500")
+    assert "imputed" not in model.epoch_summary({"complete/main": 0.5})
