@@ -48,9 +48,10 @@ __all__ = [
 
 #: Options added after run folders and results stores existed, each with the value that
 #: reproduces the runs made before it (issue 12: random missing; issue 11: the monotone
-#: solver, its sub-states, stepwise EM, full covariances). A run folder whose config.yaml
-#: lacks one meant this value, and at this value the option is left out of fingerprints and
-#: config hashes, so those of earlier runs stay valid. A new option of that kind goes here.
+#: solver, its sub-states, stepwise EM, full covariances; issue 10: the imputed path's
+#: weight on complete batches). A run folder whose config.yaml lacks one meant this value,
+#: and at this value the option is left out of fingerprints and config hashes, so those of
+#: earlier runs stay valid. A new option of that kind goes here.
 LATER_OPTIONS: Mapping[str, Any] = MappingProxyType(
     {
         "missing_rate": None,
