@@ -95,11 +95,6 @@ class MMAlign(MissingModalityModel):
         self.fitter = AlignmentFitter(backbone.d_model, self.adl.window)
         self.lambda_con, self.tau = lambda_con, tau
         self.single_iteration = single_iteration
-        if self.lambda_imputed > 0:
-            # the backbone's loss then reads the fitter's weights, so the backbone backward
-            # must run before the fitter's step changes them in place; the two losses share
-            # no parameters, so the order changes nothing else
-            self.group_order = ("backbone", "fitter")
         self.step_space = (
             None
             if self.adl.alignment_space == "encoder"
@@ -226,7 +221,8 @@ class MMAlign(MissingModalityModel):
         steps = z_source[:, 1:]  # (B, L, d)
         mask, centres = self.imputed_length(batch.source_mask)
         # the fitter's own parameters take no gradient here: only its fit loss steps them
-        # (Algorithm 1), so their weight gradients would be computed for nothing
+        # (Algorithm 1). train_step already asks for each group's gradients only; this keeps
+        # a plain .backward() of the task loss from computing the fitter's weight gradients
         frozen = {name: p.detach() for name, p in self.fitter.named_parameters()}
         weights = functional_call(
             self.fitter, frozen, (steps, batch.source_mask, centres, mask)

@@ -106,18 +106,30 @@ def train_step(
     groups: tuple[str, ...] | None,
     grad_clip: float,
 ) -> None:
-    """Backward and step each group of ``model.group_order`` that has a loss (and is in ``groups``)."""
+    """Step each group of ``model.group_order`` that has a loss (and is in ``groups``).
+
+    Each group's loss is differentiated with respect to that group's parameters only, and
+    every gradient is taken before any optimiser steps. So a loss may read another group's
+    parameters (MM-Align's imputed path reads the fitter's) without giving them gradients,
+    and without an in-place step invalidating its graph; no work is spent on gradients that
+    no optimiser uses.
+    """
     todo = [
         g
         for g in model.group_order
         if g in losses.step and g in optimizers and (groups is None or g in groups)
     ]
+    model.zero_grad(set_to_none=True)
     for i, group in enumerate(todo):
-        model.zero_grad(set_to_none=True)
-        losses.step[group].backward(retain_graph=i < len(todo) - 1)
+        params = [p for pg in optimizers[group].param_groups for p in pg["params"]]
+        grads = torch.autograd.grad(
+            losses.step[group], params, retain_graph=i < len(todo) - 1, allow_unused=True
+        )
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad
         if grad_clip > 0:
-            params = [p for pg in optimizers[group].param_groups for p in pg["params"]]
             nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+    for group in todo:
         optimizers[group].step()
 
 
