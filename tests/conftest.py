@@ -15,14 +15,29 @@ class _TorchAttention(torch.nn.Module):
             d_model, n_heads, dropout=dropout, batch_first=True
         )
 
-    def forward(self, x, context, context_pad):
+    def forward(self, x, context, context_pad, causal=False):
+        assert not causal  # backbones never attend causally
         return self.inner(x, context, context, key_padding_mask=context_pad, need_weights=False)[0]
 
 
 @pytest.fixture
 def torch_modules(monkeypatch):
-    """Build backbones with the torch modules that the faster attention and dropout replace."""
-    from mmalign.models import backbone
+    """Build models with the torch modules that the faster attention and dropout replace.
+
+    Backbones get nn.MultiheadAttention and nn.Dropout; Modal-Trans's translators, whose
+    cached decoding reads the attention's weights directly, keep their attention arithmetic
+    and draw every dropout mask with torch's own dropout.
+    """
+    from mmalign.models import attention, backbone
+    from mmalign.models.baselines import modal_trans
+
+    def torch_scale_mask(shape, p, device, dtype):  # what F.dropout multiplies by
+        if p == 0:
+            return None
+        return torch.empty(shape, device=device, dtype=dtype).bernoulli_(1 - p).div_(1 - p)
 
     monkeypatch.setattr(backbone, "MaskedAttention", _TorchAttention)
     monkeypatch.setattr(backbone, "ByteDropout", torch.nn.Dropout)
+    monkeypatch.setattr(attention, "dropout_scale_mask", torch_scale_mask)
+    monkeypatch.setattr(modal_trans, "dropout_scale_mask", torch_scale_mask)
+    monkeypatch.setattr(modal_trans, "ByteDropout", torch.nn.Dropout)

@@ -60,6 +60,22 @@ def test_masked_attention_equals_multihead_attention_without_dropout(mode, train
     torch.testing.assert_close(g_got, g_expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("train", [False, True])
+def test_causal_masked_attention_equals_multihead_attention_with_a_causal_mask(train):
+    torch.manual_seed(1)
+    reference = nn.MultiheadAttention(16, 4, dropout=0.0, batch_first=True)
+    ours = MaskedAttention(16, 4, 0.0)
+    ours.load_state_dict(reference.state_dict())
+    reference.train(train), ours.train(train)
+    x, _, x_pad, _ = _inputs(1)
+    causal = torch.ones(9, 9, dtype=torch.bool).triu(1)  # True = may not look
+    expected, _ = reference(x, x, x, attn_mask=causal, need_weights=False)
+    torch.testing.assert_close(ours(x, x, None, causal=True), expected, rtol=1e-5, atol=1e-6)
+    # with padding as well (every row keeps its first step, so no row is fully blocked)
+    expected, _ = reference(x, x, x, attn_mask=causal, key_padding_mask=x_pad, need_weights=False)
+    torch.testing.assert_close(ours(x, x, x_pad, causal=True), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_attention_dropout_drops_weights_and_keeps_their_expectation():
     torch.manual_seed(0)
     attention = MaskedAttention(16, 4, 0.5).train()
@@ -147,7 +163,7 @@ def _test_mae(method, seed):
     return result.test("B")["mae"]
 
 
-@pytest.mark.parametrize("method", ["lb", "mm-align"])
+@pytest.mark.parametrize("method", ["lb", "mm-align", "modal-trans"])
 def test_runs_match_runs_with_the_torch_modules_within_seed_noise(
     method, monkeypatch, tmp_path, request
 ):

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import Tensor, nn
 
-__all__ = ["byte_dropout", "ByteDropout", "MaskedAttention"]
+__all__ = ["byte_dropout", "ByteDropout", "dropout_scale_mask", "MaskedAttention"]
 
 _BYTES_PER_WORD = 7  # a random int64 word has 63 random bits: its low 7 bytes are uniform
 
@@ -41,6 +41,33 @@ def _keep_mask(shape: torch.Size, threshold: int, device: torch.device) -> Tenso
     words = torch.empty(-(-n // _BYTES_PER_WORD), dtype=torch.int64, device=device).random_()
     data = words.view(torch.uint8).view(-1, 8)[:, :_BYTES_PER_WORD]  # (words, 7) low bytes
     return (data.reshape(-1)[:n] >= threshold).view(shape)
+
+
+def dropout_scale_mask(
+    shape: tuple[int, ...], p: float, device: torch.device, dtype: torch.dtype
+) -> Tensor | None:
+    """Draw the factor :func:`byte_dropout` multiplies by: 0 (dropped) or ``1 / (1 - p_rounded)``.
+
+    For callers that draw many masks in one call and apply them later (a decoding loop).
+    None when ``p`` rounds to 0 (nothing is dropped).
+
+    Parameters
+    ----------
+    shape : tuple of int
+    p : float
+        Drop probability in [0, 1); used rounded to a multiple of 1/256.
+    device, dtype
+        Of the returned mask.
+
+    Returns
+    -------
+    Tensor of ``shape`` or None
+    """
+    threshold = round(256 * p)
+    if threshold == 0:
+        return None
+    keep = _keep_mask(torch.Size(shape), threshold, device)
+    return keep.to(dtype).mul_(256.0 / (256 - threshold))
 
 
 def byte_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -64,11 +91,9 @@ def byte_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     >>> round(float((y == 0).float().mean()), 2), float(y.max())
     (0.25, 1.3333333730697632)
     """
-    threshold = round(256 * p)
-    if not training or threshold == 0:
-        return x
-    keep = _keep_mask(x.shape, threshold, x.device)
-    return x * keep.to(x.dtype) * (256.0 / (256 - threshold))
+    mask = dropout_scale_mask(x.shape, p, x.device, x.dtype) if training else None
+    # the scale is in the mask (no gradient there): one product, one autograd node
+    return x if mask is None else x * mask
 
 
 class ByteDropout(nn.Module):
@@ -120,10 +145,14 @@ class MaskedAttention(nn.Module):
         split = x.view(n_batch, steps, parts, self.n_heads, size).permute(2, 0, 3, 1, 4)
         return split.contiguous().unbind(0)
 
-    def forward(self, x: Tensor, context: Tensor, context_pad: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, context: Tensor, context_pad: Tensor | None, causal: bool = False
+    ) -> Tensor:
         """Attend from ``x`` (B, L, d) to ``context`` (B, M, d); ``context_pad`` (B, M) True = pad.
 
         Self-attention when ``context is x`` (one projection for queries, keys, values).
+        ``context_pad`` None means no padding. ``causal`` also blocks keys after the query's
+        own position (``j > i``; self-attention, ``L == M``), as a decoder needs.
 
         Returns
         -------
@@ -136,11 +165,16 @@ class MaskedAttention(nn.Module):
             w, b = self.in_proj_weight, self.in_proj_bias
             (q,) = self._heads(F.linear(x, w[:d], b[:d]), 1)
             k, v = self._heads(F.linear(context, w[d:], b[d:]), 2)
-        keep = ~context_pad[:, None, None, :]  # (B, 1, 1, M)
+        keep = None if context_pad is None else ~context_pad[:, None, None, :]  # (B, 1, 1, M)
+        if causal:
+            steps = x.shape[1]
+            past = torch.ones(steps, steps, dtype=torch.bool, device=x.device).tril()  # (L, L)
+            keep = past if keep is None else keep & past  # (B, 1, L, L) or (L, L)
         if self.training and round(256 * self.dropout) > 0:
             scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, L, M)
-            weights = scores.masked_fill(~keep, float("-inf")).softmax(-1)
-            out = byte_dropout(weights, self.dropout) @ v  # (B, H, L, d_h)
+            if keep is not None:
+                scores = scores.masked_fill(~keep, float("-inf"))
+            out = byte_dropout(scores.softmax(-1), self.dropout) @ v  # (B, H, L, d_h)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # (B, H, L, d_h)
         out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], d)  # (B, L, d)

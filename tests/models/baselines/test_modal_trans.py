@@ -1,10 +1,12 @@
+import itertools
 import re
 
 import pytest
 import torch
+from torch import nn
 
 from mmalign.models.backbone import Backbone, sinusoidal_positions
-from mmalign.models.baselines.modal_trans import ModalTrans, SequenceTranslator, causal_mask
+from mmalign.models.baselines.modal_trans import ModalTrans, SequenceTranslator
 from mmalign.validation import ConfigError
 
 PHASES = ["warmup", "complete", "missing"]
@@ -54,9 +56,9 @@ def test_decoding_is_autoregressive_one_cached_step_per_position(
     calls = []
     step, decode = SequenceTranslator._decode_step, SequenceTranslator._decode
 
-    def counting_step(self, x, cache, cross, blocked):
+    def counting_step(self, x, cache, cross, blocked, masks=None):
         calls.append(("step", x.shape))
-        return step(self, x, cache, cross, blocked)
+        return step(self, x, cache, cross, blocked, masks)
 
     def counting_decode(self, prefix, memory, memory_mask):
         calls.append(("decode", prefix.shape))
@@ -105,8 +107,9 @@ def test_cached_decoding_equals_the_uncached_reference(n_layers, n_heads, length
 
 @pytest.mark.parametrize(("n_layers", "n_heads", "lengths", "steps"), CASES)
 def test_cached_step_equals_the_decoder_module_on_any_prefix(n_layers, n_heads, lengths, steps):
-    # fed the real targets one by one, the cached steps give torch's TransformerDecoder
-    # (teacher forcing) at every position, on inputs that are not the model's own outputs
+    # fed the real targets one by one, the cached steps give the whole-prefix decoder
+    # (teacher forcing; itself tested against torch's TransformerDecoder below) at every
+    # position, on inputs that are not the model's own outputs
     model = small_translator(n_layers, n_heads, seed=1)
     x, mask = case_inputs(lengths, seed=1)
     target = 3.0 * torch.randn(len(lengths), steps, 8, generator=torch.Generator().manual_seed(2))
@@ -161,6 +164,48 @@ def test_cached_decoding_applies_dropout_in_training_only():
         assert not torch.allclose(model.autoregressive(memory, mask, 6), first)
 
 
+def test_step_masks_are_dropout_masks_of_every_step_and_layer():
+    model = small_translator(2, 2, dropout=0.25).train()
+    memory = torch.zeros(3, 7, 8)
+    scale = torch.tensor(256 / (256 - 64)).item()  # p = 0.25 exactly in bytes; float32
+    masks = list(itertools.islice(model._step_masks(memory, 20), 20))
+    assert len(masks) == 20 and all(len(step) == 2 for step in masks)
+    for t, step in enumerate(masks):
+        for own, other, *branches in step:
+            assert own.shape == (3, 2, t + 1) and other.shape == (3, 2, 7)
+            assert [b.shape for b in branches] == [(3, 8), (3, 8), (3, 16), (3, 8)]
+    values = torch.cat([m.flatten() for step in masks for layer in step for m in layer])
+    assert set(values.unique().tolist()) == {0.0, scale}
+    assert abs(float((values == 0).float().mean()) - 0.25) < 0.02
+    # no two steps, layers or branches share a draw (masks straddle the 16-step chunks)
+    flat = [m.flatten() for step in masks for layer in step for m in layer[2:]]
+    assert len({tuple(m.tolist()) for m in flat}) > 0.9 * len(flat)
+    assert not torch.equal(masks[15][0][2], masks[16][0][2])
+    model.eval()
+    assert next(model._step_masks(memory, 20)) is None
+    assert next(small_translator(1, 2, dropout=0.001).train()._step_masks(memory, 3)) is None
+
+
+def test_cached_decoding_with_dropout_has_the_uncached_decodings_distribution():
+    # one layer: the cached keys/values see no dropout, so the two decodings draw the same
+    # distribution (module docstring); compared by the mean and spread of 400 draws each
+    model = small_translator(1, 2, dropout=0.3, seed=4).train()
+    x, mask = case_inputs([5, 3], seed=4)
+    with torch.no_grad():
+        memory = model.eval().encode(x, mask)  # a fixed memory: only the decoding draws
+        model.train()
+        cached = torch.stack([model.autoregressive(memory, mask, 5) for _ in range(400)])
+        uncached = torch.stack(
+            [model._autoregressive_uncached(memory, mask, 5) for _ in range(400)]
+        )
+    error = (cached.var(0) / 400 + uncached.var(0) / 400).sqrt()
+    assert ((cached.mean(0) - uncached.mean(0)).abs() <= 5 * error + 1e-4).all()
+    # pooled over the outputs: 1.00 +- 0.02 over seeds; 0.90 with the feed-forward's
+    # dropout left out of the cached step
+    ratio = float(cached.var(0).mean() / uncached.var(0).mean())
+    assert abs(ratio - 1) < 0.05, ratio
+
+
 def test_autoregressive_output_is_a_fixed_point_of_teacher_forcing():
     # feeding the decoded sequence back as the teacher-forcing target reproduces it exactly
     model = translator()
@@ -201,9 +246,56 @@ def test_padded_source_steps_do_not_change_the_translation():
     torch.testing.assert_close(long[:, :4], short)
 
 
-def test_causal_mask_blocks_the_future():
-    expected = torch.tensor([[False, True], [False, False]])
-    assert torch.equal(causal_mask(2, torch.device("cpu")), expected)
+def torch_translator(d, n_heads, n_layers, ff_mult=2):
+    """torch's own pre-LN transformer modules, the independent reference for the layers."""
+    kw = {"dropout": 0.0, "batch_first": True, "norm_first": True}
+    enc = nn.TransformerEncoderLayer(d, n_heads, ff_mult * d, **kw)
+    dec = nn.TransformerDecoderLayer(d, n_heads, ff_mult * d, **kw)
+    return (
+        nn.TransformerEncoder(enc, n_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False),
+        nn.TransformerDecoder(dec, n_layers, norm=nn.LayerNorm(d)),
+    )
+
+
+@pytest.mark.parametrize(("n_layers", "n_heads", "lengths", "steps"), CASES)
+def test_layers_equal_torchs_transformer_modules_with_the_same_weights(
+    n_layers, n_heads, lengths, steps
+):
+    model = small_translator(n_layers, n_heads, seed=5)
+    encoder, decoder = torch_translator(8, n_heads, n_layers)
+    # same parameter names: a state dict of either loads into the other (old checkpoints)
+    encoder.load_state_dict(model.encoder.state_dict())
+    decoder.load_state_dict(model.decoder.state_dict())
+    encoder.eval(), decoder.eval()
+    x, mask = case_inputs(lengths, seed=5)
+    target = torch.randn(len(lengths), steps, 8, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        pos = sinusoidal_positions(x.shape[1], 8, x.device)
+        memory = encoder(x + pos, src_key_padding_mask=~mask)
+        torch.testing.assert_close(model.encode(x, mask), memory, atol=1e-5, rtol=1e-5)
+        prefix = torch.cat([model.start.expand(len(lengths), 1, -1), target[:, :-1]], dim=1)
+        causal = torch.ones(steps, steps, dtype=torch.bool).triu(1)
+        hidden = decoder(
+            prefix + sinusoidal_positions(steps, 8, x.device),
+            memory,
+            tgt_mask=causal,
+            memory_key_padding_mask=~mask,
+        )
+        expected = model.out(hidden)
+        got = model.teacher_forced(memory, mask, target)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_seed_gives_torchs_initial_weights():
+    torch.manual_seed(7)
+    ours = SequenceTranslator(8, 2, 2, dropout=0.1, ff_mult=2)
+    torch.manual_seed(7)
+    encoder, decoder = torch_translator(8, 2, 2)
+    for mine, theirs in ((ours.encoder, encoder), (ours.decoder, decoder)):
+        reference = theirs.state_dict()
+        assert mine.state_dict().keys() == reference.keys()
+        for name, value in mine.state_dict().items():
+            torch.testing.assert_close(value, reference[name], rtol=0, atol=0, msg=name)
 
 
 def test_loss_decreases_with_the_real_optimiser(batch_factory, build_method, run_steps):

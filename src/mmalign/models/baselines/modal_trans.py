@@ -32,14 +32,25 @@ What we simplified, and how it sits on the shared backbone:
   decoding (``SequenceTranslator._autoregressive_uncached``, kept as the reference) to
   float rounding. With dropout in training the decoded sequence has the same distribution
   as the uncached one when the decoder has one layer (the default: the first layer's
-  keys/values see no dropout); with more layers, the cached keys/values of the upper layers keep the
-  dropout draw of the step that made them, where the uncached decoding redraws it at
-  every step.
+  keys/values see no dropout; tested); with more layers, the cached keys/values of the
+  upper layers keep the dropout draw of the step that made them, where the uncached
+  decoding redraws it at every step. The decoding draws the dropout masks of 16 steps in
+  one call rather than six per layer and step.
+- The translators' layers are pre-LN transformer layers with the arithmetic and parameter
+  names of torch's ``nn.TransformerEncoderLayer`` / ``nn.TransformerDecoderLayer`` (tested
+  against them; checkpoints load either way), on the backbone's cheaper attention and
+  dropout masks (:mod:`mmalign.models.attention`). A seed gives torch's initial weights;
+  the dropout stream differs, so runs differ from those before the change within seed
+  noise (tested).
 - One translator layer per side by default; no CTFN hierarchy over three modalities, no
   convolutional fusion: prediction goes through the shared backbone's fusion and head.
 """
 
 from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
@@ -47,21 +58,95 @@ from torch import Tensor, nn
 
 from mmalign.config import TrainConfig
 from mmalign.data.batching import Batch
+from mmalign.models.attention import ByteDropout, MaskedAttention, dropout_scale_mask
 from mmalign.models.backbone import Backbone, sinusoidal_positions
 from mmalign.models.baselines.mfm import masked_mse
 from mmalign.models.method import Losses, MissingModalityModel, Phase
 from mmalign.validation import ConfigError, check_non_negative, check_positive
 
-__all__ = ["ModalTrans", "SequenceTranslator", "causal_mask"]
+# dropout masks of one decoder layer at one decoding step: self-attention weights (B, H, t+1),
+# cross-attention weights (B, H, L), self-attention branch (B, d), cross-attention branch
+# (B, d), feed-forward hidden units (B, f), feed-forward branch (B, d)
+StepMasks = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
+MASK_CHUNK = 16  # decoding steps whose dropout masks are drawn in one call
+
+__all__ = ["DecoderLayer", "EncoderLayer", "ModalTrans", "SequenceTranslator"]
 
 
-def causal_mask(length: int, device: torch.device) -> Tensor:
-    """Boolean attention mask (L, L), True where step ``i`` may NOT look (at ``j > i``).
+class EncoderLayer(nn.Module):
+    """Pre-LN transformer encoder layer on the project's attention and dropout.
 
-    >>> causal_mask(3, torch.device("cpu")).int().tolist()
-    [[0, 1, 1], [0, 0, 1], [0, 0, 0]]
+    The arithmetic of ``nn.TransformerEncoderLayer(norm_first=True, batch_first=True)`` and
+    its parameter names (checkpoints load either way), with :class:`MaskedAttention` and
+    :class:`ByteDropout` in place of ``nn.MultiheadAttention`` and ``nn.Dropout``: cheaper
+    per call at these sizes (:mod:`mmalign.models.attention`); the dropout stream differs.
+
+    Parameters
+    ----------
+    d_model, n_heads, dropout, ff_mult
+        As :class:`SequenceTranslator`.
     """
-    return torch.ones(length, length, dtype=torch.bool, device=device).triu(1)  # (L, L)
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float, ff_mult: int) -> None:
+        super().__init__()
+        # built in nn.TransformerEncoderLayer's order, so a seed gives the same weights
+        self.self_attn = MaskedAttention(d_model, n_heads, dropout)
+        self.linear1 = nn.Linear(d_model, ff_mult * d_model)
+        self.dropout = ByteDropout(dropout)
+        self.linear2 = nn.Linear(ff_mult * d_model, d_model)
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.dropout1, self.dropout2 = ByteDropout(dropout), ByteDropout(dropout)
+
+    def feed_forward(self, x: Tensor) -> Tensor:
+        """Apply the feed-forward branch to normed steps ``x`` (..., d) -> (..., d)."""
+        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+
+    def forward(self, x: Tensor, pad: Tensor) -> Tensor:
+        """Encode steps ``x`` (B, L, d), ``pad`` (B, L) True on padding -> (B, L, d)."""
+        h = self.norm1(x)
+        x = x + self.dropout1(self.self_attn(h, h, pad))
+        return x + self.dropout2(self.feed_forward(self.norm2(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-LN transformer decoder layer on the project's attention and dropout.
+
+    The arithmetic and parameter names of ``nn.TransformerDecoderLayer(norm_first=True,
+    batch_first=True)``: causal self-attention, cross-attention to the memory, feed-forward
+    (see :class:`EncoderLayer`).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float, ff_mult: int) -> None:
+        super().__init__()
+        self.self_attn = MaskedAttention(d_model, n_heads, dropout)
+        self.multihead_attn = MaskedAttention(d_model, n_heads, dropout)
+        self.linear1 = nn.Linear(d_model, ff_mult * d_model)
+        self.dropout = ByteDropout(dropout)
+        self.linear2 = nn.Linear(ff_mult * d_model, d_model)
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.dropout1, self.dropout2 = ByteDropout(dropout), ByteDropout(dropout)
+        self.dropout3 = ByteDropout(dropout)
+
+    def feed_forward(self, x: Tensor) -> Tensor:
+        """Apply the feed-forward branch to normed steps ``x`` (..., d) -> (..., d)."""
+        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+
+    def forward(self, x: Tensor, memory: Tensor, memory_pad: Tensor) -> Tensor:
+        """Decode prefix ``x`` (B, T, d) on ``memory`` (B, L, d), ``memory_pad`` (B, L) -> (B, T, d)."""
+        h = self.norm1(x)
+        x = x + self.dropout1(self.self_attn(h, h, None, causal=True))
+        x = x + self.dropout2(self.multihead_attn(self.norm2(x), memory, memory_pad))
+        return x + self.dropout3(self.feed_forward(self.norm3(x)))
+
+
+class _Stack(nn.Module):
+    """``n`` copies of one layer (same initial weights, as ``nn.TransformerEncoder``) + a norm."""
+
+    def __init__(self, layer: nn.Module, n_layers: int, d_model: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model)
 
 
 class SequenceTranslator(nn.Module):
@@ -84,38 +169,30 @@ class SequenceTranslator(nn.Module):
         self, d_model: int, n_heads: int, n_layers: int, dropout: float, ff_mult: int
     ) -> None:
         super().__init__()
-        enc_layer = nn.TransformerEncoderLayer(
-            d_model, n_heads, ff_mult * d_model, dropout, batch_first=True, norm_first=True
-        )
-        dec_layer = nn.TransformerDecoderLayer(
-            d_model, n_heads, ff_mult * d_model, dropout, batch_first=True, norm_first=True
-        )
-        # nested tensors need post-LN layers; we use pre-LN like the backbone (and the
-        # cached decoding step, `_decode_step`, is written for pre-LN decoder layers)
-        self.encoder = nn.TransformerEncoder(
-            enc_layer, n_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False
-        )
-        self.decoder = nn.TransformerDecoder(dec_layer, n_layers, norm=nn.LayerNorm(d_model))
+        enc_layer = EncoderLayer(d_model, n_heads, dropout, ff_mult)
+        dec_layer = DecoderLayer(d_model, n_heads, dropout, ff_mult)
+        self.encoder = _Stack(enc_layer, n_layers, d_model)
+        self.decoder = _Stack(dec_layer, n_layers, d_model)
+        self.dropout = dropout
         self.start = nn.Parameter(torch.randn(d_model) * 0.02)
         self.out = nn.Linear(d_model, d_model)
 
     def encode(self, x: Tensor, mask: Tensor) -> Tensor:
         """Encode input steps ``x`` (B, L, d) with ``mask`` (B, L) into the memory (B, L, d)."""
         pos = sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)  # (L, d)
-        return self.encoder(x + pos, src_key_padding_mask=~mask)
+        x, pad = x + pos, ~mask
+        for layer in self.encoder.layers:
+            x = layer(x, pad)
+        return self.encoder.norm(x)
 
     def _decode(self, prefix: Tensor, memory: Tensor, memory_mask: Tensor) -> Tensor:
         """Causal decoder over ``prefix`` (B, T, d) -> output steps (B, T, d)."""
         steps = prefix.shape[1]
         pos = sinusoidal_positions(steps, prefix.shape[2], prefix.device).to(prefix.dtype)  # (T, d)
-        hidden = self.decoder(
-            prefix + pos,
-            memory,
-            tgt_mask=causal_mask(steps, prefix.device),
-            tgt_is_causal=True,
-            memory_key_padding_mask=~memory_mask,
-        )
-        return self.out(hidden)
+        x, memory_pad = prefix + pos, ~memory_mask
+        for layer in self.decoder.layers:
+            x = layer(x, memory, memory_pad)
+        return self.out(self.decoder.norm(x))
 
     def teacher_forced(self, memory: Tensor, memory_mask: Tensor, target: Tensor) -> Tensor:
         """Predict every target step from the earlier *real* ones (training with teacher forcing).
@@ -157,11 +234,43 @@ class SequenceTranslator(nn.Module):
         cross, blocked = self._memory_state(memory, memory_mask)
         cache: list[tuple[Tensor, Tensor] | None] = [None] * len(self.decoder.layers)
         step = self.start.to(memory.dtype).expand(batch, -1)  # (B, d)
+        masks = self._step_masks(memory, length)
         outputs = []
         for t in range(length):  # over time steps, vectorised over the batch
-            step = self._decode_step(step + pos[t], cache, cross, blocked)  # (B, d)
+            step = self._decode_step(step + pos[t], cache, cross, blocked, next(masks))  # (B, d)
             outputs.append(step)
         return torch.stack(outputs, dim=1)  # (B, M, d)
+
+    def _step_masks(self, memory: Tensor, length: int) -> Iterator[list[StepMasks] | None]:
+        """Yield, for each decoding step ``t``, every decoder layer's dropout masks.
+
+        None at every step in evaluation or without dropout. In training each layer gets
+        :data:`StepMasks`, the factors :func:`~mmalign.models.attention.byte_dropout` would
+        multiply by: on the self-attention weights (B, H, t+1), the cross-attention weights
+        (B, H, L) for ``memory`` (B, L, d), the residual branches (B, d) and the feed-forward
+        hidden units (B, f). The masks of :data:`MASK_CHUNK` steps are drawn in one call, not
+        six per layer and step: the same distribution, far fewer operator calls.
+        """
+        if not self.training or round(256 * self.dropout) == 0:  # byte_dropout's rounding
+            yield from itertools.repeat(None)
+            return
+        batch, memory_len, width = memory.shape
+        layers = self.decoder.layers
+        heads, hidden = layers[0].self_attn.n_heads, layers[0].linear1.out_features
+        for t0 in range(0, length, MASK_CHUNK):
+            steps = min(MASK_CHUNK, length - t0)
+            span = t0 + steps  # the longest self-attention row of the chunk
+            sizes = [heads * span, heads * memory_len, width, width, hidden, width]
+            shape = (steps, batch, len(layers), sum(sizes))
+            drawn = dropout_scale_mask(shape, self.dropout, memory.device, memory.dtype)
+            for s in range(steps):
+                per_layer = []
+                for i in range(len(layers)):
+                    own, other, *branches = drawn[s, :, i].split(sizes, -1)
+                    own = own.unflatten(-1, (heads, span))[..., : t0 + s + 1]  # (B, H, t+1)
+                    other = other.unflatten(-1, (heads, memory_len))  # (B, H, L)
+                    per_layer.append((own, other, *branches))
+                yield per_layer
 
     def _autoregressive_uncached(self, memory: Tensor, memory_mask: Tensor, length: int) -> Tensor:
         """Decode like :meth:`autoregressive` without a cache, rerunning the decoder on the prefix.
@@ -193,7 +302,7 @@ class SequenceTranslator(nn.Module):
             w, b = attn.in_proj_weight, attn.in_proj_bias
             keys = F.linear(memory, w[d : 2 * d], b[d : 2 * d])  # (B, L, d)
             values = F.linear(memory, w[2 * d :], b[2 * d :])  # (B, L, d)
-            heads = (attn.num_heads, d // attn.num_heads)
+            heads = (attn.n_heads, d // attn.n_heads)
             keys = keys.unflatten(-1, heads).transpose(1, 2).contiguous()  # (B, H, L, d/H)
             values = values.unflatten(-1, heads).transpose(1, 2).contiguous()  # (B, H, L, d/H)
             cross.append((keys, values))
@@ -201,24 +310,28 @@ class SequenceTranslator(nn.Module):
         blocked = blocked.masked_fill(~memory_mask, float("-inf"))[:, None]  # (B, 1, L)
         return cross, blocked
 
+    @staticmethod
     def _attend(
-        self,
-        attn: nn.MultiheadAttention,
+        attn: MaskedAttention,
         q: Tensor,
         keys: Tensor,
         values: Tensor,
         blocked: Tensor | None,
+        dropped: Tensor | None,
     ) -> Tensor:
         """One query per row: heads ``q`` (B, H, d/H) on ``keys``/``values`` (B, H, T, d/H).
 
-        ``blocked`` (B, 1, T) is added to the scores (-inf on padding) or None. Returns the
+        ``blocked`` (B, 1, T) is added to the scores (-inf on padding) or None; ``dropped``
+        (B, H, T) multiplies the attention weights (a dropout mask) or None. Returns the
         out-projected attention output (B, d). Broadcast products rather than ``bmm``: with
         one query, B*H tiny matrix products cost more than the arithmetic.
         """
         scores = (q[:, :, None] * keys).sum(-1) * q.shape[-1] ** -0.5  # (B, H, T)
         if blocked is not None:
             scores = scores + blocked
-        weights = F.dropout(scores.softmax(-1), attn.dropout, self.training)  # (B, H, T)
+        weights = scores.softmax(-1)  # (B, H, T)
+        if dropped is not None:
+            weights = weights * dropped
         heads = (weights[..., None] * values).sum(-2)  # (B, H, d/H)
         return attn.out_proj(heads.flatten(1))  # (B, d)
 
@@ -228,32 +341,43 @@ class SequenceTranslator(nn.Module):
         cache: list[tuple[Tensor, Tensor] | None],
         cross: list[tuple[Tensor, Tensor]],
         blocked: Tensor,
+        masks: list[StepMasks] | None = None,
     ) -> Tensor:
         """One new position ``x`` (B, d), position code added -> its output step (B, d).
 
-        Same arithmetic as ``self.decoder`` (pre-LN :class:`nn.TransformerDecoderLayer`
-        blocks, then the final norm) and ``self.out`` at the last position of the prefix,
-        with the layers' own weights and dropouts. ``cache[i]`` holds layer ``i``'s
-        self-attention keys/values (B, H, t, d/H) of the earlier positions (None before the
-        first step) and is replaced by the extended pair; ``cross[i]`` holds the layer's
-        memory keys/values (B, H, L, d/H); ``blocked`` (B, 1, L) is -inf on memory padding.
+        Same arithmetic as ``self.decoder`` (its :class:`DecoderLayer` blocks, then the
+        final norm) and ``self.out`` at the last position of the prefix, with the layers'
+        own weights. ``cache[i]`` holds layer ``i``'s self-attention keys/values
+        (B, H, t, d/H) of the earlier positions (None before the first step) and is replaced
+        by the extended pair; ``cross[i]`` holds the layer's memory keys/values
+        (B, H, L, d/H); ``blocked`` (B, 1, L) is -inf on memory padding. ``masks[i]`` holds
+        layer ``i``'s dropout masks for this step (:meth:`_step_masks`); None drops nothing.
         """
         for i, layer in enumerate(self.decoder.layers):
+            own, other, after_own, after_other, hidden, after_ff = (
+                [None] * 6 if masks is None else masks[i]
+            )
             sa, ca = layer.self_attn, layer.multihead_attn
-            heads = (sa.num_heads, x.shape[-1] // sa.num_heads)
+            heads = (sa.n_heads, x.shape[-1] // sa.n_heads)
             q, k, v = F.linear(layer.norm1(x), sa.in_proj_weight, sa.in_proj_bias).chunk(3, -1)
             k, v = k.unflatten(-1, heads)[:, :, None], v.unflatten(-1, heads)[:, :, None]
             if cache[i] is not None:  # (B, H, 1, d/H) new, appended to the cached (B, H, t, d/H)
                 k, v = torch.cat([cache[i][0], k], dim=2), torch.cat([cache[i][1], v], dim=2)
             cache[i] = (k, v)
-            x = x + layer.dropout1(self._attend(sa, q.unflatten(-1, heads), k, v, None))
+            x = x + _masked(self._attend(sa, q.unflatten(-1, heads), k, v, None, own), after_own)
             d = x.shape[-1]
             q = F.linear(layer.norm2(x), ca.in_proj_weight[:d], ca.in_proj_bias[:d])  # (B, d)
-            heads = (ca.num_heads, d // ca.num_heads)
-            x = x + layer.dropout2(self._attend(ca, q.unflatten(-1, heads), *cross[i], blocked))
-            h = layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm3(x)))))
-            x = x + layer.dropout3(h)
+            heads = (ca.n_heads, d // ca.n_heads)
+            attended = self._attend(ca, q.unflatten(-1, heads), *cross[i], blocked, other)
+            x = x + _masked(attended, after_other)
+            h = _masked(F.relu(layer.linear1(layer.norm3(x))), hidden)  # (B, f)
+            x = x + _masked(layer.linear2(h), after_ff)
         return self.out(self.decoder.norm(x))
+
+
+def _masked(x: Tensor, mask: Tensor | None) -> Tensor:
+    """``x`` times a dropout mask of its shape, or ``x`` when there is none."""
+    return x if mask is None else x * mask
 
 
 class ModalTrans(MissingModalityModel):
