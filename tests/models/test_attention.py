@@ -76,6 +76,41 @@ def test_causal_masked_attention_equals_multihead_attention_with_a_causal_mask(t
     torch.testing.assert_close(ours(x, x, x_pad, causal=True), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["self", "cross", "causal", "causal-padded"])
+def test_the_training_path_computes_multihead_attention_when_nothing_is_dropped(mode, monkeypatch):
+    # the dropout path (scores by baddbmm with the mask as a bias) with a mask that keeps
+    # every unit must give nn.MultiheadAttention's values and gradients
+    import mmalign.models.attention as attention
+
+    monkeypatch.setattr(
+        attention, "dropout_scale_mask", lambda shape, p, device, dtype: torch.ones(shape)
+    )
+    torch.manual_seed(2)
+    reference = nn.MultiheadAttention(16, 4, dropout=0.0, batch_first=True)
+    ours = MaskedAttention(16, 4, 0.5).train()
+    ours.load_state_dict(reference.state_dict())
+    x, context, x_pad, c_pad = _inputs(2)
+    x.requires_grad_(True)
+    causal = torch.ones(9, 9, dtype=torch.bool).triu(1)
+    if mode == "self":
+        expected = reference(x, x, x, key_padding_mask=x_pad, need_weights=False)[0]
+        got = ours(x, x, x_pad)
+    elif mode == "cross":
+        expected = reference(x, context, context, key_padding_mask=c_pad, need_weights=False)[0]
+        got = ours(x, context, c_pad)
+    elif mode == "causal":
+        expected = reference(x, x, x, attn_mask=causal, need_weights=False)[0]
+        got = ours(x, x, None, causal=True)
+    else:
+        kw = {"attn_mask": causal, "key_padding_mask": x_pad, "need_weights": False}
+        expected = reference(x, x, x, **kw)[0]
+        got = ours(x, x, x_pad, causal=True)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    (g_expected,) = torch.autograd.grad(expected.square().sum(), x)
+    (g_got,) = torch.autograd.grad(got.square().sum(), x)
+    torch.testing.assert_close(g_got, g_expected, rtol=1e-4, atol=1e-5)
+
+
 def test_attention_dropout_drops_weights_and_keeps_their_expectation():
     torch.manual_seed(0)
     attention = MaskedAttention(16, 4, 0.5).train()
