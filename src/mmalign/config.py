@@ -62,13 +62,14 @@ LATER_OPTIONS: Mapping[str, Any] = MappingProxyType(
         "emission_update": "gradient",
         "emission_covariance": "diagonal",
         "lambda_imputed": 0.0,
+        "victim_stream_dropout": 0.0,
     }
 )
 
 
 #: Options of the pair protocol only: a random-missing run ignores them (every batch there
 #: trains on imputed inputs), so they are left out of its fingerprint.
-PAIR_ONLY_OPTIONS = frozenset({"lambda_imputed"})
+PAIR_ONLY_OPTIONS = frozenset({"lambda_imputed", "victim_stream_dropout"})
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,15 @@ class TrainConfig:
         "batches train that path). Pair protocol only: under --missing-rate every batch "
         "trains on imputed inputs",
         check="non_negative",
+    )
+    # modality dropout (Neverova et al., "ModDrop", TPAMI 2016): off by default; an experiment
+    # for the privileged regime, where the imputing models trail LB (docs/results.md)
+    victim_stream_dropout: float = option(
+        0.0,
+        "MFM, SMIL, Modal-Trans, MM-Align: probability that a training sample's victim stream, "
+        "real or imputed, is replaced in the fusion by its source stream (the computation LB "
+        "does for every sample); 0 = off. Pair protocol only",
+        check="fraction",
     )
     eval_batch_size: int = option(
         256, "batch size of validation and test predictions", check="positive"

@@ -235,6 +235,14 @@ def test_options_a_run_does_not_read_leave_its_fingerprint_alone():
     assert make(config={"lambda_imputed": 0.0}).fingerprint() != make(config={}).fingerprint()
     unread = random_spec(config={"missing_rate": 0.3, "frame_drop": 0.2, "lambda_imputed": 0.5})
     assert unread.fingerprint() == random_spec().fingerprint()
+    # victim_stream_dropout: the imputing methods', pair protocol only; 0 hashes as before it
+    off = {"victim_stream_dropout": 0.0}
+    assert make(config=off).fingerprint() == make(config={}).fingerprint()
+    on = {"victim_stream_dropout": 0.3}
+    assert make(config=on).fingerprint() != make(config={}).fingerprint()
+    assert make(method="lb", config=on).fingerprint() == make(method="lb", config={}).fingerprint()
+    unread = random_spec(config={"missing_rate": 0.3, "victim_stream_dropout": 0.3})
+    assert unread.fingerprint() == random_spec(config={"missing_rate": 0.3}).fingerprint()
 
 
 def test_random_fingerprint_differs_from_every_pair_run():

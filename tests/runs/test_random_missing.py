@@ -143,6 +143,7 @@ def test_run_spec_runs_the_random_protocol_without_a_pair(tmp_path):
         (["--missing-rate", "0.3", "--frame-drop", "0.8"], "`frame_drop` must be <="),
         (["--missing-rate", "0.3", "--drop-burst", "0.5"], "`drop_burst` must be >= 1"),
         (["--method", "lb", "--lambda-imputed", "1"], "lambda_imputed.*mm-align"),
+        (["--method", "ub", "--victim-stream-dropout", "0.3"], "victim_stream_dropout.*mm-align"),
     ],
 )
 def test_cli_refuses_bad_protocol_options_in_one_line(argv, match, capsys, tmp_path):

@@ -239,7 +239,7 @@ def unread_later_options(method: str, protocol: str) -> frozenset[str]:
     ... )
     True
     >>> sorted(unread_later_options("mm-align", "random"))
-    ['lambda_imputed']
+    ['lambda_imputed', 'victim_stream_dropout']
     """
     reads = set(METHODS[method].options) if method in METHODS else set(method_specific_options())
     unread = {n for n in LATER_OPTIONS if n in method_specific_options() and n not in reads}

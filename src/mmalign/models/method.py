@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import Tensor, nn
 
 from mmalign.data.batching import Batch
 from mmalign.models.backbone import Backbone
 from mmalign.models.losses import task_loss
-from mmalign.validation import check_non_negative
+from mmalign.validation import check_fraction, check_non_negative
 
 __all__ = ["Phase", "Pass", "Losses", "PairDims", "MissingModalityModel"]
 
@@ -87,17 +88,27 @@ class MissingModalityModel(nn.Module):
         Methods that impute: weight of :meth:`imputed_loss` on complete batches
         (:meth:`with_imputed_loss`); 0 trains the imputed path on missing batches only, as
         Algorithm 1 does. Methods that never impute leave it at 0.
+    victim_stream_dropout : float
+        Methods that impute: the share of training samples whose victim stream is replaced
+        by their source stream in the fusion (:meth:`fuse`); 0 = off.
     """
 
     #: order in which the loop steps the optimiser groups on one batch
     group_order: tuple[str, ...] = ("backbone",)
 
-    def __init__(self, backbone: Backbone, task: str, lambda_imputed: float = 0.0) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        task: str,
+        lambda_imputed: float = 0.0,
+        victim_stream_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         check_non_negative("lambda_imputed", lambda_imputed)
         self.backbone = backbone
         self.task = task
         self.lambda_imputed = float(lambda_imputed)
+        self.victim_stream_dropout = check_fraction("victim_stream_dropout", victim_stream_dropout)
 
     # -- hooks -------------------------------------------------------------------------
     def compute_losses(self, batch: Batch, phase: Phase) -> Losses:
@@ -143,11 +154,32 @@ class MissingModalityModel(nn.Module):
         """Task loss of ``output`` (B, C) against the batch labels."""
         return task_loss(output, batch.labels, self.task)
 
+    def fuse(
+        self, z_source: Tensor, source_mask: Tensor, z_victim: Tensor, victim_mask: Tensor
+    ) -> Tensor:
+        """Fuse and predict (B, C) with the backbone; victim-stream dropout in training.
+
+        Training losses call this; predictions call the backbone directly. In training, each
+        sample's victim stream (B, 1+M, d) with ``victim_mask`` (B, M) is replaced, with
+        probability ``victim_stream_dropout``, by its source stream ``z_source`` (B, 1+L, d)
+        and ``source_mask`` (B, L): the fusion then computes for that sample what LB
+        computes. Modality dropout (Neverova et al., "ModDrop", TPAMI 2016): the source
+        stream must predict on its own, and the fusion cannot lean on the victim stream alone.
+        """
+        if self.training and self.victim_stream_dropout > 0:
+            n = z_source.shape[0]
+            dropped = torch.rand(n, device=z_source.device) < self.victim_stream_dropout  # (B,)
+            length = max(z_source.shape[1], z_victim.shape[1]) - 1  # steps, no head
+            z_src, src_mask = _pad_steps(z_source, source_mask, length)
+            z_vic, vic_mask = _pad_steps(z_victim, victim_mask, length)
+            z_victim = z_src.where(dropped[:, None, None], z_vic)  # (B, 1+M', d)
+            victim_mask = src_mask.where(dropped[:, None], vic_mask)  # (B, M')
+        return self.backbone.predict_fused(z_source, source_mask, z_victim, victim_mask)
+
     def imputed_loss(self, z_source: Tensor, batch: Batch) -> Tensor:
         """Task loss of the imputed path: the source (B, 1+L, d), the victim imputed from it."""
         z_victim, mask = self.impute_victim(z_source, batch)
-        out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, mask)
-        return self.loss(out, batch)
+        return self.loss(self.fuse(z_source, batch.source_mask, z_victim, mask), batch)
 
     def with_imputed_loss(
         self, losses: Losses, z_source: Tensor, batch: Batch, phase: Phase

@@ -67,6 +67,9 @@ class MMAlign(MissingModalityModel):
         Weight of the task loss of the imputed path on complete batches
         (:meth:`~mmalign.models.method.MissingModalityModel.with_imputed_loss`). 0 is
         Algorithm 1, where only missing batches train the path that setting A tests.
+    victim_stream_dropout : float
+        Share of training samples whose victim stream the fusion replaces by the source
+        stream (:meth:`~mmalign.models.method.MissingModalityModel.fuse`; 0 = off).
     **options
         Fields of ``adl`` to replace, e.g. ``window=4`` (checked like the option table).
 
@@ -88,9 +91,10 @@ class MMAlign(MissingModalityModel):
         tau: float = TrainConfig.tau,
         single_iteration: bool = TrainConfig.single_iteration,
         lambda_imputed: float = TrainConfig.lambda_imputed,
+        victim_stream_dropout: float = TrainConfig.victim_stream_dropout,
         **options: Any,
     ) -> None:
-        super().__init__(backbone, task, lambda_imputed)
+        super().__init__(backbone, task, lambda_imputed, victim_stream_dropout)
         self.adl = alignment_config(adl, options)
         self.fitter = AlignmentFitter(backbone.d_model, self.adl.window)
         self.lambda_con, self.tau = lambda_con, tau
@@ -244,7 +248,7 @@ class MMAlign(MissingModalityModel):
         if phase == "missing":
             return Losses({"backbone": self.imputed_loss(z_source, batch)})
         z_victim = self.backbone.encode_victim(batch.victim, batch.victim_mask)
-        out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, batch.victim_mask)
+        out = self.fuse(z_source, batch.source_mask, z_victim, batch.victim_mask)
         main = self.loss(out, batch)
         con = info_nce(z_source[:, 0], z_victim[:, 0], self.tau)
         step = main + self.lambda_con * con

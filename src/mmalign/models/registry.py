@@ -136,9 +136,18 @@ def _mm_align(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
         build_backbone(dims, config),
         dims.task,
         single_iteration=config.train.single_iteration,
-        lambda_imputed=config.train.lambda_imputed,
+        **_imputing_options(config),
         **_alignment_options(config),
     )
+
+
+#: Options of every method that imputes the victim (MFM, SMIL, Modal-Trans, MM-Align).
+_IMPUTING_OPTIONS = ("lambda_imputed", "victim_stream_dropout")
+
+
+def _imputing_options(config: RunConfig) -> dict[str, Any]:
+    """Return the imputing methods' shared training options, as keywords of their models."""
+    return {name: getattr(config.train, name) for name in _IMPUTING_OPTIONS}
 
 
 def _alignment_options(config: RunConfig) -> dict[str, Any]:
@@ -188,7 +197,7 @@ def _mfm(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
         dims.task,
         factor_dim=b.mfm_factor_dim or None,  # 0: the backbone width d
         recon_weight=b.recon_weight,
-        lambda_imputed=config.train.lambda_imputed,
+        **_imputing_options(config),
     )
 
 
@@ -203,7 +212,7 @@ def _smil(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
         decay=b.smil_decay,
         recon_weight=b.recon_weight,
         kl_weight=b.smil_kl_weight,
-        lambda_imputed=config.train.lambda_imputed,
+        **_imputing_options(config),
     )
 
 
@@ -220,7 +229,7 @@ def _modal_trans(dims: "PairDims", config: RunConfig) -> "MissingModalityModel":
         ff_mult=m.ff_mult,
         recon_weight=b.recon_weight,
         cycle_weight=b.cycle_weight,
-        lambda_imputed=config.train.lambda_imputed,
+        **_imputing_options(config),
     )
 
 
@@ -260,7 +269,7 @@ METHODS: dict[str, MethodSpec] = {
             "MFM",
             _mfm,
             "MFM: factorised shared/specific factors, victim generated from the source",
-            options=("recon_weight", "mfm_factor_dim", "lambda_imputed"),
+            options=("recon_weight", "mfm_factor_dim", *_IMPUTING_OPTIONS),
             patterns_note=_PAIR_GENERATOR.format(what="its generator of the victim factors"),
         ),
         MethodSpec(
@@ -273,7 +282,7 @@ METHODS: dict[str, MethodSpec] = {
                 "smil_clusters",
                 "smil_decay",
                 "smil_kl_weight",
-                "lambda_imputed",
+                *_IMPUTING_OPTIONS,
             ),
             patterns_note=_PAIR_GENERATOR.format(what="its cluster prior of the victim"),
         ),
@@ -282,7 +291,7 @@ METHODS: dict[str, MethodSpec] = {
             "Modal-Trans",
             _modal_trans,
             "Modal-Trans: cyclic transformer translation, autoregressive decoding",
-            options=("recon_weight", "cycle_weight", "mt_layers", "lambda_imputed"),
+            options=("recon_weight", "cycle_weight", "mt_layers", *_IMPUTING_OPTIONS),
             patterns_note=_PAIR_GENERATOR.format(what="its cyclic source-to-victim translator"),
         ),
         MethodSpec(
@@ -300,7 +309,7 @@ METHODS: dict[str, MethodSpec] = {
                 "lambda_con",
                 "tau",
                 "single_iteration",
-                "lambda_imputed",
+                *_IMPUTING_OPTIONS,
             ),
         ),
     )

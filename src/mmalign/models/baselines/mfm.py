@@ -122,6 +122,9 @@ class MFM(MissingModalityModel):
         Weight of the imputed path's task loss on complete batches
         (:meth:`~mmalign.models.method.MissingModalityModel.with_imputed_loss`; 0 = missing
         batches only).
+    victim_stream_dropout : float
+        Share of training samples whose victim stream the fusion replaces by the source
+        stream (:meth:`~mmalign.models.method.MissingModalityModel.fuse`; 0 = off).
     """
 
     def __init__(
@@ -131,8 +134,9 @@ class MFM(MissingModalityModel):
         factor_dim: int | None = None,
         recon_weight: float = 1.0,
         lambda_imputed: float = TrainConfig.lambda_imputed,
+        victim_stream_dropout: float = TrainConfig.victim_stream_dropout,
     ) -> None:
-        super().__init__(backbone, task, lambda_imputed)
+        super().__init__(backbone, task, lambda_imputed, victim_stream_dropout)
         d = backbone.d_model
         factor_dim = d if factor_dim is None else factor_dim
         check_positive("factor_dim", factor_dim)
@@ -197,10 +201,10 @@ class MFM(MissingModalityModel):
         if phase == "missing":
             z_source = self.backbone.encode_source(batch.source, batch.source_mask)
             z_gen, gen_mask = self.impute_victim(z_source, batch)
-            out = self.backbone.predict_fused(z_source, batch.source_mask, z_gen, gen_mask)
+            out = self.fuse(z_source, batch.source_mask, z_gen, gen_mask)
             return Losses({"backbone": self.loss(out, batch)})
         z_source, z_victim, victim_mask = self.encode_pair_or_impute(batch)
-        out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, victim_mask)
+        out = self.fuse(z_source, batch.source_mask, z_victim, victim_mask)
         main = self.loss(out, batch)
         source_steps = z_source[:, 1:]  # (B, L, d)
         victim_steps = z_victim[:, 1:]  # (B, L, d)

@@ -402,6 +402,9 @@ class ModalTrans(MissingModalityModel):
         Weight of the imputed path's task loss on complete batches
         (:meth:`~mmalign.models.method.MissingModalityModel.with_imputed_loss`; 0 = missing
         batches only).
+    victim_stream_dropout : float
+        Share of training samples whose victim stream the fusion replaces by the source
+        stream (:meth:`~mmalign.models.method.MissingModalityModel.fuse`; 0 = off).
     """
 
     def __init__(
@@ -415,8 +418,9 @@ class ModalTrans(MissingModalityModel):
         recon_weight: float = 1.0,
         cycle_weight: float = 1.0,
         lambda_imputed: float = TrainConfig.lambda_imputed,
+        victim_stream_dropout: float = TrainConfig.victim_stream_dropout,
     ) -> None:
-        super().__init__(backbone, task, lambda_imputed)
+        super().__init__(backbone, task, lambda_imputed, victim_stream_dropout)
         d = backbone.d_model
         for name, value in (("n_heads", n_heads), ("n_layers", n_layers), ("ff_mult", ff_mult)):
             check_positive(name, value)
@@ -457,14 +461,14 @@ class ModalTrans(MissingModalityModel):
         if phase == "missing":
             z_source = self.backbone.encode_source(batch.source, batch.source_mask)
             z_gen, mask = self.impute_victim(z_source, batch)
-            out = self.backbone.predict_fused(z_source, batch.source_mask, z_gen, mask)
+            out = self.fuse(z_source, batch.source_mask, z_gen, mask)
             main = self.loss(out, batch)
             mask = batch.source_mask
             cycle = self.cycle_loss(z_gen[:, 1:], z_source[:, 1:], mask, mask)
             total = main + self.cycle_weight * cycle
             return Losses({"backbone": total}, {"main": main.detach(), "cycle": cycle.detach()})
         z_source, z_victim, victim_mask = self.encode_pair_or_impute(batch)
-        out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, victim_mask)
+        out = self.fuse(z_source, batch.source_mask, z_victim, victim_mask)
         main = self.loss(out, batch)
         source_steps, target = z_source[:, 1:], z_victim[:, 1:].detach()  # (B, L, d) each
         rows = batch.has_victim[:, None]  # (B, 1)

@@ -94,6 +94,9 @@ class SMIL(MissingModalityModel):
         Weight of the imputed path's task loss on complete batches
         (:meth:`~mmalign.models.method.MissingModalityModel.with_imputed_loss`; 0 = missing
         batches only).
+    victim_stream_dropout : float
+        Share of training samples whose victim stream the fusion replaces by the source
+        stream (:meth:`~mmalign.models.method.MissingModalityModel.fuse`; 0 = off).
     """
 
     def __init__(
@@ -105,8 +108,9 @@ class SMIL(MissingModalityModel):
         recon_weight: float = 1.0,
         kl_weight: float = 1e-3,
         lambda_imputed: float = TrainConfig.lambda_imputed,
+        victim_stream_dropout: float = TrainConfig.victim_stream_dropout,
     ) -> None:
-        super().__init__(backbone, task, lambda_imputed)
+        super().__init__(backbone, task, lambda_imputed, victim_stream_dropout)
         if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
             raise ConfigError(f"`n_clusters` must be an integer >= 1; got {n_clusters!r}.")
         check_fraction("decay", decay)
@@ -189,7 +193,7 @@ class SMIL(MissingModalityModel):
             steps, logvar = self.impute_steps(z_source[:, 1:])
             head = self.backbone.victim_head_token().expand(steps.shape[0], 1, -1)  # (B, 1, d)
             z_imp = torch.cat([head, steps], dim=1)  # (B, 1+L, d)
-            out = self.backbone.predict_fused(z_source, batch.source_mask, z_imp, batch.source_mask)
+            out = self.fuse(z_source, batch.source_mask, z_imp, batch.source_mask)
             main = self.loss(out, batch)
             kl = self._kl(logvar, batch.source_mask)
             total = main + self.kl_weight * kl
@@ -199,7 +203,7 @@ class SMIL(MissingModalityModel):
         valid = batch.victim_mask & batch.has_victim[:, None]  # (B, L)
         if self.training:
             self.update_centres(victim_steps, valid)
-        out = self.backbone.predict_fused(z_source, batch.source_mask, z_victim, victim_mask)
+        out = self.fuse(z_source, batch.source_mask, z_victim, victim_mask)
         main = self.loss(out, batch)
         steps, logvar = self.impute_steps(z_source[:, 1:])
         recon = masked_mse(steps, victim_steps.detach(), valid & batch.source_mask)
