@@ -73,7 +73,19 @@ MASK_CHUNK = 16  # decoding steps whose dropout masks are drawn in one call
 __all__ = ["DecoderLayer", "EncoderLayer", "ModalTrans", "SequenceTranslator"]
 
 
-class EncoderLayer(nn.Module):
+class _FeedForward(nn.Module):
+    """The feed-forward branch of torch's transformer layers (``linear1``, ``linear2``)."""
+
+    linear1: nn.Linear
+    linear2: nn.Linear
+    dropout: nn.Module
+
+    def feed_forward(self, x: Tensor) -> Tensor:
+        """Apply the feed-forward branch to normed steps ``x`` (..., d) -> (..., d)."""
+        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+
+
+class EncoderLayer(_FeedForward):
     """Pre-LN transformer encoder layer on the project's attention and dropout.
 
     The arithmetic of ``nn.TransformerEncoderLayer(norm_first=True, batch_first=True)`` and
@@ -97,10 +109,6 @@ class EncoderLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.dropout1, self.dropout2 = ByteDropout(dropout), ByteDropout(dropout)
 
-    def feed_forward(self, x: Tensor) -> Tensor:
-        """Apply the feed-forward branch to normed steps ``x`` (..., d) -> (..., d)."""
-        return self.linear2(self.dropout(F.relu(self.linear1(x))))
-
     def forward(self, x: Tensor, pad: Tensor) -> Tensor:
         """Encode steps ``x`` (B, L, d), ``pad`` (B, L) True on padding -> (B, L, d)."""
         h = self.norm1(x)
@@ -108,7 +116,7 @@ class EncoderLayer(nn.Module):
         return x + self.dropout2(self.feed_forward(self.norm2(x)))
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(_FeedForward):
     """Pre-LN transformer decoder layer on the project's attention and dropout.
 
     The arithmetic and parameter names of ``nn.TransformerDecoderLayer(norm_first=True,
@@ -127,10 +135,6 @@ class DecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d_model)
         self.dropout1, self.dropout2 = ByteDropout(dropout), ByteDropout(dropout)
         self.dropout3 = ByteDropout(dropout)
-
-    def feed_forward(self, x: Tensor) -> Tensor:
-        """Apply the feed-forward branch to normed steps ``x`` (..., d) -> (..., d)."""
-        return self.linear2(self.dropout(F.relu(self.linear1(x))))
 
     def forward(self, x: Tensor, memory: Tensor, memory_pad: Tensor) -> Tensor:
         """Decode prefix ``x`` (B, T, d) on ``memory`` (B, L, d), ``memory_pad`` (B, L) -> (B, T, d)."""
