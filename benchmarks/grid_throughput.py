@@ -1,6 +1,6 @@
 """Grid throughput of this tree against an earlier commit's engine, on the same small grid.
 
-Run ``python -m benchmarks.grid_throughput [--baseline REV] [--seeds 1] [--workers 2]``
+Run ``python -m benchmarks.grid_throughput [--baseline REV] [--seeds 1] [--workers 2] [--keep DIR]``
 from the repository root (about 30 minutes with the defaults on a 2-core machine). ``REV``
 (default 434d4e6, the main branch when issue 13 was filed) is checked out into a temporary
 git worktree. The same ``mmalign benchmark`` grid (every method, T->V, p in {0.1, 0.5},
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,11 @@ def main(argv=None) -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="an option for every run of both trees (e.g. epochs=1 for a quick check)",
     )  # fmt: skip
+    parser.add_argument(
+        "--keep", metavar="DIR",
+        help="copy both results stores there (baseline.sqlite, this_tree.sqlite), e.g. for "
+        "`benchmarks.grid_estimate --store DIR/this_tree.sqlite`; default: discarded",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     grids: dict[str, tuple[float, float, float]] = {}
     runs: dict[str, dict[str, list[float]]] = {}
@@ -92,6 +98,9 @@ def main(argv=None) -> int:
             grids[label] = _run_grid(src, store, args)
             runs[label] = _run_times(store)
             print(f"{label}: grid done in {grids[label][0]:.0f} s", flush=True)
+            if args.keep:
+                Path(args.keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(store, Path(args.keep) / f"{folder.name}.sqlite")
     head = _git("rev-parse", "--short", "HEAD")
     if _git("status", "--porcelain", "--untracked-files=no"):
         head += " with uncommitted changes"
