@@ -1,4 +1,5 @@
 import math
+import re
 from dataclasses import fields
 
 import pytest
@@ -112,3 +113,14 @@ def test_ablation_table_cells_order_and_best():
 def test_ablation_tables_need_mm_align_rows():
     with pytest.raises(ConfigError, match="finished mm-align runs"):
         ablation_tables([_row("full", 0, 1.0, 0.7, method="lb")])
+
+
+def test_ablation_tables_refuse_two_runs_of_one_variant_and_seed():
+    # two "full" runs of one seed that differ in another option would be averaged together
+    other = {**_row("full", 0, 1.4, 0.6), "fingerprint": "full-lambda-imputed-0"}
+    other["config"] = {**other["config"], "lambda_imputed": 0.0}
+    rows = [_row("full", 0, 1.0, 0.7), _row("full", 1, 1.2, 0.7), other]
+    message = "variant 'full' has two (full00.1 and full-lambda-imputed-0) for text->vision"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ablation_tables(rows)
+    assert ablation_tables(rows[:2])  # one run per cell: fine

@@ -233,6 +233,27 @@ def ablation_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return records
 
 
+def _check_one_run_per_cell(records: Sequence[Mapping[str, Any]]) -> None:
+    """Raise ``ConfigError`` when one variant has two runs of one data set, pair, p and seed.
+
+    The variant's name reads only the ablation switches, so runs that differ in another option
+    (say ``lambda_imputed``) would otherwise be averaged into one cell.
+    """
+    seen: dict[tuple, Any] = {}
+    for r in records:
+        key = (r["data_id"], r["variant"], r["source"], r["victim"], r["p"], r["seed"])
+        first = seen.setdefault(key, r["fingerprint"])
+        if first != r["fingerprint"]:
+            data, variant, source, victim, p, seed = key
+            raise ConfigError(
+                f"`rows` must hold one {ABLATION_METHOD} run per variant, pair, p and seed; "
+                f"variant {variant!r} has two ({first} and {r['fingerprint']}) for {source}->"
+                f"{victim}, p={p:g}, seed {seed} on {data}: they differ in an option other than "
+                "the ablation's. Report a store that holds one ablation (`mmalign ablation` "
+                "writes its own), or filter the rows first."
+            )
+
+
 def ablation_tables(
     rows: Iterable[Mapping[str, Any]],
     *,
@@ -266,6 +287,7 @@ def ablation_tables(
     records = ablation_records(rows)
     if not records:
         raise ConfigError(f"`rows` must hold finished {ABLATION_METHOD} runs; got none.")
+    _check_one_run_per_cell(records)
     order = [VARIANT_LABELS[v] for v in ABLATION_VARIANTS]
     tables = []
     for p in sorted({r["p"] for r in records}):
