@@ -63,13 +63,9 @@ class MMAlign(MissingModalityModel):
     single_iteration : bool
         True (Algorithm 1): one pass over each complete batch steps the fitter, then the
         backbone. False gives the "w/o SI" ablation: a fitter pass, then a backbone pass.
-    lambda_imputed : float
-        Weight of the task loss of the imputed path on complete batches
-        (:meth:`~mmalign.models.method.MissingModalityModel.with_imputed_loss`). 0 is
-        Algorithm 1, where only missing batches train the path that setting A tests.
-    victim_stream_dropout : float
-        Share of training samples whose victim stream the fusion replaces by the source
-        stream (:meth:`~mmalign.models.method.MissingModalityModel.fuse`; 0 = off).
+    lambda_imputed, victim_stream_dropout : float
+        The imputing methods' shared training options, documented once in
+        :class:`~mmalign.models.method.MissingModalityModel`.
     **options
         Fields of ``adl`` to replace, e.g. ``window=4`` (checked like the option table).
 

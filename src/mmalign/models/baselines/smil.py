@@ -90,13 +90,9 @@ class SMIL(MissingModalityModel):
         Weight of the reconstruction loss on complete batches.
     kl_weight : float
         Weight of the KL term that keeps the perturbation's variance near 1.
-    lambda_imputed : float
-        Weight of the imputed path's task loss on complete batches
-        (:meth:`~mmalign.models.method.MissingModalityModel.with_imputed_loss`; 0 = missing
-        batches only).
-    victim_stream_dropout : float
-        Share of training samples whose victim stream the fusion replaces by the source
-        stream (:meth:`~mmalign.models.method.MissingModalityModel.fuse`; 0 = off).
+    lambda_imputed, victim_stream_dropout : float
+        The imputing methods' shared training options, documented once in
+        :class:`~mmalign.models.method.MissingModalityModel`.
     """
 
     def __init__(
