@@ -63,6 +63,7 @@ LATER_OPTIONS: Mapping[str, Any] = MappingProxyType(
         "emission_covariance": "diagonal",
         "lambda_imputed": 0.0,
         "victim_stream_dropout": 0.0,
+        "selection": "metric",
     }
 )
 
@@ -283,6 +284,16 @@ class TrainConfig:
         "real or imputed, is replaced in the fusion by its source stream (the computation LB "
         "does for every sample); 0 = off. Pair protocol only",
         check="fraction",
+    )
+    # the validation loss is smoother than weighted F1 on a few hundred samples, but it can
+    # rise (over-confidence) while accuracy still improves; docs/method.md, "Selection"
+    selection: str = option(
+        "metric",
+        "what picks each setting's best checkpoint and drives early stopping and the "
+        "learning-rate plateau: 'metric' = the validation MAE (weighted F1 for classes), "
+        "'loss' = the validation task loss (MSE; cross-entropy for classes)",
+        choices=("metric", "loss"),
+        normalise="lower",
     )
     eval_batch_size: int = option(
         256, "batch size of validation and test predictions", check="positive"

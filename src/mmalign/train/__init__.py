@@ -9,6 +9,7 @@ from mmalign.train.loop import (
     predict_outputs,
     selection_score,
     train_step,
+    validation_metrics,
 )
 from mmalign.train.state import TrainState, cpu_state
 
@@ -22,6 +23,7 @@ __all__ = [
     "fit",
     "predict_outputs",
     "selection_score",
+    "validation_metrics",
     "train_step",
     "TrainState",
     "cpu_state",

@@ -26,6 +26,7 @@ from mmalign.config import TrainConfig
 from mmalign.data.batching import PairData, iterate_batches
 from mmalign.data.pattern_batching import PatternData
 from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
+from mmalign.models.losses import task_loss
 from mmalign.models.method import Losses, MissingModalityModel, Pass
 from mmalign.models.pattern_method import PatternModel
 from mmalign.train.state import TrainState
@@ -39,6 +40,7 @@ __all__ = [
     "predict_outputs",
     "predict_settings",
     "selection_score",
+    "validation_metrics",
     "fit",
 ]
 
@@ -165,13 +167,34 @@ def predict_settings(
     return {s: torch.cat(o).cpu() for s, o in outputs.items()}
 
 
-def selection_score(metrics: dict[str, float], task: str) -> float:
-    """Return the selection score (lower is better) of a metrics dict; ``inf`` when not finite."""
-    name, direction = PRIMARY_METRIC[task]
+def selection_score(metrics: dict[str, float], task: str, selection: str = "metric") -> float:
+    """Return the selection score (lower is better) of a metrics dict; ``inf`` when not finite.
+
+    ``selection`` is :attr:`~mmalign.config.TrainConfig.selection`: ``"metric"`` scores the
+    task's primary metric (:data:`~mmalign.evaluate.metrics.PRIMARY_METRIC`), ``"loss"`` the
+    validation task loss that :func:`fit` stores under ``"loss"``.
+
+    >>> selection_score({"f1_weighted": 0.6, "loss": 1.2}, "classification")
+    -0.6
+    >>> selection_score({"f1_weighted": 0.6, "loss": 1.2}, "classification", "loss")
+    1.2
+    """
+    name, direction = ("loss", "min") if selection == "loss" else PRIMARY_METRIC[task]
     value = metrics[name]
     if not math.isfinite(value):
         return math.inf
     return value if direction == "min" else -value
+
+
+def validation_metrics(outputs: Tensor, labels: Tensor, task: str) -> dict[str, float]:
+    """Return the task's metrics of validation ``outputs`` plus ``"loss"``, the task loss.
+
+    ``outputs`` are (N, 1) predictions or (N, C) logits, ``labels`` (N,); the loss is
+    :func:`~mmalign.models.losses.task_loss` (MSE, or cross-entropy for classes).
+    """
+    metrics = compute_metrics(outputs.numpy(), labels.numpy(), task)
+    metrics["loss"] = float(task_loss(outputs, labels, task))
+    return metrics
 
 
 def _run_epoch(model, data, passes, optimizers, config, generator, bar) -> dict[str, float]:
@@ -238,7 +261,7 @@ def fit(
         state = TrainState.restore(resume, model, optimizers, schedulers, generator)
         log(f"resumed after epoch {state.epoch}")
     total = config.warmup_epochs + config.epochs
-    primary = PRIMARY_METRIC[model.task][0]
+    shown = [PRIMARY_METRIC[model.task][0]] + (["loss"] if config.selection == "loss" else [])
     while state.epoch < total and not state.stopped:
         warm = state.epoch < config.warmup_epochs
         start, passes = time.perf_counter(), model.epoch_passes(warm)
@@ -255,15 +278,17 @@ def fit(
             model, data.valid, data.valid_present, config.eval_batch_size
         )
         for setting, outputs in valid_outputs.items():
-            metrics = compute_metrics(outputs.numpy(), data.valid.labels.cpu().numpy(), model.task)
+            metrics = validation_metrics(outputs, data.valid.labels.cpu(), model.task)
             record[f"valid_{setting}"] = metrics
-            scores.append(selection_score(metrics, model.task))
+            scores.append(selection_score(metrics, model.task, config.selection))
             improved |= not warm and state.improve(setting, scores[-1], model, metrics)
         record["lr"] = {n: o.param_groups[0]["lr"] for n, o in optimizers.items()}
         record["seconds"] = time.perf_counter() - start
         state.history.append(record)
         valid = "  ".join(
-            f"valid {s} {primary} {record[f'valid_{s}'][primary]:.4f}" for s in data.valid_present
+            f"valid {s} {name} {record[f'valid_{s}'][name]:.4f}"
+            for s in data.valid_present
+            for name in shown
         )
         log(f"{title}  {model.epoch_summary(record)}  {valid}  {record['seconds']:.1f}s")
         if not warm:
