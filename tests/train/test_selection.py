@@ -28,21 +28,23 @@ def test_validation_metrics_add_the_task_loss():
 
 def test_selection_score_reads_the_chosen_quantity():
     metrics = {"acc": 0.5, "f1_weighted": 0.4, "f1_macro": 0.3, "loss": 1.7}
-    assert selection_score(metrics, "classification") == -0.4
+    assert selection_score(metrics, "classification", "metric") == -0.4
     assert selection_score(metrics, "classification", "loss") == 1.7
+    assert selection_score(metrics, "classification") == 1.7  # auto: the loss for classes
     assert selection_score({"mae": 0.8, "loss": 1.1}, "regression", "loss") == 1.1
+    assert selection_score({"mae": 0.8, "loss": 1.1}, "regression") == 0.8  # auto: MAE
     assert selection_score({**metrics, "loss": float("nan")}, "classification", "loss") == math.inf
 
 
 def test_each_setting_keeps_the_epoch_its_selection_ranks_best(tmp_path, tiny_config):
     best = {}
-    for selection in ("metric", "loss"):
+    for selection in ("metric", "loss", "auto"):
         config = tiny_config(data=TINY_CLS, epochs=6, patience=10, selection=selection)
         result = run(config, tmp_path / selection, log=lambda s: None)
         history = json.loads((tmp_path / selection / "history.json").read_text())
         trained = [r for r in history if not r["warmup"]]
         for setting in ("A", "B"):
-            if selection == "loss":
+            if selection != "metric":  # auto is the loss for classes
                 scores = [r[f"valid_{setting}"]["loss"] for r in trained]
             else:
                 scores = [-r[f"valid_{setting}"]["f1_weighted"] for r in trained]
@@ -53,4 +55,15 @@ def test_each_setting_keeps_the_epoch_its_selection_ranks_best(tmp_path, tiny_co
             )
         best[selection] = {s: result.settings[s].best_epoch for s in ("A", "B")}
     # on this run the two rules pick different epochs, so the option is not ignored
-    assert best["metric"] != best["loss"]
+    assert best["metric"] != best["loss"] and best["auto"] == best["loss"]
+
+
+def test_auto_is_the_default_and_the_paper_configs_select_on_the_metric():
+    from pathlib import Path
+
+    from mmalign.config import TrainConfig, load_config
+
+    assert TrainConfig().selection == "auto"
+    root = Path(__file__).resolve().parents[2] / "configs"
+    for name in ("mosi", "mosei", "meld"):
+        assert load_config(root / f"{name}.yaml").train.selection == "metric"

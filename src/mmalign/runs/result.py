@@ -30,7 +30,8 @@ class SettingResult:
     Attributes
     ----------
     valid : dict[str, float]
-        Validation metrics at the selected epoch.
+        Validation metrics at the selected epoch, with ``"loss"``, the validation task loss
+        (runs made before ``--selection`` existed lack it).
     test : dict[str, float]
         Test metrics of that checkpoint.
     best_epoch : int

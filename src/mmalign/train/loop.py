@@ -39,6 +39,7 @@ __all__ = [
     "train_step",
     "predict_outputs",
     "predict_settings",
+    "resolve_selection",
     "selection_score",
     "validation_metrics",
     "fit",
@@ -167,19 +168,36 @@ def predict_settings(
     return {s: torch.cat(o).cpu() for s, o in outputs.items()}
 
 
-def selection_score(metrics: dict[str, float], task: str, selection: str = "metric") -> float:
+def resolve_selection(selection: str, task: str) -> str:
+    """Return ``"metric"`` or ``"loss"`` for :attr:`~mmalign.config.TrainConfig.selection`.
+
+    ``"auto"`` is ``"loss"`` for classification and ``"metric"`` (MAE) for regression.
+
+    >>> resolve_selection("auto", "classification"), resolve_selection("auto", "regression")
+    ('loss', 'metric')
+    """
+    if selection == "auto":
+        return "loss" if task == "classification" else "metric"
+    return selection
+
+
+def selection_score(metrics: dict[str, float], task: str, selection: str = "auto") -> float:
     """Return the selection score (lower is better) of a metrics dict; ``inf`` when not finite.
 
     ``selection`` is :attr:`~mmalign.config.TrainConfig.selection`: ``"metric"`` scores the
     task's primary metric (:data:`~mmalign.evaluate.metrics.PRIMARY_METRIC`), ``"loss"`` the
-    validation task loss that :func:`fit` stores under ``"loss"``.
+    validation task loss that :func:`fit` stores under ``"loss"``, ``"auto"`` the loss for
+    classification and the metric for regression.
 
-    >>> selection_score({"f1_weighted": 0.6, "loss": 1.2}, "classification")
+    >>> selection_score({"f1_weighted": 0.6, "loss": 1.2}, "classification", "metric")
     -0.6
-    >>> selection_score({"f1_weighted": 0.6, "loss": 1.2}, "classification", "loss")
+    >>> selection_score({"f1_weighted": 0.6, "loss": 1.2}, "classification")
     1.2
     """
-    name, direction = ("loss", "min") if selection == "loss" else PRIMARY_METRIC[task]
+    if resolve_selection(selection, task) == "loss":
+        name, direction = "loss", "min"
+    else:
+        name, direction = PRIMARY_METRIC[task]
     value = metrics[name]
     if not math.isfinite(value):
         return math.inf
@@ -261,7 +279,8 @@ def fit(
         state = TrainState.restore(resume, model, optimizers, schedulers, generator)
         log(f"resumed after epoch {state.epoch}")
     total = config.warmup_epochs + config.epochs
-    shown = [PRIMARY_METRIC[model.task][0]] + (["loss"] if config.selection == "loss" else [])
+    selection = resolve_selection(config.selection, model.task)
+    shown = [PRIMARY_METRIC[model.task][0]] + (["loss"] if selection == "loss" else [])
     while state.epoch < total and not state.stopped:
         warm = state.epoch < config.warmup_epochs
         start, passes = time.perf_counter(), model.epoch_passes(warm)
@@ -280,7 +299,7 @@ def fit(
         for setting, outputs in valid_outputs.items():
             metrics = validation_metrics(outputs, data.valid.labels.cpu(), model.task)
             record[f"valid_{setting}"] = metrics
-            scores.append(selection_score(metrics, model.task, config.selection))
+            scores.append(selection_score(metrics, model.task, selection))
             improved |= not warm and state.improve(setting, scores[-1], model, metrics)
         record["lr"] = {n: o.param_groups[0]["lr"] for n, o in optimizers.items()}
         record["seconds"] = time.perf_counter() - start
