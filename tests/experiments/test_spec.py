@@ -163,11 +163,13 @@ DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12 = (
 @pytest.mark.parametrize("fields, fingerprint", PAIR_FINGERPRINTS_BEFORE_ISSUE_12)
 def test_pair_fingerprints_are_unchanged_by_the_random_missing_options(fields, fingerprint):
     data, method, source, victim, p, seed, config = fields
+    # defaults that changed later: selection became 'auto' (earlier runs selected on the
+    # metric), and the imputing methods' lambda_imputed became 1 (earlier runs are the 0 runs)
+    assert RunSpec(*fields).fingerprint() != fingerprint
+    config = {**config, "selection": "metric"}
     if method in ("mm-align", "mfm"):
-        # the imputing methods' default lambda_imputed became 1 later: earlier runs are the 0 runs
-        assert RunSpec(*fields).fingerprint() != fingerprint
-        config = {**config, "lambda_imputed": 0.0}
-        fields = (data, method, source, victim, p, seed, config)
+        config["lambda_imputed"] = 0.0
+    fields = (data, method, source, victim, p, seed, config)
     assert RunSpec(*fields).fingerprint() == fingerprint
     # the new options at the values that reproduce earlier runs are the same run
     neutral = {
@@ -183,7 +185,9 @@ def test_pair_fingerprints_are_unchanged_by_the_random_missing_options(fields, f
 
 def test_default_config_hash_is_unchanged_but_for_the_changed_default():
     assert config_hash({}) != DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12
-    assert config_hash({"lambda_imputed": 0.0}) == DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12
+    before = {"lambda_imputed": 0.0, "selection": "metric"}
+    assert config_hash(before) == DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12
+    assert config_hash({"lambda_imputed": 0.0}) != DEFAULT_CONFIG_HASH_BEFORE_ISSUE_12
     assert config_hash({"drop_burst": 4.0}) != config_hash({})
     assert config_hash({"alignment_solver": "monotone"}) != config_hash({})
     monotone = {"alignment_solver": "monotone"}
