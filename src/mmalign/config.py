@@ -40,6 +40,7 @@ __all__ = [
     "config_to_dict",
     "config_from_dict",
     "load_config",
+    "load_run_config",
     "load_yaml_options",
     "LATER_OPTIONS",
     "PAIR_ONLY_OPTIONS",
@@ -570,3 +571,13 @@ def load_yaml_options(path: str | Path) -> dict[str, Any]:
 def load_config(path: str | Path) -> RunConfig:
     """Read a YAML config file (nested sections or flat keys) into a :class:`RunConfig`."""
     return config_from_dict(load_yaml_options(path))
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a run folder's ``config.yaml`` into a :class:`RunConfig`.
+
+    Options the file lacks take their :data:`LATER_OPTIONS` value (what the run meant when
+    it was made), not today's default: ``mmalign run --resume`` continues an older run as it
+    began.
+    """
+    return config_from_dict({**LATER_OPTIONS, **load_yaml_options(path)})

@@ -67,3 +67,37 @@ def test_auto_is_the_default_and_the_paper_configs_select_on_the_metric():
     root = Path(__file__).resolve().parents[2] / "configs"
     for name in ("mosi", "mosei", "meld"):
         assert load_config(root / f"{name}.yaml").train.selection == "metric"
+
+
+def test_a_run_folder_without_later_options_means_their_earlier_values(tmp_path):
+    from mmalign.config import RunConfig, load_run_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("method: mm-align\ntrain:\n  epochs: 7\n")  # written before both options
+    config = load_run_config(path)
+    assert config.train.selection == "metric" and config.train.lambda_imputed == 0.0
+    assert config.train.epochs == 7
+    assert RunConfig().train.selection == "auto" and RunConfig().train.lambda_imputed == 1.0
+    path.write_text("train:\n  selection: loss\n  lambda_imputed: 0.5\n")
+    config = load_run_config(path)
+    assert config.train.selection == "loss" and config.train.lambda_imputed == 0.5
+
+
+def test_plot_history_stars_what_the_run_selected_on(tmp_path, tiny_config):
+    import yaml
+
+    from mmalign.commands.plot_history import read_history, selected_quantity
+
+    for selection, expected in (("auto", "loss"), ("metric", None)):
+        folder = tmp_path / selection
+        run(tiny_config(data=TINY_CLS, selection=selection), folder, log=lambda s: None)
+        assert selected_quantity(folder, read_history(folder)) == expected
+    # a run made before --selection (no key in config.yaml) selected on the metric
+    folder = tmp_path / "auto"
+    values = yaml.safe_load((folder / "config.yaml").read_text())
+    values.get("train", values).pop("selection")
+    (folder / "config.yaml").write_text(yaml.safe_dump(values))
+    assert selected_quantity(folder, read_history(folder)) is None
+    regression = tmp_path / "regression"
+    run(tiny_config(), regression, log=lambda s: None)
+    assert selected_quantity(regression, read_history(regression)) is None  # auto: MAE

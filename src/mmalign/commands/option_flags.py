@@ -60,7 +60,7 @@ def config_from_args(args: argparse.Namespace):
         RunConfig,
         apply_overrides,
         check_protocol,
-        load_config,
+        load_run_config,
         load_yaml_options,
     )
     from mmalign.models.registry import check_options_apply
@@ -69,7 +69,7 @@ def config_from_args(args: argparse.Namespace):
     resume = getattr(args, "resume", None)
     if resume and not (Path(resume) / "config.yaml").is_file():
         raise ConfigError(f"`--resume` must name a run folder; {resume!r} has no config.yaml.")
-    config = load_config(Path(resume) / "config.yaml") if resume else RunConfig()
+    config = load_run_config(Path(resume) / "config.yaml") if resume else RunConfig()
     from_file = load_yaml_options(args.config) if getattr(args, "config", None) else {}
     config = apply_overrides(config, from_file)
     given = given_options(args)

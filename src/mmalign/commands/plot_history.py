@@ -1,7 +1,8 @@
 """``mmalign plot-history``: training curves of a run folder from its ``history.json``.
 
 Training losses and the validation metric per setting against the epoch, warm-up epochs
-shaded and the best epoch of each setting starred. ``history.json`` is rewritten after every
+shaded and the best epoch of each setting starred. By default the metric is the quantity the
+run selected its checkpoints on (``--selection``), so the stars are the run's checkpoints. ``history.json`` is rewritten after every
 epoch, so the command also works on a run that is still training or that crashed.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from mmalign.validation import ConfigError, DataError
 
-__all__ = ["register", "run_plot_history", "read_history"]
+__all__ = ["register", "run_plot_history", "read_history", "selected_quantity"]
 
 
 def read_history(run_dir: Path) -> list[dict]:
@@ -56,6 +57,25 @@ def read_history(run_dir: Path) -> list[dict]:
     return history
 
 
+def selected_quantity(run_dir: Path, history: list[dict]) -> str | None:
+    """Return ``"loss"`` when the run selected its checkpoints on the validation loss.
+
+    Read from ``run_dir/config.yaml`` (``selection``, older runs: the metric) and the task
+    the history shows; ``None`` (the plot's default metric) otherwise or without a config.
+    """
+    from mmalign.config import load_run_config
+    from mmalign.train.loop import resolve_selection
+
+    if not (run_dir / "config.yaml").is_file():
+        return None
+    selection = load_run_config(run_dir / "config.yaml").train.selection
+    valid = [v for r in history for k, v in r.items() if k.startswith("valid_") and v]
+    task = "regression" if valid and "mae" in valid[0] else "classification"
+    if resolve_selection(selection, task) == "loss" and valid and "loss" in valid[0]:
+        return "loss"
+    return None
+
+
 def run_plot_history(args: argparse.Namespace) -> int:
     """Draw the training curves of ``args.run_dir`` and print the PNG's path."""
     run_dir = Path(args.run_dir)
@@ -66,7 +86,8 @@ def run_plot_history(args: argparse.Namespace) -> int:
     from mmalign.evaluate.plots import plot_training_curves  # matplotlib: only when drawing
 
     title = run_dir.resolve().name
-    plot_training_curves(history, out, title=title, metric=args.metric)
+    metric = args.metric or selected_quantity(run_dir, history)
+    plot_training_curves(history, out, title=title, metric=metric)
     print(out)
     return 0
 
@@ -88,6 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--metric",
-        help="validation metric to draw (default mae, else f1_weighted, else acc)",
+        help="validation metric to draw, or 'loss' (default: what the run selected on: "
+        "mae for regression, loss for classification; f1_weighted for runs made with "
+        "--selection metric)",
     )
     parser.set_defaults(func=run_plot_history)

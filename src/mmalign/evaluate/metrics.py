@@ -48,9 +48,11 @@ PRIMARY_METRIC: dict[str, tuple[str, str]] = {
     "classification": ("f1_weighted", "max"),
 }
 
-#: Metric name -> ``"min"`` (lower is better) or ``"max"``; used to mark the best table cell.
+#: Metric name -> ``"min"`` (lower is better) or ``"max"``; used to mark the best table cell
+#: and the best epoch (``"loss"``: the validation task loss that training records).
 METRIC_DIRECTIONS: dict[str, str] = {
     "mae": "min",
+    "loss": "min",
     **{name: "max" for name in REGRESSION_METRICS if name != "mae"},
     **{name: "max" for name in CLASSIFICATION_METRICS},
 }

@@ -341,8 +341,8 @@ def plot_training_curves(
     title : str, optional
         Figure title, e.g. the run's name.
     metric : str, optional
-        Validation metric to draw; by default the first present of ``mae`` (regression),
-        ``f1_weighted`` (classification, the loop's selection metric) and ``acc``.
+        Validation metric to draw (``"loss"``: the validation task loss); by default the first
+        present of ``mae`` (regression), ``f1_weighted`` (classification) and ``acc``.
     losses : sequence of str, optional
         Loss keys to draw; by default every numeric ``"<phase>/<loss>"`` key except the
         ``ot_unconverged`` rate.
@@ -366,8 +366,9 @@ def plot_training_curves(
     Notes
     -----
     The best epoch of a setting is chosen like the training loop does: the first epoch with
-    the best value of ``metric`` among the non-warm-up epochs (lower is better for MAE,
-    higher for the others; the last epoch when every epoch was warm-up).
+    the best value of ``metric`` among the non-warm-up epochs (lower is better for MAE and
+    the loss, higher for the others; the last epoch when every epoch was warm-up). It is the
+    run's checkpoint when ``metric`` is what the run selected on (``--selection``).
     """
     check_positive("dpi", dpi)
     if len(history) == 0:
