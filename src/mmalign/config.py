@@ -43,6 +43,7 @@ __all__ = [
     "load_run_config",
     "load_yaml_options",
     "LATER_OPTIONS",
+    "OLDER_RUN_OPTIONS",
     "PAIR_ONLY_OPTIONS",
 ]
 
@@ -66,6 +67,13 @@ LATER_OPTIONS: Mapping[str, Any] = MappingProxyType(
         "victim_stream_dropout": 0.0,
         "selection": "metric",
     }
+)
+
+
+#: What a run folder meant by an option its ``config.yaml`` lacks: before the shared step
+#: space (issue 11), the paper's alignment; then the options added later (:data:`LATER_OPTIONS`).
+OLDER_RUN_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {"alignment_space": "encoder", "reg_relative": False, **LATER_OPTIONS}
 )
 
 
@@ -576,8 +584,8 @@ def load_config(path: str | Path) -> RunConfig:
 def load_run_config(path: str | Path) -> RunConfig:
     """Read a run folder's ``config.yaml`` into a :class:`RunConfig`.
 
-    Options the file lacks take their :data:`LATER_OPTIONS` value (what the run meant when
-    it was made), not today's default: ``mmalign run --resume`` continues an older run as it
-    began.
+    Options the file lacks take their :data:`OLDER_RUN_OPTIONS` value (what the run meant
+    when it was made), not today's default: ``mmalign run --resume`` continues an older run
+    as it began.
     """
-    return config_from_dict({**LATER_OPTIONS, **load_yaml_options(path)})
+    return config_from_dict({**OLDER_RUN_OPTIONS, **load_yaml_options(path)})

@@ -76,6 +76,7 @@ def test_a_run_folder_without_later_options_means_their_earlier_values(tmp_path)
     path.write_text("method: mm-align\ntrain:\n  epochs: 7\n")  # written before both options
     config = load_run_config(path)
     assert config.train.selection == "metric" and config.train.lambda_imputed == 0.0
+    assert config.adl.alignment_space == "encoder"  # before the shared step space
     assert config.train.epochs == 7
     assert RunConfig().train.selection == "auto" and RunConfig().train.lambda_imputed == 1.0
     path.write_text("train:\n  selection: loss\n  lambda_imputed: 0.5\n")

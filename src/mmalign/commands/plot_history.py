@@ -2,8 +2,9 @@
 
 Training losses and the validation metric per setting against the epoch, warm-up epochs
 shaded and the best epoch of each setting starred. By default the metric is the quantity the
-run selected its checkpoints on (``--selection``), so the stars are the run's checkpoints. ``history.json`` is rewritten after every
-epoch, so the command also works on a run that is still training or that crashed.
+run selected its checkpoints on (``--selection``), so the stars are the run's checkpoints.
+``history.json`` is rewritten after every epoch, so the command also works on a run that is
+still training or that crashed.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmalign.config import LATER_OPTIONS, RunConfig
+from mmalign.config import OLDER_RUN_OPTIONS, RunConfig
 from mmalign.data.batching import Batch, PairData
 from mmalign.data.dataset import Split
 from mmalign.evaluate.metrics import compute_metrics
@@ -35,11 +35,6 @@ from mmalign.train.loop import predict_outputs
 from mmalign.validation import ConfigError, DataError, check_in
 
 __all__ = ["TrainedModel", "load_run"]
-
-
-#: What a run folder meant by an option its ``config.yaml`` lacks: before the shared step
-#: space, the paper's alignment; the options added later (:data:`~mmalign.config.LATER_OPTIONS`).
-_OLDER_RUNS = {"alignment_space": "encoder", "reg_relative": False, **LATER_OPTIONS}
 
 
 def _widen_fitter(state: dict[str, Tensor], expected: dict[str, Tensor]) -> None:
@@ -94,7 +89,7 @@ class TrainedModel:
     def load(cls, run_dir: str | Path, setting: str = "A", device: str = "cpu") -> "TrainedModel":
         """Restore the best checkpoint of ``setting`` from ``run_dir``."""
         # options older runs lack mean what those runs did
-        config, states, meta = read_finished_run(run_dir, _OLDER_RUNS)
+        config, states, meta = read_finished_run(run_dir, OLDER_RUN_OPTIONS)
         if "complete" in states:  # the upper bound keeps one state for both settings
             states = {"A": states["complete"], "B": states["complete"]}
         check_in("setting", setting, sorted(states))
