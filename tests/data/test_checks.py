@@ -5,10 +5,12 @@ import pytest
 
 from mmalign.data.batching import nearest_step_index
 from mmalign.data.checks import (
+    CAP_LAST_EPOCHS,
     CONSTANT_RTOL,
     MIN_COMPLETE,
     DataQualityWarning,
     DataWarning,
+    check_epoch_cap,
     check_floor,
     check_modalities,
     check_ot_convergence,
@@ -282,3 +284,26 @@ def test_floor_silent_on_missing_numbers_and_checks_task():
     assert check_floor(1.0, float("inf"), "regression") == []
     with pytest.raises(ConfigError, match="task"):
         check_floor(1.0, 1.0, "ranking")
+
+
+def test_epoch_cap_fires_when_a_setting_peaks_in_the_last_epochs():
+    assert CAP_LAST_EPOCHS == 3
+    (w,) = check_epoch_cap({"A": 20, "B": 29}, 31, 31, stopped_early=False)
+    assert w.code == "epoch_cap"
+    assert "setting B at epoch 29" in w.message and "setting A" not in w.message
+    assert "31 epochs" in w.message and "--resume RUN_DIR --epochs" in w.message
+    (both,) = check_epoch_cap({"A": 31, "B": 30}, 31, 31, stopped_early=False)
+    assert "setting A at epoch 31, setting B at epoch 30" in both.message
+
+
+@pytest.mark.parametrize(
+    "best, run, cap, stopped",
+    [
+        ({"A": 28, "B": 10}, 31, 31, False),  # peaked four epochs before the end
+        ({"A": 31}, 31, 31, True),  # early stopping ended it (cannot peak last, but say so)
+        ({"A": 19}, 19, 31, False),  # ended before the cap
+        ({}, 31, 31, False),  # nothing selected
+    ],
+)
+def test_epoch_cap_silent_otherwise(best, run, cap, stopped):
+    assert check_epoch_cap(best, run, cap, stopped_early=stopped) == []

@@ -153,3 +153,18 @@ def test_classification_probabilities(tmp_path):
     assert set(model.evaluate(test)) >= {"acc", "f1_weighted"}
     header = (tmp_path / "r" / "predictions.csv").read_text().splitlines()[0]
     assert header.startswith("setting,id,victim_present,label,prediction,prob_0")
+
+
+def test_a_run_that_peaks_at_its_epoch_cap_warns_and_says_how_to_continue(tmp_path):
+    # one epoch after warm-up: the only selectable epoch is the last one
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataQualityWarning)
+        result = mmalign.run(out=tmp_path / "r", **QUIET, **SMALL)
+    assert any("epoch cap" in str(w.message) for w in caught)  # issued, not only recorded
+    (found,) = [w for w in result.warnings if "epoch cap" in w]
+    assert "setting A at epoch 2" in found and "--resume RUN_DIR --epochs" in found
+    assert "warning: training reached its epoch cap" in (tmp_path / "r" / "train.log").read_text()
+    # nothing learns, so the validation score never improves again: early stop, silent
+    longer = _run(tmp_path / "long", epochs=6, patience=1, lr_main=1e-12, lr_fit=1e-12)
+    assert longer.meta.epochs_run == 3
+    assert not any("epoch cap" in w for w in longer.warnings)

@@ -268,3 +268,9 @@ def test_each_ordered_pair_with_a_finer_source_warns_about_a_narrow_window(tmp_p
     assert not any(w.startswith("one audio step") for w in found)  # words -> frames: silent
     wide = _run(tmp_path / "wide", data=data, method="mm-align", window=200)
     assert not any("Set --window" in w for w in wide.warnings)
+
+
+def test_a_random_missing_run_at_its_epoch_cap_warns(tmp_path):
+    result = _run(tmp_path / "r", method="lb")  # one epoch: its best is its last
+    (found,) = [w for w in result.warnings if "epoch cap" in w]
+    assert "setting random at epoch 1" in found

@@ -18,6 +18,8 @@ Thresholds (module constants, justified in ``docs/warnings.md``):
 ``OT_UNCONVERGED_SHARE``  0.5: Sinkhorn hit ``max_iter`` for more than half of the samples.
 ``WINDOW_SPAN``           2: the alignment window reaches fewer source steps either side of
                           the diagonal than two victim steps span.
+``CAP_LAST_EPOCHS``       3: a run that reached its epoch cap had its best validation epoch
+                          among its last three.
 ========================  =====================================================================
 """
 
@@ -47,6 +49,7 @@ __all__ = [
     "check_window",
     "check_ot_convergence",
     "check_floor",
+    "check_epoch_cap",
 ]
 
 #: Share of training samples with length 0 above which a modality is reported as empty.
@@ -61,6 +64,8 @@ RESAMPLE_DROP_SHARE = 0.5
 OT_UNCONVERGED_SHARE = 0.5
 #: Victim steps the window must reach either side of the diagonal, in the victim's own steps.
 WINDOW_SPAN = 2.0
+#: A run that reached the epoch cap with a best epoch among its last this many was improving.
+CAP_LAST_EPOCHS = 3
 
 
 class DataQualityWarning(UserWarning):
@@ -491,5 +496,55 @@ def check_floor(
             "does not beat a linear model on averaged features. Check the other warnings of "
             "this run, train longer or tune the learning rates (--epochs, --patience, "
             "--lr-main), try other seeds; if it persists, report it as a finding.",
+        )
+    ]
+
+
+def check_epoch_cap(
+    best_epochs: dict[str, int], epochs_run: int, max_epochs: int, *, stopped_early: bool
+) -> list[DataWarning]:
+    """Report a run that reached its epoch cap while its validation score was still improving.
+
+    Fires (code ``epoch_cap``) when training was not stopped early, ran all ``max_epochs``
+    epochs, and some setting's best validation epoch is one of the last
+    :data:`CAP_LAST_EPOCHS`: the kept checkpoint is then close to the last epoch, and more
+    epochs would likely have found a better one.
+
+    Parameters
+    ----------
+    best_epochs : dict[str, int]
+        Setting -> epoch (1-based, warm-up epochs counted) of its best validation score.
+    epochs_run : int
+        Epochs trained, warm-up included.
+    max_epochs : int
+        The cap, warm-up included (``warmup_epochs + epochs``).
+    stopped_early : bool
+        Early stopping ended training.
+
+    Returns
+    -------
+    list of DataWarning
+
+    Examples
+    --------
+    >>> [w.code for w in check_epoch_cap({"A": 30}, 31, 31, stopped_early=False)]
+    ['epoch_cap']
+    >>> check_epoch_cap({"A": 25}, 31, 31, stopped_early=False)
+    []
+    """
+    if stopped_early or epochs_run < max_epochs or not best_epochs:
+        return []
+    late = {s: e for s, e in best_epochs.items() if e > epochs_run - CAP_LAST_EPOCHS}
+    if not late:
+        return []
+    where = ", ".join(f"setting {s} at epoch {e}" for s, e in late.items())
+    return [
+        DataWarning(
+            "epoch_cap",
+            f"training reached its epoch cap ({epochs_run} epochs, warm-up included) while the "
+            f"validation score was still improving ({where}, among the last "
+            f"{CAP_LAST_EPOCHS}): the model is probably under-trained. Continue this run with "
+            f"`mmalign run --resume RUN_DIR --epochs N` (N above today's --epochs), or train "
+            "with a larger --epochs.",
         )
     ]

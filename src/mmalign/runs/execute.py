@@ -46,7 +46,7 @@ from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from mmalign.models.method import MissingModalityModel, PairDims
 from mmalign.models.registry import MethodSpec, get_method, options_for
 from mmalign.runs.device import apply_threads, resolve_device
-from mmalign.runs.fitting import fit_run
+from mmalign.runs.fitting import cap_warnings, fit_run
 from mmalign.runs.folder import RunFolder, default_random_run_dir, default_run_dir
 from mmalign.runs.log import RunLog
 from mmalign.runs.predictions import predictions_csv
@@ -366,6 +366,7 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
         last.get("complete/ot_unconverged", 0.0), config.adl.reg, config.adl.max_iter
     )
     after += _floor_warnings(settings, floor, plan, dataset.task)
+    after += cap_warnings(state, config)
     runlog.warn(after)
     meta = RunMeta(
         **{

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from mmalign.config import RunConfig
+from mmalign.data.checks import DataWarning, check_epoch_cap
 from mmalign.models.registry import MethodSpec
 from mmalign.runs.folder import RunFolder
 from mmalign.runs.log import RunLog
@@ -18,7 +19,7 @@ from mmalign.train.checkpoint import save_checkpoint
 from mmalign.train.loop import TrainData, fit
 from mmalign.train.state import TrainState
 
-__all__ = ["fit_run"]
+__all__ = ["cap_warnings", "fit_run"]
 
 
 def fit_run(
@@ -47,3 +48,14 @@ def fit_run(
     )  # fmt: skip
     save_checkpoint(folder / "checkpoint.pt", state.best_states, meta)
     return state
+
+
+def cap_warnings(state: TrainState, config: RunConfig) -> list[DataWarning]:
+    """Return the ``epoch_cap`` warning of a finished fit, if any.
+
+    See :func:`~mmalign.data.checks.check_epoch_cap`.
+    """
+    total = config.train.warmup_epochs + config.train.epochs
+    return check_epoch_cap(
+        state.best_epochs, len(state.history), total, stopped_early=state.stopped
+    )

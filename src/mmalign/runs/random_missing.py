@@ -40,7 +40,7 @@ from mmalign.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from mmalign.models.pattern_method import PatternDims, PatternModel
 from mmalign.models.registry import MethodSpec, get_method
 from mmalign.runs.device import resolve_device
-from mmalign.runs.fitting import fit_run
+from mmalign.runs.fitting import cap_warnings, fit_run
 from mmalign.runs.folder import RunFolder
 from mmalign.runs.log import RunLog
 from mmalign.runs.predictions import predictions_csv
@@ -332,6 +332,7 @@ def train_and_test(
         last.get("mixed/ot_unconverged", 0.0), config.adl.reg, config.adl.max_iter
     )
     after += _pattern_warnings(results)
+    after += cap_warnings(state, config)
     name = PRIMARY_METRIC[dataset.task][0]
     ref = floor.get(SETTING, {}).get("test", {})
     if name in ref:
