@@ -544,7 +544,7 @@ def check_epoch_cap(
             f"training reached its epoch cap ({epochs_run} epochs, warm-up included) while the "
             f"validation score was still improving ({where}, among the last "
             f"{CAP_LAST_EPOCHS}): the model is probably under-trained. Continue this run with "
-            f"`mmalign run --resume RUN_DIR --epochs N` (N above today's --epochs), or train "
+            f"`mmalign run --resume RUN_DIR --epochs N` (N above this run's --epochs), or train "
             "with a larger --epochs.",
         )
     ]
