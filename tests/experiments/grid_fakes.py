@@ -176,3 +176,15 @@ def grid_for_kill(calls_dir):
 
 if __name__ == "__main__":
     sys.exit("import this module; do not run it")
+
+
+def warning_runner(spec, run_dir, threads):
+    """Like :func:`fake_runner`, and seed ``s`` records ``epoch_cap`` when even, ``below_floor``
+    when divisible by 3 (seed 0: both)."""
+    result = fake_runner(spec, run_dir, threads)
+    codes = [
+        c
+        for c, hit in (("epoch_cap", spec.seed % 2 == 0), ("below_floor", spec.seed % 3 == 0))
+        if hit
+    ]
+    return {**result, "warnings": [f"{c}: text" for c in codes], "warning_codes": codes}

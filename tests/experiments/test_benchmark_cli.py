@@ -169,3 +169,26 @@ def test_random_missing_from_a_config_file_refuses_pairs(tmp_path, capsys):
         "missing_rate": 0.4,
         "frame_drop": 0.1,
     }
+
+
+def test_benchmark_and_report_count_the_runs_warnings(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(HERE))
+    store = str(tmp_path / "w.sqlite")
+    argv = ["benchmark", "--data", "synthetic:n_train=8", "--methods", "lb", "--pairs", "t:v",
+            "--ps", "0.1", "--seeds", "4", "--engine", "serial", "--runner",
+            "grid_fakes:warning_runner", "--store", store, "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    line = "runs with warnings: below_floor 2 of 4, epoch_cap 2 of 4 (each run folder's"
+    assert f"mmalign benchmark: {line}" in capsys.readouterr().err  # seeds 0, 2 and 0, 3
+    assert main(["report", "--store", store]) == 0
+    assert f"mmalign report: {line}" in capsys.readouterr().err
+    # an older run without codes counts as uncoded; a run without warnings is not listed
+    old = ResultStore(store)
+    (row,) = old.rows(seed=1)
+    assert old.warning_counts([row["fingerprint"]]) == (1, {})
+    block = {"test": {"mae": 1.0}}
+    spec_dict = {k: row[k] for k in ("data", "method", "source", "victim", "p", "seed")}
+    from mmalign.experiments.spec import RunSpec
+
+    old.put(RunSpec(**spec_dict), {"A": block, "B": block, "warnings": ["x"]}, 1.0)
+    assert old.warning_counts(seed=1) == (1, {"uncoded": 1})

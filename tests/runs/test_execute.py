@@ -163,6 +163,11 @@ def test_a_run_that_peaks_at_its_epoch_cap_warns_and_says_how_to_continue(tmp_pa
     assert any("epoch cap" in str(w.message) for w in caught)  # issued, not only recorded
     (found,) = [w for w in result.warnings if "epoch cap" in w]
     assert "setting A at epoch 2" in found and "--resume RUN_DIR --epochs" in found
+    codes = dict(zip(result.warnings, result.warning_codes, strict=True))
+    assert codes[found] == "epoch_cap"
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved["warning_codes"] == list(result.warning_codes)
+    assert RunResult.load(tmp_path / "r").warning_codes == result.warning_codes
     assert "warning: training reached its epoch cap" in (tmp_path / "r" / "train.log").read_text()
     # nothing learns, so the validation score never improves again: early stop, silent
     longer = _run(tmp_path / "long", epochs=6, patience=1, lr_main=1e-12, lr_fit=1e-12)

@@ -39,7 +39,7 @@ def test_metrics_json_holds_overall_and_per_pattern_test_metrics(tmp_path, metho
     )
     saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert saved == json.loads(result.to_json())
-    assert set(saved) == {"random", "test", "floor", "meta", "warnings"}
+    assert set(saved) == {"random", "test", "floor", "meta", "warnings", "warning_codes"}
     assert saved["meta"]["protocol"] == "random" and saved["meta"]["missing_rate"] == 0.3
     assert saved["test"]["overall"]["n"] == 40
     draw = draw_missingness(mmalign.load_dataset(TINY), 0.3, 0.2, 3.0, 0)

@@ -187,6 +187,12 @@ def run_report(args: argparse.Namespace) -> int:
             raise ConfigError(f"`--p` must not be given with --by p; got {args.p!r}.")
         options["setting"] = args.setting
     _print_tables(build_tables(records, by=by, **options), args)
+    from mmalign.commands.grid_flags import warning_summary
+
+    fingerprints = {r["fingerprint"] for r in records}
+    line = warning_summary("report", *store.warning_counts(fingerprints, **filters))
+    if line:
+        print(line, file=sys.stderr)
     n_random = len({r["fingerprint"] for r in store.pattern_records(**filters)})
     if n_random:
         print(

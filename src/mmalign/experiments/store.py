@@ -30,7 +30,7 @@ import math
 import numbers
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -500,6 +500,48 @@ class ResultStore:
                             }
                         )
         return records
+
+    def warning_counts(
+        self, fingerprints: Iterable[str] | None = None, **filters: Any
+    ) -> tuple[int, dict[str, int]]:
+        """Count the stored runs that recorded warnings, per warning code.
+
+        ``fingerprints`` selects runs (matched here, not in SQL: a large grid would pass more
+        parameters than SQLite takes); ``filters`` are those of :meth:`rows`. Runs stored
+        before warning codes were recorded count their warnings under ``"uncoded"``.
+
+        Returns
+        -------
+        n_runs : int
+            Runs selected.
+        counts : dict[str, int]
+            Code (``docs/warnings.md``) -> number of runs that recorded it at least once,
+            most frequent first.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> store = ResultStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+        >>> block = {"test": {"mae": 1.0}}
+        >>> for seed, codes in enumerate([["epoch_cap"], ["epoch_cap", "below_floor"], []]):
+        ...     result = {"A": block, "B": block, "warning_codes": codes, "warnings": codes}
+        ...     _ = store.put(RunSpec("synthetic", "lb", "text", "vision", 0.5, seed), result, 1.0)
+        >>> store.warning_counts()
+        (3, {'epoch_cap': 2, 'below_floor': 1})
+        """
+        rows = self.rows(**filters)
+        if fingerprints is not None:
+            wanted = set(fingerprints)
+            rows = [r for r in rows if r["fingerprint"] in wanted]
+        counts: dict[str, int] = {}
+        for row in rows:
+            result = row["result"]
+            codes = set(result.get("warning_codes") or ())
+            if not codes and result.get("warnings"):
+                codes = {"uncoded"}
+            for code in codes:
+                counts[code] = counts.get(code, 0) + 1
+        return len(rows), dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def floor_records(self, **filters: Any) -> list[dict[str, Any]]:
         """Return one flat record per (run, floor, split, metric) of the runs' sanity floors.

@@ -375,7 +375,11 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
             "wall_s": time.perf_counter() - started,
         }
     )
-    result = RunResult(folder.path, settings, floor, meta, tuple(w.message for w in before + after))
+    found = before + after
+    result = RunResult(
+        folder.path, settings, floor, meta, tuple(w.message for w in found),
+        warning_codes=tuple(w.code for w in found),
+    )  # fmt: skip
     folder.write_text("metrics.json", result.to_json())
     present = {s: plan.present.get(s, plan.present.get("complete"))["test"] for s in settings}
     folder.write_text(

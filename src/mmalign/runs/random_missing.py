@@ -345,9 +345,11 @@ def train_and_test(
             "wall_s": time.perf_counter() - started,
         }
     )
+    found = before + after
     result = RunResult(
-        folder.path, settings, floor, meta, tuple(w.message for w in before + after), results
-    )
+        folder.path, settings, floor, meta, tuple(w.message for w in found), results,
+        tuple(w.code for w in found),
+    )  # fmt: skip
     folder.write_text("metrics.json", result.to_json())
     folder.write_text(
         "predictions.csv",

@@ -2,7 +2,7 @@
 
 :meth:`RunResult.to_dict` is the JSON layout of ``metrics.json`` and of the grid runner
 contract (``docs/experiments.md``): ``{"A": {"valid", "test", "best_epoch"}, "B": {...},
-"floor": {...}, "meta": {...}, "warnings": [...]}``. A run of the random-missing protocol
+"floor": {...}, "meta": {...}, "warnings": [...], "warning_codes": [...]}``. A run of the random-missing protocol
 has the one setting ``"random"`` and adds ``"test": {"overall": {"n", <metrics>},
 "patterns": {<pattern>: {"n", <metrics>}}}`` (patterns such as ``t``, ``tv``, ``tva``).
 """
@@ -160,6 +160,9 @@ class RunResult:
     patterns : dict[str, PatternResult]
         Random-missing protocol: test metrics per pattern (``"tv"``...) and ``"overall"``;
         empty for the pair protocol.
+    warning_codes : tuple of str
+        The code of each of ``warnings``, in the same order (``docs/warnings.md``); empty in
+        runs written before codes were recorded.
     """
 
     run_dir: Path
@@ -168,6 +171,7 @@ class RunResult:
     meta: RunMeta
     warnings: tuple[str, ...] = field(default_factory=tuple)
     patterns: dict[str, PatternResult] = field(default_factory=dict)
+    warning_codes: tuple[str, ...] = field(default_factory=tuple)
 
     def test(self, setting: str = "A") -> dict[str, float]:
         """Test metrics of ``setting``."""
@@ -181,6 +185,7 @@ class RunResult:
             groups = {k: r.to_dict() for k, r in self.patterns.items() if k != "overall"}
             out["test"] = {"overall": overall, "patterns": groups}
         out.update(floor=self.floor, meta=self.meta.to_dict(), warnings=list(self.warnings))
+        out["warning_codes"] = list(self.warning_codes)
         return out
 
     def to_json(self) -> str:
@@ -207,6 +212,7 @@ class RunResult:
             RunMeta.from_dict(values["meta"]),
             tuple(values.get("warnings", ())),
             patterns,
+            tuple(values.get("warning_codes", ())),
         )
 
     @classmethod
