@@ -52,7 +52,7 @@ from mmalign.runs.log import RunLog
 from mmalign.runs.predictions import predictions_csv
 from mmalign.runs.random_missing import RandomMissingPlan
 from mmalign.runs.random_missing import train_and_test as train_random
-from mmalign.runs.result import RunMeta, RunResult, SettingResult
+from mmalign.runs.result import RunMeta, RunResult, SettingResult, warning_fields
 from mmalign.train.checkpoint import load_checkpoint
 from mmalign.train.loop import TrainData, predict_outputs
 from mmalign.validation import ConfigError
@@ -375,11 +375,7 @@ def _train_and_test(config, dataset, plan, folder, runlog, saved, started) -> Ru
             "wall_s": time.perf_counter() - started,
         }
     )
-    found = before + after
-    result = RunResult(
-        folder.path, settings, floor, meta, tuple(w.message for w in found),
-        warning_codes=tuple(w.code for w in found),
-    )  # fmt: skip
+    result = RunResult(folder.path, settings, floor, meta, **warning_fields(before + after))
     folder.write_text("metrics.json", result.to_json())
     present = {s: plan.present.get(s, plan.present.get("complete"))["test"] for s in settings}
     folder.write_text(

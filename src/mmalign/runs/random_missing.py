@@ -44,7 +44,13 @@ from mmalign.runs.fitting import cap_warnings, fit_run
 from mmalign.runs.folder import RunFolder
 from mmalign.runs.log import RunLog
 from mmalign.runs.predictions import predictions_csv
-from mmalign.runs.result import PatternResult, RunMeta, RunResult, SettingResult
+from mmalign.runs.result import (
+    PatternResult,
+    RunMeta,
+    RunResult,
+    SettingResult,
+    warning_fields,
+)
 from mmalign.train.loop import TrainData, predict_outputs
 from mmalign.validation import ConfigError
 
@@ -345,11 +351,9 @@ def train_and_test(
             "wall_s": time.perf_counter() - started,
         }
     )
-    found = before + after
     result = RunResult(
-        folder.path, settings, floor, meta, tuple(w.message for w in found), results,
-        tuple(w.code for w in found),
-    )  # fmt: skip
+        folder.path, settings, floor, meta, patterns=results, **warning_fields(before + after)
+    )
     folder.write_text("metrics.json", result.to_json())
     folder.write_text(
         "predictions.csv",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmalign.data.checks import DataWarning
 from mmalign.validation import DataError
 
 __all__ = ["SettingResult", "PatternResult", "RunMeta", "RunResult", "RESULT_SETTINGS"]
@@ -140,6 +141,14 @@ class RunMeta:
                 values[key] = tuple(values[key])
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def warning_fields(found: list[DataWarning]) -> dict[str, tuple[str, ...]]:
+    """Return :class:`RunResult`'s ``warnings`` and ``warning_codes`` of ``found``, in order."""
+    return {
+        "warnings": tuple(w.message for w in found),
+        "warning_codes": tuple(w.code for w in found),
+    }
 
 
 @dataclass(frozen=True)
