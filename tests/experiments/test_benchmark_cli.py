@@ -178,10 +178,25 @@ def test_benchmark_and_report_count_the_runs_warnings(tmp_path, monkeypatch, cap
             "--ps", "0.1", "--seeds", "4", "--engine", "serial", "--runner",
             "grid_fakes:warning_runner", "--store", store, "--no-progress"]  # fmt: skip
     assert main(argv) == 0
-    line = "runs with warnings: below_floor 2 of 4, epoch_cap 2 of 4 (each run folder's"
-    assert f"mmalign benchmark: {line}" in capsys.readouterr().err  # seeds 0, 2 and 0, 3
+    line = "runs with warnings: below_floor 2 of 4, epoch_cap 2 of 4 (`mmalign report --store"
+    err = capsys.readouterr().err
+    assert f"mmalign benchmark: {line}" in err  # seeds 0, 2 and 0, 3
+    out_dir = Path(err.split("run folders under ")[1].split()[0])
     assert main(["report", "--store", store]) == 0
     assert f"mmalign report: {line}" in capsys.readouterr().err
+    # --warnings names each such run, its folder (which exists) and its warnings with codes
+    assert main(["report", "--store", store, "--warnings"]) == 0
+    listing = capsys.readouterr().out
+    assert listing.startswith("3 of 4 runs recorded warnings")
+    labels = [ln for ln in listing.splitlines() if ln.startswith("lb ")]
+    assert [ln.split(" on ")[0] for ln in labels] == [
+        f"lb text->vision p=0.1 seed={s}" for s in (0, 2, 3)
+    ]
+    assert all((out_dir / ln.split(": ")[-1] / "metrics.json").is_file() for ln in labels)
+    assert "  [epoch_cap] epoch_cap: text\n  [below_floor] below_floor: text" in listing
+    with pytest.raises(SystemExit):
+        main(["report", "--store", store, "--warnings", "--list"])
+    assert "not allowed with argument" in capsys.readouterr().err
     # an older run without codes counts as uncoded; a run without warnings is not listed
     old = ResultStore(store)
     (row,) = old.rows(seed=1)

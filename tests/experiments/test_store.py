@@ -258,3 +258,25 @@ def test_layout_must_match_the_protocol(tmp_path):
     with pytest.raises(ConfigError, match="layout of the run's pair protocol"):
         store.put(spec(), fake_random_result("lb", 0), 1.0)
     assert len(store) == 0
+
+
+def test_warned_runs_rebuild_the_spec_of_both_protocols(tmp_path):
+    from grid_fakes import fake_random_result
+
+    store = ResultStore(tmp_path / "runs.sqlite")
+    random_run, pair_run, quiet_run = random_spec(1), spec(), spec(seed=4)
+    warned = {"warnings": ["w1", "w2"], "warning_codes": ["epoch_cap", "below_floor"]}
+    store.put(random_run, {**fake_random_result("lb", 1, missing=()), **warned}, 1.0)
+    store.put(pair_run, {**RESULT, "warnings": ["old"]}, 1.0)  # stored before codes
+    store.put(quiet_run, {**RESULT, "warnings": [], "warning_codes": []}, 1.0)
+    n_runs, runs = store.warned_runs()
+    assert n_runs == 3
+    by_fp = {run.fingerprint: run for run in runs}
+    assert set(by_fp) == {random_run.fingerprint(), pair_run.fingerprint()}
+    for original in (random_run, pair_run):  # the rebuilt spec is the stored one
+        rebuilt = by_fp[original.fingerprint()].spec
+        assert rebuilt == original and rebuilt.config == original.config
+        assert rebuilt.fingerprint() == original.fingerprint()
+    assert by_fp[random_run.fingerprint()].codes == ("epoch_cap", "below_floor")
+    assert by_fp[pair_run.fingerprint()].codes == ("uncoded",)
+    assert store.warned_runs([quiet_run.fingerprint()]) == (1, [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from mmalign.validation import ConfigError
@@ -153,24 +154,27 @@ def run_specs(specs, args: argparse.Namespace, out_dir: str, name: str):
         f"{len(result.failures)} failed",
         file=sys.stderr,
     )
-    line = warning_summary(name, *store.warning_counts(result.fingerprints))
+    line = warning_summary(name, *store.warning_counts(result.fingerprints), store.path)
     if line:
         print(line, file=sys.stderr)
     return store, result
 
 
-def warning_summary(name: str, n_runs: int, counts: dict[str, int]) -> str | None:
+def warning_summary(name: str, n_runs: int, counts: dict[str, int], store: Path) -> str | None:
     """One line naming how many runs recorded each warning code; None when none did.
 
-    >>> warning_summary("benchmark", 48, {"epoch_cap": 3, "below_floor": 1})[:77]
+    >>> line = warning_summary("benchmark", 48, {"epoch_cap": 3, "below_floor": 1}, Path("g.db"))
+    >>> line[:77]
     'mmalign benchmark: runs with warnings: epoch_cap 3 of 48, below_floor 1 of 48'
-    >>> warning_summary("report", 5, {}) is None
+    >>> line[77:]
+    ' (`mmalign report --store g.db --warnings` lists them; docs/warnings.md says what to do)'
+    >>> warning_summary("report", 5, {}, Path("g.db")) is None
     True
     """
     if not counts:
         return None
     listed = ", ".join(f"{code} {n} of {n_runs}" for code, n in counts.items())
     return (
-        f"mmalign {name}: runs with warnings: {listed} (each run folder's train.log and "
-        "metrics.json hold the text; docs/warnings.md says what to do)"
+        f"mmalign {name}: runs with warnings: {listed} (`mmalign report --store {store} "
+        "--warnings` lists them; docs/warnings.md says what to do)"
     )

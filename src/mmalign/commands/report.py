@@ -12,6 +12,9 @@ CSV block, a ``%`` comment after a LaTeX table).
 ``--list`` prints the configurations the store holds instead (config hash, data, methods,
 runs, non-default options), to pick one with ``--config-hash`` (a unique prefix is enough).
 
+``--warnings`` lists the runs that recorded warnings instead: per run, its label, its folder
+under the grid's ``--out`` folder and each warning with its code (``docs/warnings.md``).
+
 ``--patterns`` prints the tables of the random-missing runs instead (``mmalign benchmark
 --set missing_rate=R``): one per data set and metric, methods x the patterns of present
 modalities (MMIN's layout), with the runs' floor and the test samples per pattern.
@@ -134,6 +137,49 @@ def _pattern_tables(store, filters: dict[str, Any], args: argparse.Namespace) ->
     return build_pattern_tables(records, metrics=_metrics(args), floors=floors)
 
 
+def list_warned(n_runs: int, warned: list) -> str:
+    """Render :meth:`ResultStore.warned_runs` as text: per run, its label, folder and warnings.
+
+    Runs are listed by data, method, pair, survival rate (or missing rate) and seed.
+
+    >>> from mmalign.experiments.spec import RunSpec
+    >>> from mmalign.experiments.store import WarnedRun
+    >>> spec = RunSpec("synthetic", "lb", "text", "vision", 0.1, 0)
+    >>> run = WarnedRun(spec, "72d2efc5", ("epoch_cap",), ("lb stopped at its cap",))
+    >>> print(list_warned(12, [run]), end="")
+    1 of 12 runs recorded warnings (folders are under the grid's --out folder):
+    <BLANKLINE>
+    lb text->vision p=0.1 seed=0 on synthetic: lb/t-v/p0.1_seed0_72d2efc5
+      [epoch_cap] lb stopped at its cap
+    """
+    from mmalign.experiments.grid import run_dir_for
+
+    lines = [
+        f"{len(warned)} of {n_runs} runs recorded warnings (folders are under the grid's --out folder):"
+    ]
+
+    def order(run) -> tuple:
+        spec = run.spec
+        return (
+            spec.data,
+            spec.method,
+            spec.pair,
+            spec.p or 0.0,
+            spec.missing_rate or 0.0,
+            spec.seed,
+        )
+
+    for run in sorted(warned, key=order):
+        folder = run_dir_for(".", run.spec, run.fingerprint).as_posix()
+        lines += ["", f"{run.spec.label} on {run.spec.data}: {folder}"]
+        # codes and texts pair up one to one, except in runs stored before codes existed
+        codes = run.codes if len(run.codes) == len(run.texts) else ("",) * len(run.texts)
+        lines += [
+            f"  [{code}] {text}" if code else f"  {text}" for code, text in zip(codes, run.texts)
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def _metrics(args: argparse.Namespace) -> list[str] | None:
     return [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
 
@@ -158,8 +204,17 @@ def run_report(args: argparse.Namespace) -> int:
         filters["data"] = args.data
     if args.config_hash:
         filters["config_hash"] = _resolve_config_hash(store, args.config_hash, args.data)
+    if args.warnings:
+        n_runs, warned = store.warned_runs(**filters)
+        if not n_runs:
+            raise DataError(f"{path}: the results store holds no runs for this selection.")
+        _write(list_warned(n_runs, warned), args)
+        return 0
     if args.patterns:
         _print_tables(_pattern_tables(store, filters, args), args)
+        _print_warning_summary(
+            store, {r["fingerprint"] for r in store.pattern_records(**filters)}, filters
+        )
         return 0
     records = store.to_records(**filters)
     floors = None if args.no_floor else store.floor_records(**filters)
@@ -187,12 +242,7 @@ def run_report(args: argparse.Namespace) -> int:
             raise ConfigError(f"`--p` must not be given with --by p; got {args.p!r}.")
         options["setting"] = args.setting
     _print_tables(build_tables(records, by=by, **options), args)
-    from mmalign.commands.grid_flags import warning_summary
-
-    fingerprints = {r["fingerprint"] for r in records}
-    line = warning_summary("report", *store.warning_counts(fingerprints, **filters))
-    if line:
-        print(line, file=sys.stderr)
+    _print_warning_summary(store, {r["fingerprint"] for r in records}, filters)
     n_random = len({r["fingerprint"] for r in store.pattern_records(**filters)})
     if n_random:
         print(
@@ -214,14 +264,27 @@ def _print_tables(tables: list, args: argparse.Namespace) -> None:
             # CSV carries no title nor warnings: comment lines above and below the block
             text = f"# {table.title}\n{text}" + "".join(f"# {w}\n" for w in table.warnings)
         blocks.append(text)
-    output = "\n".join(blocks)
+    _write("\n".join(blocks), args, f"{len(tables)} table(s)")
+
+
+def _write(output: str, args: argparse.Namespace, what: str = "the list") -> None:
+    """Print ``output`` to stdout, or write it to ``args.out`` and say so on stderr."""
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(output)
-        print(f"mmalign report: {len(tables)} table(s) written to {out}", file=sys.stderr)
+        print(f"mmalign report: {what} written to {out}", file=sys.stderr)
     else:
         print(output, end="")
+
+
+def _print_warning_summary(store, fingerprints: set[str], filters: dict[str, Any]) -> None:
+    """After the tables: one stderr line counting the reported runs' warnings, if any."""
+    from mmalign.commands.grid_flags import warning_summary
+
+    line = warning_summary("report", *store.warning_counts(fingerprints, **filters), store.path)
+    if line:
+        print(line, file=sys.stderr)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -256,13 +319,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--config-hash", help="only runs with this config hash (a unique prefix is enough)"
     )
-    parser.add_argument(
+    parser.add_argument("--pairs", help="only these source:victim pairs, e.g. t:v,a:t")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
         "--list",
         action="store_true",
         help="list the store's configs (hash, data, methods, runs, options) and exit",
     )
-    parser.add_argument("--pairs", help="only these source:victim pairs, e.g. t:v,a:t")
-    parser.add_argument(
+    what.add_argument(
+        "--warnings",
+        action="store_true",
+        help="list the runs that recorded warnings (label, run folder, each warning) and exit",
+    )
+    what.add_argument(
         "--patterns",
         action="store_true",
         help="the random-missing runs instead: per pattern of present modalities (MMIN's "

@@ -32,6 +32,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -41,7 +42,14 @@ from mmalign.config import flatten
 from mmalign.experiments.spec import RunSpec, canonical_json, config_hash, data_identity
 from mmalign.validation import ConfigError, DataError, check_non_negative
 
-__all__ = ["ResultStore", "SETTINGS", "OVERALL", "is_random_result", "validate_result"]
+__all__ = [
+    "ResultStore",
+    "WarnedRun",
+    "SETTINGS",
+    "OVERALL",
+    "is_random_result",
+    "validate_result",
+]
 
 #: Test settings every result of the pair protocol carries (glossary: setting A, setting B).
 SETTINGS: tuple[str, ...] = ("A", "B")
@@ -54,6 +62,44 @@ _NO_MODALITY = ""
 _NO_P = 1.0
 
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class WarnedRun:
+    """A stored run that recorded warnings (:meth:`ResultStore.warned_runs`).
+
+    Attributes
+    ----------
+    spec : RunSpec
+        The run; ``run_dir_for(out_dir, spec, fingerprint)`` is its folder.
+    fingerprint : str
+    codes : tuple of str
+        One code per warning (``docs/warnings.md``); ``("uncoded",)`` for a run stored
+        before warning codes were recorded.
+    texts : tuple of str
+        The warnings as the run logged them.
+    """
+
+    spec: RunSpec
+    fingerprint: str
+    codes: tuple[str, ...]
+    texts: tuple[str, ...]
+
+
+def _row_spec(row: dict[str, Any]) -> RunSpec:
+    """Rebuild the :class:`RunSpec` of a stored row (the inverse of :meth:`ResultStore.put`)."""
+    if is_random_result(row["result"]):
+        return RunSpec.random_missing(row["data"], row["method"], row["seed"], row["config"])
+    return RunSpec(
+        row["data"],
+        row["method"],
+        row["source"],
+        row["victim"],
+        row["p"],
+        row["seed"],
+        row["config"],
+    )
+
 
 _COLUMNS = (
     "fingerprint",
@@ -501,14 +547,53 @@ class ResultStore:
                         )
         return records
 
+    def warned_runs(
+        self, fingerprints: Iterable[str] | None = None, **filters: Any
+    ) -> tuple[int, list[WarnedRun]]:
+        """Return the stored runs that recorded warnings, oldest first.
+
+        ``fingerprints`` selects runs (matched here, not in SQL: a large grid would pass more
+        parameters than SQLite takes); ``filters`` are those of :meth:`rows`.
+
+        Returns
+        -------
+        n_runs : int
+            Runs selected, with or without warnings.
+        warned : list of WarnedRun
+            Those of them that recorded at least one warning.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> store = ResultStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+        >>> block = {"test": {"mae": 1.0}}
+        >>> for seed, codes in enumerate([["epoch_cap"], []]):
+        ...     result = {"A": block, "B": block, "warning_codes": codes, "warnings": codes}
+        ...     _ = store.put(RunSpec("synthetic", "lb", "text", "vision", 0.5, seed), result, 1.0)
+        >>> n, warned = store.warned_runs()
+        >>> n, [(w.spec.label, w.codes) for w in warned]
+        (2, [('lb text->vision p=0.5 seed=0', ('epoch_cap',))])
+        """
+        rows = self.rows(**filters)
+        if fingerprints is not None:
+            wanted = set(fingerprints)
+            rows = [r for r in rows if r["fingerprint"] in wanted]
+        warned = []
+        for row in rows:
+            texts = tuple(row["result"].get("warnings") or ())
+            codes = tuple(row["result"].get("warning_codes") or ())
+            if texts or codes:
+                spec = _row_spec(row)
+                warned.append(WarnedRun(spec, row["fingerprint"], codes or ("uncoded",), texts))
+        return len(rows), warned
+
     def warning_counts(
         self, fingerprints: Iterable[str] | None = None, **filters: Any
     ) -> tuple[int, dict[str, int]]:
         """Count the stored runs that recorded warnings, per warning code.
 
-        ``fingerprints`` selects runs (matched here, not in SQL: a large grid would pass more
-        parameters than SQLite takes); ``filters`` are those of :meth:`rows`. Runs stored
-        before warning codes were recorded count their warnings under ``"uncoded"``.
+        Selection as in :meth:`warned_runs`. Runs stored before warning codes were recorded
+        count their warnings under ``"uncoded"``.
 
         Returns
         -------
@@ -529,19 +614,12 @@ class ResultStore:
         >>> store.warning_counts()
         (3, {'epoch_cap': 2, 'below_floor': 1})
         """
-        rows = self.rows(**filters)
-        if fingerprints is not None:
-            wanted = set(fingerprints)
-            rows = [r for r in rows if r["fingerprint"] in wanted]
+        n_runs, warned = self.warned_runs(fingerprints, **filters)
         counts: dict[str, int] = {}
-        for row in rows:
-            result = row["result"]
-            codes = set(result.get("warning_codes") or ())
-            if not codes and result.get("warnings"):
-                codes = {"uncoded"}
-            for code in codes:
+        for run in warned:
+            for code in set(run.codes):
                 counts[code] = counts.get(code, 0) + 1
-        return len(rows), dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        return n_runs, dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def floor_records(self, **filters: Any) -> list[dict[str, Any]]:
         """Return one flat record per (run, floor, split, metric) of the runs' sanity floors.
