@@ -26,9 +26,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmalign.validation import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from mmalign.experiments.store import WarnedRun
 
 __all__ = ["register", "run_report"]
 
@@ -137,7 +140,7 @@ def _pattern_tables(store, filters: dict[str, Any], args: argparse.Namespace) ->
     return build_pattern_tables(records, metrics=_metrics(args), floors=floors)
 
 
-def list_warned(n_runs: int, warned: list) -> str:
+def list_warned(n_runs: int, warned: list[WarnedRun]) -> str:
     """Render :meth:`ResultStore.warned_runs` as text: per run, its label, folder and warnings.
 
     Runs are listed by data, method, pair, survival rate (or missing rate) and seed.
@@ -151,11 +154,16 @@ def list_warned(n_runs: int, warned: list) -> str:
     <BLANKLINE>
     lb text->vision p=0.1 seed=0 on synthetic: lb/t-v/p0.1_seed0_72d2efc5
       [epoch_cap] lb stopped at its cap
+    >>> print(list_warned(12, []), end="")
+    none of the 12 runs recorded warnings.
     """
     from mmalign.experiments.grid import run_dir_for
 
+    if not warned:
+        return f"none of the {n_runs} runs recorded warnings.\n"
     lines = [
-        f"{len(warned)} of {n_runs} runs recorded warnings (folders are under the grid's --out folder):"
+        f"{len(warned)} of {n_runs} runs recorded warnings "
+        "(folders are under the grid's --out folder):"
     ]
 
     def order(run) -> tuple:
