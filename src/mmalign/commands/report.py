@@ -216,7 +216,7 @@ def run_report(args: argparse.Namespace) -> int:
         n_runs, warned = store.warned_runs(**filters)
         if not n_runs:
             raise DataError(f"{path}: the results store holds no runs for this selection.")
-        _write(list_warned(n_runs, warned), args)
+        _write(list_warned(n_runs, warned), args, "the list of runs with warnings")
         return 0
     if args.patterns:
         _print_tables(_pattern_tables(store, filters, args), args)
@@ -275,7 +275,7 @@ def _print_tables(tables: list, args: argparse.Namespace) -> None:
     _write("\n".join(blocks), args, f"{len(tables)} table(s)")
 
 
-def _write(output: str, args: argparse.Namespace, what: str = "the list") -> None:
+def _write(output: str, args: argparse.Namespace, what: str) -> None:
     """Print ``output`` to stdout, or write it to ``args.out`` and say so on stderr."""
     if args.out:
         out = Path(args.out)
