@@ -114,8 +114,10 @@ def _check_one_config(records: list[dict[str, Any]], path: Path) -> None:
             )
 
 
-def _pattern_tables(store, filters: dict[str, Any], args: argparse.Namespace) -> list:
-    """Return the per-pattern tables of the store's random-missing runs (``--patterns``)."""
+def _pattern_tables(
+    store, filters: dict[str, Any], args: argparse.Namespace
+) -> tuple[list, set[str]]:
+    """Return the tables of the store's random-missing runs (``--patterns``) and their fingerprints."""
     from mmalign.evaluate.pattern_table import build_pattern_tables
 
     for flag, given in (("--by", args.by), ("--p", args.p), ("--pairs", args.pairs)):
@@ -137,7 +139,8 @@ def _pattern_tables(store, filters: dict[str, Any], args: argparse.Namespace) ->
         )
     _check_one_config(records, store.path)
     floors = None if args.no_floor else store.pattern_floor_records(**filters)
-    return build_pattern_tables(records, metrics=_metrics(args), floors=floors)
+    tables = build_pattern_tables(records, metrics=_metrics(args), floors=floors)
+    return tables, {r["fingerprint"] for r in records}
 
 
 def list_warned(n_runs: int, warned: list[WarnedRun]) -> str:
@@ -219,10 +222,9 @@ def run_report(args: argparse.Namespace) -> int:
         _write(list_warned(n_runs, warned), args, "the list of runs with warnings")
         return 0
     if args.patterns:
-        _print_tables(_pattern_tables(store, filters, args), args)
-        _print_warning_summary(
-            store, {r["fingerprint"] for r in store.pattern_records(**filters)}, filters
-        )
+        tables, fingerprints = _pattern_tables(store, filters, args)
+        _print_tables(tables, args)
+        _print_warning_summary(store, fingerprints, filters)
         return 0
     records = store.to_records(**filters)
     floors = None if args.no_floor else store.floor_records(**filters)

@@ -88,17 +88,9 @@ class WarnedRun:
 
 def _row_spec(row: dict[str, Any]) -> RunSpec:
     """Rebuild the :class:`RunSpec` of a stored row (the inverse of :meth:`ResultStore.put`)."""
-    if is_random_result(row["result"]):
-        return RunSpec.random_missing(row["data"], row["method"], row["seed"], row["config"])
-    return RunSpec(
-        row["data"],
-        row["method"],
-        row["source"],
-        row["victim"],
-        row["p"],
-        row["seed"],
-        row["config"],
-    )
+    if is_random_result(row["result"]):  # undo the placeholders of the NOT NULL columns
+        row = {**row, "source": None, "victim": None, "p": None}
+    return RunSpec.from_dict(row)
 
 
 _COLUMNS = (

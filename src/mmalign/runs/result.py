@@ -2,9 +2,10 @@
 
 :meth:`RunResult.to_dict` is the JSON layout of ``metrics.json`` and of the grid runner
 contract (``docs/experiments.md``): ``{"A": {"valid", "test", "best_epoch"}, "B": {...},
-"floor": {...}, "meta": {...}, "warnings": [...], "warning_codes": [...]}``. A run of the random-missing protocol
-has the one setting ``"random"`` and adds ``"test": {"overall": {"n", <metrics>},
-"patterns": {<pattern>: {"n", <metrics>}}}`` (patterns such as ``t``, ``tv``, ``tva``).
+"floor": {...}, "meta": {...}, "warnings": [...], "warning_codes": [...]}``. A run of the
+random-missing protocol has the one setting ``"random"`` and adds ``"test": {"overall": {"n",
+<metrics>}, "patterns": {<pattern>: {"n", <metrics>}}}`` (patterns such as ``t``, ``tv``,
+``tva``).
 """
 
 from __future__ import annotations
@@ -193,8 +194,12 @@ class RunResult:
             overall = self.patterns["overall"].to_dict()
             groups = {k: r.to_dict() for k, r in self.patterns.items() if k != "overall"}
             out["test"] = {"overall": overall, "patterns": groups}
-        out.update(floor=self.floor, meta=self.meta.to_dict(), warnings=list(self.warnings))
-        out["warning_codes"] = list(self.warning_codes)
+        out.update(
+            floor=self.floor,
+            meta=self.meta.to_dict(),
+            warnings=list(self.warnings),
+            warning_codes=list(self.warning_codes),
+        )
         return out
 
     def to_json(self) -> str:
