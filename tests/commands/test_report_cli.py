@@ -374,3 +374,20 @@ def test_report_patterns_errors(store_path, random_store, capsys):
     argv = ["report", "--store", str(random_store), "--patterns", "--config-hash", config]
     assert main(argv) == 0
     assert "missing rate 50%**" in capsys.readouterr().out
+
+
+def test_report_patterns_counts_and_lists_the_runs_warnings(random_store, capsys):
+    store = ResultStore(random_store)
+    (row,) = store.rows(method="lb", seed=1)
+    spec = RunSpec.random_missing(row["data"], "lb", 1, row["config"])
+    result = {**row["result"], "warnings": ["small"], "warning_codes": ["pattern_small"]}
+    store.put(spec, result, 1.0)
+    assert main(["report", "--store", str(random_store), "--patterns"]) == 0
+    err = capsys.readouterr().err
+    assert "mmalign report: runs with warnings: pattern_small 1 of 9 (" in err
+    assert main(["report", "--store", str(random_store), "--warnings"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 of 9 runs recorded warnings")
+    folder = f"lb/random/r0.3_f0.2_seed1_{spec.fingerprint()}"
+    assert f"lb random missing_rate=0.3 seed=1 on synthetic:n_train=8: {folder}\n" in out
+    assert "  [pattern_small] small\n" in out
